@@ -1,0 +1,1 @@
+"""Model, export, precision conversion and inference backends for sonostream."""
