@@ -1,0 +1,58 @@
+"""What a deployed model says about itself, read from ONNX metadata (no torch needed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from engines.classes import ACTIVATIONS
+
+META_PREFIX = "sonostream."
+MODEL_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    classes: tuple[str, ...]
+    activation: str
+    input_size: int
+    arch: str = "unknown"
+    head: str = "shared"
+    map_kind: str = "cam"
+    proposal_mode: str = "unrolled"
+    iterations: int = 0
+    precision: str = "fp32"
+    model_version: str = MODEL_VERSION
+    source_sha256: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not self.classes:
+            raise ValueError("model declares no classes")
+
+    def to_metadata(self) -> dict[str, str]:
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        values["classes"] = json.dumps(list(self.classes))
+        return {META_PREFIX + k: str(v) for k, v in values.items()}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], source: str = "model") -> ModelInfo:
+        fields = {k[len(META_PREFIX):]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
+        missing = {"classes", "activation", "input_size"} - set(fields)
+        if missing:
+            raise ValueError(f"{source} is not a sonostream model: metadata lacks {sorted(missing)}")
+        known = {k: v for k, v in fields.items() if k in cls.__dataclass_fields__}
+        known["classes"] = tuple(json.loads(known["classes"]))
+        known["input_size"] = int(known["input_size"])
+        known["iterations"] = int(known.get("iterations", 0))
+        return cls(**known)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> ModelInfo:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        return cls.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))

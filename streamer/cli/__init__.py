@@ -1,0 +1,75 @@
+"""The ``streamer`` command: one module per subcommand, looked up in COMMANDS."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS: dict[str, str] = {
+    # name: module (each has HELP, add_arguments(parser) and run(args) -> int)
+    "run": "streamer.cli.run_cmd",
+    "bench": "streamer.cli.bench_cmd",
+    "export": "streamer.cli.export_cmd",
+    "build": "streamer.cli.build_cmd",
+    "calibrate": "streamer.cli.calibrate_cmd",
+    "train": "streamer.cli.train_cmd",
+    "eval": "streamer.cli.eval_cmd",
+    "simulate": "streamer.cli.simulate_cmd",
+    "tap": "streamer.cli.tap_cmd",
+}
+
+
+class CommandError(Exception):
+    """Bad input to a command: printed as one line, exit status 2."""
+
+
+def _available() -> dict:
+    modules = {}
+    for name, path in COMMANDS.items():
+        try:
+            modules[name] = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name != path:  # the command exists but its own import failed: a real bug
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamer",
+        description="Real-time detection and localisation of fetal anatomy in ultrasound video.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in _available().items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from engines.backends.base import BackendError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (CommandError, ValueError, FileNotFoundError, BackendError) as exc:
+        print(f"streamer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
