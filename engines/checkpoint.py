@@ -85,7 +85,7 @@ def infer_arch(state: dict) -> str:
     bn = any(k.startswith("features.") and k.endswith("running_mean") for k in state)
     if state.get("features.0.weight") is not None and state["features.0.weight"].shape[1] != 1:
         raise ValueError("the checkpoint's first conv expects more than 1 input channel")
-    by_count = {10: "vgg13", 12: "vgg16"}  # the last max-pool is not a conv, so counts are unchanged
+    by_count = {10: "vgg13", 13: "vgg16"}  # the last max-pool is not a conv, so counts are unchanged
     if len(convs) not in by_count:
         raise ValueError(f"cannot tell the backbone from {len(convs)} feature convolutions")
     return by_count[len(convs)] + ("_bn" if bn else "")

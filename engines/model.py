@@ -85,9 +85,11 @@ class SharedHead(nn.Module):
         self.adconv = nn.Conv2d(in_channels, cfg.num_maps, 3, padding=1, groups=2)
         self.classifier = nn.Sequential(nn.Linear(cfg.num_maps, len(cfg.classes)))
 
+    def u(self, f: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.adconv(f))
+
     def forward(self, f: torch.Tensor, sp: SoftProposal, map_kind: str):
-        u = torch.relu(self.adconv(f))
-        coupled, m = sp(u)
+        coupled, m = sp(self.u(f))
         linear = self.classifier[0]
         scores = linear(coupled.sum(dim=(2, 3)))
         if map_kind == "cam":
@@ -112,11 +114,17 @@ class PerClassHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.num_classes))
         nn.init.uniform_(self.weight, -cfg.num_maps**-0.5, cfg.num_maps**-0.5)
 
-    def forward(self, f: torch.Tensor, sp: SoftProposal, map_kind: str):
+    def u(self, f: torch.Tensor) -> torch.Tensor:
+        """Per-class maps as a batch [B·C, K, h, w] in each class's own channel order."""
         b, c, k = f.shape[0], self.num_classes, self.num_maps
         y = torch.relu(self.conv(f))
         h, w = y.shape[-2:]
-        u = y.reshape(b, 2, c, k // 2, h, w).transpose(1, 2).reshape(b * c, k, h, w)
+        return y.reshape(b, 2, c, k // 2, h, w).transpose(1, 2).reshape(b * c, k, h, w)
+
+    def forward(self, f: torch.Tensor, sp: SoftProposal, map_kind: str):
+        b, c, k = f.shape[0], self.num_classes, self.num_maps
+        u = self.u(f)
+        h, w = u.shape[-2:]
         coupled, m = sp(u)
         coupled = coupled.reshape(b, c, k, h, w)
         scores = torch.einsum("bck,ck->bc", coupled.sum(dim=(3, 4)), self.weight) + self.bias
@@ -150,9 +158,11 @@ class SPNModel(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.features(x), self.soft_proposal, self.cfg.map_kind)
 
+    def proposal_input(self, x: torch.Tensor) -> torch.Tensor:
+        """U, the maps the soft proposal runs on ([B, K, h, w], or [B·C, K, h, w] per class)."""
+        return self.head.u(self.features(x))
+
     def proposal_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """The proposal maps M [B, C or 1, h, w], for evaluating which map localises best."""
-        f = self.features(x)
-        if isinstance(self.head, SharedHead):
-            return self.soft_proposal.proposal(torch.relu(self.head.adconv(f)))
-        return self.head(f, self.soft_proposal, "proposal")[1]
+        """The proposal maps M [B, 1 or C, h, w], for evaluating which map localises best."""
+        m = self.soft_proposal.proposal(self.proposal_input(x))
+        return m.reshape(x.shape[0], -1, *m.shape[-2:])

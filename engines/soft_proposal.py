@@ -22,7 +22,7 @@ MODES = ("converge", "unrolled", "stationary")
 DEFAULT_FACTOR = 0.15
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_MAX_ITER = 20
-DEFAULT_UNROLLED_ITERATIONS = 10
+DEFAULT_UNROLLED_ITERATIONS = DEFAULT_MAX_ITER  # the reference's cap: never fewer steps than converge
 _EPS = 1e-12
 
 
@@ -38,8 +38,10 @@ def spatial_kernel(h: int, w: int, factor: float = DEFAULT_FACTOR) -> torch.Tens
 def pairwise_distance(x: torch.Tensor) -> torch.Tensor:
     """|x_u - x_v|₂ for x [B, N, K] → [B, N, N].
 
-    Written as |a|²+|b|²-2aᵀb with a clamp (torch.cdist does not export for small maps).
+    Written as |a|²+|b|²-2aᵀb with a clamp (torch.cdist does not export for small maps), on
+    features centred over positions: distances are unchanged and the cancellation is smaller.
     """
+    x = x - x.mean(dim=1, keepdim=True)
     sq = (x * x).sum(-1)
     d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(x, x.transpose(1, 2))
     return torch.sqrt(torch.clamp(d2, min=0.0))
@@ -62,14 +64,19 @@ def iterate(t: torch.Tensor, m: torch.Tensor, iterations: int) -> torch.Tensor:
 def converge(
     t: torch.Tensor, tol: float = DEFAULT_TOLERANCE, max_iter: int = DEFAULT_MAX_ITER
 ) -> tuple[torch.Tensor, int]:
-    """Reference power iteration from uniform; returns (M [B, N, 1], iterations used)."""
+    """Reference power iteration from uniform, each sample stopping on its own.
+
+    Returns (M [B, N, 1], the most iterations any sample used).
+    """
     n = t.shape[-1]
     m = torch.full((t.shape[0], n, 1), 1.0 / n, dtype=t.dtype, device=t.device)
+    running = torch.ones(t.shape[0], 1, 1, dtype=torch.bool, device=t.device)
     for i in range(1, max_iter + 1):
         nxt = torch.bmm(t, m)
-        done = bool((torch.linalg.vector_norm(nxt - m, dim=(1, 2)) < tol).all())
-        m = nxt
-        if done:
+        step = torch.linalg.vector_norm(nxt - m, dim=(1, 2), keepdim=True)
+        m = torch.where(running, nxt, m)
+        running = running & (step >= tol)
+        if not bool(running.any()):
             return m, i
     return m, max_iter
 
@@ -84,6 +91,19 @@ def stationary(weights: torch.Tensor) -> torch.Tensor:
     """Closed-form limit of the iteration: each position's share of total affinity."""
     rows = weights.sum(dim=2, keepdim=True)
     return rows / (rows.sum(dim=1, keepdim=True) + _EPS)
+
+
+def measure_convergence(u: torch.Tensor, factor: float = DEFAULT_FACTOR,
+                        tol: float = DEFAULT_TOLERANCE, cap: int = 200) -> list[int]:
+    """Iterations the reference loop needs for each sample of u [B, K, h, w]."""
+    with torch.no_grad():
+        _, t = transition(u.detach().double(), spatial_kernel(*u.shape[-2:], factor).double())
+        return [converge(t[i : i + 1], tol, cap)[1] for i in range(t.shape[0])]
+
+
+def choose_iterations(needed: list[int], margin: int = 2, cap: int = DEFAULT_MAX_ITER) -> int:
+    """Unrolled count from measured convergence: the worst case plus a margin, within the cap."""
+    return max(1, min(cap, max(needed) + margin))
 
 
 class SoftProposal(nn.Module):

@@ -1,0 +1,101 @@
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from engines.checkpoint import save_checkpoint
+from engines.export import FORBIDDEN_OPS, TENSORRT_OPS, check_graph, export_onnx, graph_ops
+from engines.model import ModelConfig, SPNModel
+from engines.model_info import ModelInfo
+from streamer.cli import main
+from tests.conftest import ultrasound_like
+
+
+def run_onnx(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["scores", "maps"], {"input": x})
+
+
+def assert_parity(model, path, x, map_tolerance=1e-5):
+    with torch.no_grad():
+        scores, maps = model(torch.from_numpy(x))
+    o_scores, o_maps = run_onnx(path, x)
+    assert np.abs(o_scores - scores.numpy()).max() <= 1e-4
+    scale = np.abs(maps.numpy()).max()
+    assert np.abs(o_maps - maps.numpy()).max() <= map_tolerance * scale
+
+
+def test_exported_graph_is_static_and_tensorrt_parsable(compact_onnx):
+    graph = onnx.load(str(compact_onnx))
+    onnx.checker.check_model(graph, full_check=True)
+    ops = graph_ops(graph)
+    assert not ops & FORBIDDEN_OPS
+    assert ops <= TENSORRT_OPS
+    assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert sum(n.op_type == "MatMul" for n in graph.graph.node) >= 20  # the unrolled iterations
+
+
+def test_metadata_travels_with_the_model(compact_onnx, compact_model):
+    info = ModelInfo.from_onnx(compact_onnx)
+    assert info.classes == compact_model.cfg.classes and info.activation == "sigmoid"
+    assert info.input_size == 224 and info.iterations == 20 and info.proposal_mode == "unrolled"
+    assert info.arch == "compact" and info.precision == "fp32" and info.model_version
+
+
+@pytest.mark.parametrize("frames", ["random", "ultrasound"])
+def test_onnx_runtime_matches_pytorch(compact_onnx, compact_model, frames):
+    x = (np.random.default_rng(0).random((1, 1, 224, 224), dtype=np.float32)
+         if frames == "random" else ultrasound_like(1, seed=3))
+    deploy = SPNModel(compact_model.cfg.replace(proposal_mode="unrolled"))
+    deploy.load_state_dict(compact_model.state_dict())
+    assert_parity(deploy.eval(), compact_onnx, x)
+
+
+def test_dynamic_batch_runs_several_frames(compact_onnx_dynamic, compact_model):
+    x = ultrasound_like(3, seed=5)
+    scores, maps = run_onnx(compact_onnx_dynamic, x)
+    assert scores.shape == (3, 6) and maps.shape == (3, 6, 14, 14)
+    single, _ = run_onnx(compact_onnx_dynamic, x[1:2])
+    assert np.allclose(single, scores[1:2], atol=1e-5)
+
+
+def test_per_class_and_stationary_forms_export_with_parity(tmp_path):
+    """A small random-init head has tiny, nearly equal features, the worst case for float32
+    rounding in the distances (measured 0.5-1.4e-5 relative over seeds); hence 3e-5 here."""
+    torch.manual_seed(0)
+    model = SPNModel(ModelConfig(head="per_class", num_maps=32, input_size=128)).eval()
+    x = ultrasound_like(1, size=128, seed=1)
+    for mode in ("unrolled", "stationary"):
+        path = export_onnx(model, tmp_path / f"{mode}.onnx", mode=mode, iterations=6)
+        deploy = SPNModel(model.cfg.replace(proposal_mode=mode, iterations=6))
+        deploy.load_state_dict(model.state_dict())
+        assert_parity(deploy.eval(), path, x, map_tolerance=3e-5)
+        assert ModelInfo.from_onnx(path).proposal_mode == mode
+
+
+def test_check_graph_refuses_control_flow(compact_onnx):
+    graph = onnx.load(str(compact_onnx))
+    graph.graph.node[0].op_type = "Loop"
+    with pytest.raises(Exception, match="Loop|not static|allow"):
+        check_graph(graph)
+
+
+def test_cli_exports_a_briefly_trained_checkpoint(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = SPNModel(ModelConfig(input_size=64))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.6)
+    x, y = torch.from_numpy(ultrasound_like(4, size=64)), torch.randint(0, 2, (4, 6)).float()
+    for _ in range(3):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ckpt = save_checkpoint(model.eval(), tmp_path / "trained.pt")
+    out = tmp_path / "trained.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--iterations", "8"]) == 0
+    info = ModelInfo.from_onnx(out)
+    assert info.iterations == 8 and len(info.source_sha256) == 64
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--iterations", "0"]) == 2
+    assert "iterations" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
