@@ -1,0 +1,78 @@
+"""Frame sources behind one interface, chosen by a spec string.
+
+Spec syntax: ``SCHEME[:ITEM,ITEM,...]`` where each item is ``key=value`` except at most one bare
+item, the source's target (a path, a device, an endpoint)::
+
+    sim                                  sim:seed=3,fps=25,width=1280,height=720,realtime=0
+    clip.avi                             file:clip.avi,realtime=1,loop=1
+    capture:0                            capture:/dev/video2,width=1920,height=1080,fps=60,fourcc=MJPG
+    zmq:tcp://127.0.0.1:5550             zmq:tcp://127.0.0.1:5550,timeout=5,topic=frames
+
+A spec with no known scheme is a video file path (use that form for paths containing commas).
+Each entry names where its class lives, so OpenCV capture or pyzmq load only when chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+
+from streamer.sources.base import Pacer, Source
+
+REGISTRY: dict[str, str] = {
+    "sim": "streamer.sources.sim_source:SimSource",
+    "file": "streamer.sources.video_file_source:VideoFileSource",
+    "capture": "streamer.sources.capture_source:CaptureSource",
+    "zmq": "streamer.sources.zmq_source:ZmqSource",
+}
+TARGETS: dict[str, str] = {"file": "path", "capture": "device", "zmq": "endpoint"}
+USAGE = "sim[:key=value,...], a video file path, capture:<index|/dev/videoN>[,...] or zmq:<endpoint>"
+_SCHEME = re.compile(r"^([a-z][a-z0-9_]*)(?::|$)")
+
+__all__ = ["REGISTRY", "Pacer", "Source", "create_source", "open_source", "parse_source_spec",
+           "source_class"]
+
+
+def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``(kind, options)`` with option values still as text."""
+    if not spec or not spec.strip():
+        raise ValueError(f"empty source spec; use {USAGE}")
+    match = _SCHEME.match(spec)
+    if not match or os.path.isfile(spec):
+        return "file", {"path": spec}
+    kind = match.group(1)
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown source {kind!r} in {spec!r}; use {USAGE}")
+    options: dict[str, str] = {}
+    rest = spec[len(kind) + 1:]
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if eq:
+            if key.strip() in options:
+                raise ValueError(f"option {key.strip()!r} given twice in {spec!r}")
+            options[key.strip()] = value.strip()
+        elif kind in TARGETS and TARGETS[kind] not in options:
+            options[TARGETS[kind]] = item
+        else:
+            raise ValueError(f"unexpected item {item!r} in source spec {spec!r} (want key=value)")
+    if kind in TARGETS and TARGETS[kind] not in options:
+        raise ValueError(f"source spec {spec!r} needs a {TARGETS[kind]}: {kind}:<{TARGETS[kind]}>")
+    return kind, options
+
+
+def source_class(kind: str) -> type[Source]:
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown source {kind!r}; choose one of {sorted(REGISTRY)}")
+    module, cls = REGISTRY[kind].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create_source(spec: str) -> Source:
+    """A source object from a spec, validated but not yet opened."""
+    kind, options = parse_source_spec(spec)
+    return source_class(kind)(options)
+
+
+def open_source(spec: str) -> Source:
+    return create_source(spec).open()

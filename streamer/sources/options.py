@@ -1,0 +1,41 @@
+"""Typed, frozen options built from spec strings (``key=value`` text) or Python keywords."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(name: str, value, kind):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ValueError(f"option {name} must be a boolean (1/0, true/false), got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"option {name} must be a number, got {value!r}")
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"option {name} must be {kind.__name__}, got {value!r}") from None
+    return str(value)
+
+
+def build_options(cls, raw: dict | None = None, **keywords):
+    """An instance of the frozen dataclass ``cls``; unknown keys and bad values are a ValueError."""
+    values = {**(raw or {}), **keywords}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    try:
+        return cls(**{k: _convert(k, v, hints[k]) for k, v in values.items()})
+    except TypeError as exc:  # a required field is missing
+        raise ValueError(f"missing option: {exc}") from None

@@ -1,0 +1,225 @@
+import dataclasses
+import sys
+import time
+import types
+
+import cv2
+import numpy as np
+import pytest
+import zmq
+
+from streamer.frames import InvalidFrame, SourceEnded, SourceLost
+from streamer.protocol import encode_frame
+from streamer.sources import (
+    REGISTRY,
+    Source,
+    create_source,
+    open_source,
+    parse_source_spec,
+    source_class,
+)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_every_registered_source_keeps_the_contract(kind):
+    cls = source_class(kind)
+    assert issubclass(cls, Source) and cls.kind == kind
+    assert dataclasses.is_dataclass(cls.Options) and cls.Options.__dataclass_params__.frozen
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("sim", ("sim", {})),
+    ("sim:seed=3,fps=25,realtime=0", ("sim", {"seed": "3", "fps": "25", "realtime": "0"})),
+    ("capture:0", ("capture", {"device": "0"})),
+    ("capture:/dev/video2,width=1920,fourcc=MJPG",
+     ("capture", {"device": "/dev/video2", "width": "1920", "fourcc": "MJPG"})),
+    ("zmq:tcp://127.0.0.1:5550", ("zmq", {"endpoint": "tcp://127.0.0.1:5550"})),
+    ("zmq:tcp://127.0.0.1:5550,timeout=5", ("zmq", {"endpoint": "tcp://127.0.0.1:5550", "timeout": "5"})),
+    ("file:a b.avi,realtime=1", ("file", {"path": "a b.avi", "realtime": "1"})),
+    ("clips/x,y.avi", ("file", {"path": "clips/x,y.avi"})),
+])
+def test_parse_source_spec(spec, expected):
+    assert parse_source_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("", "empty source spec"),
+    ("rtsp://cam/1", "unknown source 'rtsp'"),
+    ("sim:foo=1", "unknown option(s) foo"),
+    ("sim:fps=fast", "option fps must be float"),
+    ("sim:realtime=maybe", "must be a boolean"),
+    ("sim:0", "unexpected item '0'"),
+    ("sim:seed=1,seed=2", "given twice"),
+    ("capture:", "needs a device"),
+    ("capture:cam", "capture device must be an index"),
+    ("capture:0,fourcc=MJPEG", "fourcc must be 4 characters"),
+    ("zmq:127.0.0.1:5550", "must be tcp://"),
+    ("missing.avi", "video file not found: missing.avi"),
+    ("file:missing.avi,realtime=1", "video file not found: missing.avi"),
+])
+def test_bad_specs_are_one_line_value_errors(spec, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        create_source(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_video_file_is_lossless_and_ends(video):
+    with open_source(video) as src:
+        assert not src.live
+        frames = [src.read(1.0) for _ in range(10)]
+        with pytest.raises(SourceEnded):
+            src.read(1.0)
+    assert [f.seq for f in frames] == list(range(10)) and frames[0].image.shape == (48, 64, 3)
+    assert abs(int(frames[5].image.mean()) - 100) <= 4  # MJPG is lossy
+    assert src.describe()["frames_read"] == 10 and src.describe()["kind"] == "file"
+
+
+def test_video_file_loop_and_realtime_pacing(video):
+    with open_source(f"file:{video},realtime=1,loop=1,fps=100") as src:
+        assert src.live
+        start = time.monotonic()
+        seqs = [src.read(1.0).seq for _ in range(15)]
+        elapsed = time.monotonic() - start
+    assert seqs == list(range(15))
+    assert 0.12 <= elapsed < 1.0  # 14 periods of 10 ms after the first frame
+
+
+def test_paced_read_returns_none_within_the_timeout(video):
+    with open_source(f"file:{video},realtime=1,fps=2") as src:
+        assert src.read(1.0) is not None
+        start = time.monotonic()
+        assert src.read(0.05) is None
+        assert time.monotonic() - start < 0.3
+
+
+def test_missing_capture_device_is_source_lost():
+    src = create_source("capture:/dev/video99")
+    with pytest.raises(SourceLost, match="cannot open capture device /dev/video99"):
+        src.open()
+
+
+# -- zmq ----------------------------------------------------------------------------------------
+@pytest.fixture
+def publisher():
+    sock = zmq.Context.instance().socket(zmq.PUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind("tcp://127.0.0.1:*")
+    yield sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    sock.close(linger=0)
+
+
+def frame_parts(seq, value=0):
+    return encode_frame(np.full((8, 12, 3), value, np.uint8), seq=seq, t_ns=seq * 1000)
+
+
+def connected(sock, src):
+    """Send probes until the subscription is through (ZMQ's slow joiner); bounded."""
+    for _ in range(100):
+        sock.send_multipart(frame_parts(-1))
+        if src.read(0.02) is not None:
+            while src.read(0.02) is not None:
+                pass
+            return
+    raise AssertionError("subscriber never connected")
+
+
+def test_zmq_source_keeps_only_the_newest_message(publisher):
+    sock, endpoint = publisher
+    with open_source(f"zmq:{endpoint},hwm=64") as src:
+        connected(sock, src)
+        dropped = src.dropped
+        for seq in range(20):
+            sock.send_multipart(frame_parts(seq, seq))
+        time.sleep(0.3)
+        frame = src.read(1.0)
+        assert frame.seq == 19 and frame.t_source_ns == 19000 and int(frame.image[0, 0, 0]) == 19
+        assert src.dropped - dropped == 19
+        assert src.read(0.05) is None
+
+
+def test_zmq_source_invalid_message_then_recovers(publisher):
+    sock, endpoint = publisher
+    with open_source(f"zmq:{endpoint}") as src:
+        connected(sock, src)
+        sock.send_multipart([b"frames", b"{not json", b""])
+        with pytest.raises(InvalidFrame, match="not valid JSON"):
+            src.read(1.0)
+        sock.send_multipart(frame_parts(5))
+        assert src.read(1.0).seq == 5
+
+
+def test_zmq_source_topic_filter(publisher):
+    sock, endpoint = publisher
+    with open_source(f"zmq:{endpoint},topic=frames.b") as src:
+        for _ in range(100):
+            sock.send_multipart([b"frames.a"] + frame_parts(1)[1:])
+            sock.send_multipart([b"frames.b"] + frame_parts(2)[1:])
+            frame = src.read(0.02)
+            if frame is not None:
+                break
+        assert frame is not None and frame.seq == 2
+
+
+def test_silent_publisher_is_source_lost_and_reopen_works(publisher):
+    sock, endpoint = publisher
+    src = open_source(f"zmq:{endpoint},timeout=0.2")
+    assert src.read(0.05) is None
+    with pytest.raises(SourceLost, match="no frames from tcp://127.0.0.1"):
+        src.read(0.25)
+    src.close()
+    src.open()
+    connected(sock, src)
+    src.close()
+
+
+# -- sim ----------------------------------------------------------------------------------------
+class FakeFeed:
+    def __init__(self, seed, fps, width, height, style):
+        self.size, self.n = (height, width), 0
+
+    def next(self):
+        self.n += 1
+        return types.SimpleNamespace(image=np.full((*self.size, 3), self.n % 256, np.uint8))
+
+
+@pytest.fixture
+def fake_simulator(monkeypatch):
+    monkeypatch.setitem(sys.modules, "engines.simulator", types.SimpleNamespace(LiveFeed=FakeFeed))
+
+
+def test_sim_source_lossless_and_frames_limit(fake_simulator):
+    with open_source("sim:width=32,height=24,realtime=0,frames=3") as src:
+        assert not src.live
+        frames = [src.read(0.1) for _ in range(3)]
+        with pytest.raises(SourceEnded):
+            src.read(0.1)
+    assert [f.seq for f in frames] == [0, 1, 2] and frames[0].image.shape == (24, 32, 3)
+
+
+def test_sim_source_paced_at_fps(fake_simulator):
+    with open_source("sim:width=32,height=24,fps=50") as src:
+        assert src.live
+        start = time.monotonic()
+        got = [src.read(1.0) for _ in range(6)]
+        elapsed = time.monotonic() - start
+        assert src.read(0.001) is None  # the next frame is not due yet
+    assert all(f is not None for f in got) and 0.09 <= elapsed < 0.6
+
+
+def test_real_simulator_if_present():
+    sim = pytest.importorskip("engines.simulator")
+    if not hasattr(sim, "LiveFeed"):
+        pytest.skip("engines.simulator has no LiveFeed yet")
+    with open_source("sim:width=320,height=240,realtime=0,seed=1") as src:
+        frame = src.read(5.0)
+    assert frame.image.shape == (240, 320, 3) and frame.image.dtype == np.uint8
