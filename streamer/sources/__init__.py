@@ -19,6 +19,7 @@ import os
 import re
 
 from streamer.sources.base import Pacer, Source
+from streamer.sources.options import parse_items
 
 REGISTRY: dict[str, str] = {
     "sim": "streamer.sources.sim_source:SimSource",
@@ -44,18 +45,7 @@ def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
     kind = match.group(1)
     if kind not in REGISTRY:
         raise ValueError(f"unknown source {kind!r} in {spec!r}; use {USAGE}")
-    options: dict[str, str] = {}
-    rest = spec[len(kind) + 1:]
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if eq:
-            if key.strip() in options:
-                raise ValueError(f"option {key.strip()!r} given twice in {spec!r}")
-            options[key.strip()] = value.strip()
-        elif kind in TARGETS and TARGETS[kind] not in options:
-            options[TARGETS[kind]] = item
-        else:
-            raise ValueError(f"unexpected item {item!r} in source spec {spec!r} (want key=value)")
+    options = parse_items(spec, spec[len(kind) + 1:], TARGETS.get(kind))
     if kind in TARGETS and TARGETS[kind] not in options:
         raise ValueError(f"source spec {spec!r} needs a {TARGETS[kind]}: {kind}:<{TARGETS[kind]}>")
     return kind, options

@@ -39,3 +39,19 @@ def build_options(cls, raw: dict | None = None, **keywords):
         return cls(**{k: _convert(k, v, hints[k]) for k, v in values.items()})
     except TypeError as exc:  # a required field is missing
         raise ValueError(f"missing option: {exc}") from None
+
+
+def parse_items(spec: str, rest: str, target: str | None) -> dict[str, str]:
+    """``ITEM,ITEM,...`` after the scheme: ``key=value`` items plus at most one bare ``target``."""
+    options: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if eq:
+            if key.strip() in options:
+                raise ValueError(f"option {key.strip()!r} given twice in {spec!r}")
+            options[key.strip()] = value.strip()
+        elif target and target not in options:
+            options[target] = item
+        else:
+            raise ValueError(f"unexpected item {item!r} in spec {spec!r} (want key=value)")
+    return options

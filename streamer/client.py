@@ -1,0 +1,85 @@
+"""A small typed subscriber for a running streamer's results, maps and status.
+
+    with ResultSubscriber("tcp://127.0.0.1:5556", stream="us0") as sub:
+        for msg in sub.messages(idle_timeout=5.0):
+            print(msg.seq, msg.present)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import zmq
+
+from streamer.protocol import (
+    DetectionMessage,
+    MapMessage,
+    StatusMessage,
+    check_stream_name,
+    decode_message,
+)
+
+log = logging.getLogger(__name__)
+Message = DetectionMessage | MapMessage | StatusMessage
+TOPIC_KINDS = ("det", "map", "status")
+
+__all__ = ["DetectionMessage", "MapMessage", "Message", "ResultSubscriber", "StatusMessage"]
+
+
+class ResultSubscriber:
+    """SUB socket connected to a streamer's PUB; messages that fail to decode are counted and
+    skipped. With ``stream`` given, only that stream's exact topics are returned."""
+
+    def __init__(self, endpoint: str = "tcp://127.0.0.1:5556", stream: str | None = None,
+                 topics: tuple[str, ...] = ("det",), hwm: int = 100):
+        unknown = set(topics) - set(TOPIC_KINDS)
+        if unknown or not topics:
+            raise ValueError(f"topics must be among {TOPIC_KINDS}, got {tuple(topics)}")
+        self.endpoint, self.stream, self.topics = endpoint, stream, tuple(topics)
+        self._wanted = {f"{t}.{check_stream_name(stream)}".encode() for t in topics} if stream else None
+        self.invalid = 0
+        self._sock = zmq.Context.instance().socket(zmq.SUB)
+        self._sock.setsockopt(zmq.RCVHWM, hwm)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        for t in self.topics:
+            self._sock.setsockopt(zmq.SUBSCRIBE, f"{t}.{stream or ''}".encode())
+        try:
+            self._sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self._sock.close()
+            raise ValueError(f"cannot connect to {endpoint}: {exc}") from None
+
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None if none came within ``timeout`` seconds (None: wait)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._sock.poll(None if left is None else int(left * 1000)):
+                return None
+            parts = self._sock.recv_multipart()
+            if self._wanted is not None and parts[0] not in self._wanted:
+                continue  # prefix match of another stream (us1 vs us10)
+            try:
+                return decode_message(parts)
+            except ValueError as exc:
+                self.invalid += 1
+                log.debug("skipping a message that does not decode: %s", exc)
+
+    def messages(self, idle_timeout: float | None = None) -> Iterator[Message]:
+        """Messages as they come; stops after ``idle_timeout`` seconds without one (None: never)."""
+        while (msg := self.recv(idle_timeout)) is not None:
+            yield msg
+
+    def __iter__(self) -> Iterator[Message]:
+        return self.messages()
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+    def __enter__(self) -> ResultSubscriber:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,43 @@
+"""Result sinks behind one interface, chosen by a spec string (``SCHEME:TARGET[,key=value...]``)::
+
+    zmq                                   (PUB on tcp://127.0.0.1:5556)
+    zmq:tcp://127.0.0.1:6000,maps=1,stream=us0
+    record:results.jsonl,status=1
+
+Each entry names where its class lives; adding a sink is one new file plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from streamer.sinks.base import Sink
+from streamer.sources.options import parse_items
+
+REGISTRY: dict[str, str] = {
+    "zmq": "streamer.sinks.zmq_sink:ZmqSink",
+    "record": "streamer.sinks.recording_sink:RecordingSink",
+}
+TARGETS: dict[str, str] = {"zmq": "endpoint", "record": "path"}
+
+__all__ = ["REGISTRY", "Sink", "create_sink", "parse_sink_spec", "sink_class"]
+
+
+def parse_sink_spec(spec: str) -> tuple[str, dict[str, str]]:
+    kind, _, rest = spec.partition(":")
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown sink {kind!r} in {spec!r}; choose one of {sorted(REGISTRY)}")
+    return kind, parse_items(spec, rest, TARGETS.get(kind))
+
+
+def sink_class(kind: str) -> type[Sink]:
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown sink {kind!r}; choose one of {sorted(REGISTRY)}")
+    module, cls = REGISTRY[kind].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create_sink(spec: str, **options) -> Sink:
+    """A sink from a spec (keywords override spec options), not yet opened."""
+    kind, parsed = parse_sink_spec(spec)
+    return sink_class(kind)({**parsed, **options})
