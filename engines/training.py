@@ -1,0 +1,203 @@
+"""Weakly supervised training: image-level labels only (boxes are never seen here).
+
+The paper's recipe as defaults (its code: SGD lr 0.05, momentum 0.6, weight decay 5e-4, batch 7,
+30 epochs, lr ×0.1 every 5, class-balanced sampling, horizontal flips, [0,1] scaling).
+Frames are materialised once into memory so that generating them does not compete with the
+2 cores that train.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from engines.checkpoint import read_checkpoint, save_checkpoint
+from engines.model import ModelConfig, SPNModel
+from engines.scoring import detection_report, probabilities
+from engines.soft_proposal import choose_iterations, measure_convergence
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    val: str
+    out: str
+    arch: str = "compact"
+    head: str = "shared"
+    input_size: int = 224
+    epochs: int = 30
+    batch_size: int = 7
+    lr: float = 0.05
+    momentum: float = 0.6
+    weight_decay: float = 5e-4
+    lr_step: int = 5
+    lr_gamma: float = 0.1
+    balanced: bool = True
+    hflip: bool = True
+    seed: int = 0
+    threads: int = 0
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "lr_step", "input_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1")
+        if self.lr <= 0 or not 0 < self.lr_gamma <= 1:
+            raise ValueError("lr must be > 0 and lr_gamma in (0, 1]")
+
+
+def materialise(dataset, progress: bool = True, what: str = "frames") -> tuple[np.ndarray, np.ndarray]:
+    """All images (uint8 [N, S, S]) and labels (float32 [N, C]) of a dataset, in memory."""
+    n = len(dataset)
+    if n == 0:
+        raise ValueError(f"the {what} data set is empty")
+    first = dataset[0]
+    images = np.empty((n, *first.image.shape), np.uint8)
+    labels = np.empty((n, len(first.labels)), np.float32)
+    for i in tqdm(range(n), desc=f"loading {what}", disable=not progress, unit="frame"):
+        sample = dataset[i]
+        images[i], labels[i] = sample.image, sample.labels
+    return images, labels
+
+
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Sampling weight per frame: rarer classes (and empty frames as a class) drawn more often."""
+    groups = np.concatenate([labels, (labels.sum(1, keepdims=True) == 0)], axis=1).astype(bool)
+    freq = groups.mean(0).clip(min=1.0 / len(labels))
+    return np.array([np.mean(1.0 / freq[g]) for g in groups])
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
+
+
+def predict(model: SPNModel, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            out.append(model(to_tensor(images[i : i + batch_size]))[0].numpy())
+    return np.concatenate(out)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, train, val):
+        from engines.datasets import open_dataset
+
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        train = train or open_dataset(cfg.data, input_size=cfg.input_size)
+        val = val or open_dataset(cfg.val, input_size=cfg.input_size)
+        self.classes = tuple(train.classes)
+        self.train_x, self.train_y = materialise(train, cfg.progress, "training frames")
+        self.val_x, self.val_y = materialise(val, cfg.progress, "validation frames")
+        mcfg = ModelConfig(arch=cfg.arch, head=cfg.head, classes=self.classes, input_size=cfg.input_size)
+        self.model = SPNModel(mcfg)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step, cfg.lr_gamma)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.epoch, self.best, self.history = 0, -1.0, []
+        if cfg.resume and (self.out / "last.pt").is_file():
+            self._resume(self.out / "last.pt")
+
+    def _resume(self, path: Path) -> None:
+        state = read_checkpoint(path)
+        self.model.load_state_dict(state["state_dict"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.epoch, self.best = int(state["epoch"]), float(state["best"])
+        self.history = json.loads(state["history"])
+        self.rng = np.random.default_rng([self.cfg.seed, self.epoch])
+        log.info("resumed from %s at epoch %d", path, self.epoch)
+
+    def _batches(self):
+        n, bs = len(self.train_x), self.cfg.batch_size
+        if self.cfg.balanced:
+            p = balanced_weights(self.train_y)
+            order = self.rng.choice(n, size=n, replace=True, p=p / p.sum())
+        else:
+            order = self.rng.permutation(n)
+        for i in range(0, n - bs + 1 if n >= bs else n, bs):
+            idx = order[i : i + bs]
+            x = self.train_x[idx]
+            if self.cfg.hflip:
+                flip = self.rng.random(len(idx)) < 0.5
+                x = np.where(flip[:, None, None], x[:, :, ::-1], x)
+            yield to_tensor(np.ascontiguousarray(x)), torch.from_numpy(self.train_y[idx])
+
+    def train_epoch(self) -> float:
+        self.model.train()
+        losses = []
+        steps = max(1, len(self.train_x) // self.cfg.batch_size)
+        bar = tqdm(self._batches(), total=steps, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+                   disable=not self.cfg.progress, unit="batch")
+        for x, y in bar:
+            loss = F.binary_cross_entropy_with_logits(self.model(x)[0], y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        self.sched.step()
+        return float(np.mean(losses))
+
+    def validate(self) -> dict:
+        prob = probabilities(predict(self.model, self.val_x), self.model.cfg.activation)
+        return detection_report(self.val_y, prob, self.classes)
+
+    def run(self) -> Path:
+        while self.epoch < self.cfg.epochs:
+            start = time.time()
+            loss = self.train_epoch()
+            self.epoch += 1
+            report = self.validate()
+            acc = report["mean_accuracy"]
+            self.history.append({"epoch": self.epoch, "loss": loss, "val_mean_accuracy": acc,
+                                 "lr": self.opt.param_groups[0]["lr"], "seconds": time.time() - start})
+            log.info("epoch %d: loss %.4f, validation mean accuracy %.4f", self.epoch, loss, acc)
+            if acc > self.best:
+                self.best = acc
+                self._save("best.pt")
+            self._save("last.pt")
+        return self.finish()
+
+    def _save(self, name: str) -> Path:
+        return save_checkpoint(
+            self.model, self.out / name, epoch=self.epoch, best=self.best,
+            optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
+            history=json.dumps(self.history), train_config=json.dumps(asdict(self.cfg)),
+        )
+
+    def finish(self) -> Path:
+        """Reload the best weights, fix the unrolled count from measured convergence, save model.pt."""
+        best = read_checkpoint(self.out / "best.pt")
+        self.model.load_state_dict(best["state_dict"])
+        self.model.eval()
+        with torch.no_grad():
+            u = self.model.proposal_input(to_tensor(self.val_x[:64]))
+        needed = measure_convergence(u, self.model.cfg.factor)
+        self.model.cfg = self.model.cfg.replace(iterations=choose_iterations(needed))
+        (self.out / "history.json").write_text(json.dumps(
+            {"history": self.history, "convergence_iterations": needed,
+             "unrolled_iterations": self.model.cfg.iterations}, indent=1))
+        return save_checkpoint(self.model, self.out / "model.pt", epoch=best["epoch"])
+
+
+def train(cfg: TrainConfig, train_data=None, val_data=None) -> Path:
+    return Trainer(cfg, train_data, val_data).run()

@@ -1,0 +1,43 @@
+"""streamer eval: detection and localisation metrics of a model on labelled frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "evaluate a model: per-class accuracy/precision/recall/F1/AP, pointing game, box IoU"
+
+
+def add_arguments(p) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="torch checkpoint (.pt)")
+    src.add_argument("--onnx", help="ONNX model (runs on ONNX Runtime)")
+    p.add_argument("--data", default="sim:n=2000,seed=1000,style=train", help="data spec")
+    p.add_argument("--out", required=True, help="folder for report.json, report.md, maps.png")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--examples", type=int, default=8, help="frames drawn in maps.png (0: none)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run(args) -> int:
+    from engines.datasets import open_dataset
+    from engines.defaults import default_onnx
+    from engines.evaluation import evaluate, write_report
+    from engines.model_info import ModelInfo
+    from engines.report_grid import write_grid
+
+    model = args.checkpoint or args.onnx or default_onnx()
+    size = ModelInfo.from_onnx(model).input_size if str(model).endswith(".onnx") else None
+    if size is None:
+        from engines.checkpoint import read_checkpoint
+
+        size = read_checkpoint(model).get("config", {}).get("input_size", 224)
+    dataset = open_dataset(args.data, input_size=size)
+    report, ex = evaluate(model, dataset, batch_size=args.batch_size, progress=not args.quiet,
+                          threshold=args.threshold, keep=args.examples)
+    report["data"] = args.data
+    out = write_report(report, args.out)
+    if args.examples:
+        write_grid(Path(out) / "maps.png", ex["examples"], ex["probabilities"], report["classes"])
+    print((Path(out) / "report.md").read_text())
+    return 0

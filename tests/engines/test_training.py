@@ -1,0 +1,74 @@
+"""A tiny end-to-end train → export → eval run on a few dozen simulated frames."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engines.checkpoint import load_checkpoint, read_checkpoint
+from engines.training import TrainConfig, balanced_weights, train
+from streamer.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    cfg = TrainConfig(data="sim:n=24,seed=1", val="sim:n=12,seed=2", out=str(out), epochs=2,
+                      batch_size=8, input_size=64, progress=False)
+    return out, train(cfg)
+
+
+def test_training_writes_checkpoints_and_history(trained):
+    out, model_path = trained
+    assert {p.name for p in out.glob("*.pt")} >= {"best.pt", "last.pt", "model.pt"}
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history["history"]] == [1, 2]
+    assert history["history"][1]["lr"] == pytest.approx(0.05)
+    model = load_checkpoint(model_path)
+    assert model.cfg.input_size == 64 and 1 <= model.cfg.iterations <= 20
+    assert model.cfg.iterations == history["unrolled_iterations"]
+
+
+def test_resume_continues_where_it_stopped(trained, tmp_path):
+    out, _ = trained
+    cfg = TrainConfig(data="sim:n=24,seed=1", val="sim:n=12,seed=2", out=str(out), epochs=3,
+                      batch_size=8, input_size=64, progress=False, resume=True)
+    train(cfg)
+    state = read_checkpoint(out / "last.pt")
+    assert state["epoch"] == 3 and len(json.loads(state["history"])) == 3
+
+
+def test_training_changes_the_weights_deterministically(tmp_path):
+    def run(name):
+        cfg = TrainConfig(data="sim:n=16,seed=1", val="sim:n=8,seed=2", out=str(tmp_path / name),
+                          epochs=1, batch_size=8, input_size=64, progress=False, seed=5)
+        return load_checkpoint(train(cfg)).head.adconv.weight
+    torch.manual_seed(123)
+    a = run("a")
+    b = run("b")
+    assert torch.equal(a, b)
+
+
+def test_balanced_weights_favour_rare_classes():
+    labels = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 0]], np.float32)
+    w = balanced_weights(labels)
+    assert w[3] > w[0] and w[4] > w[0]
+
+
+def test_eval_cli_writes_report_table_and_grid(trained, tmp_path):
+    _, model_path = trained
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(model_path), "--out", str(onnx_path)]) == 0
+    for flag, model in (("--checkpoint", model_path), ("--onnx", onnx_path)):
+        out = tmp_path / flag.strip("-")
+        assert main(["eval", flag, str(model), "--data", "sim:n=16,seed=3", "--out", str(out),
+                     "--examples", "2", "--quiet"]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert 0 <= report["mean_accuracy"] <= 1 and 0 <= report["pointing_game"] <= 1
+        assert set(report["per_class"]) == {"head", "spine", "thorax", "abdomen", "limbs", "placenta"}
+        assert (out / "maps.png").stat().st_size > 1000 and "| head |" in (out / "report.md").read_text()
+    assert "proposal" in json.loads((tmp_path / "checkpoint" / "report.json").read_text())["localisation"]
+    torch_report = json.loads((tmp_path / "checkpoint" / "report.json").read_text())
+    onnx_report = json.loads((tmp_path / "onnx" / "report.json").read_text())
+    assert torch_report["mean_accuracy"] == pytest.approx(onnx_report["mean_accuracy"], abs=1 / 16)
