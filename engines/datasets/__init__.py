@@ -1,0 +1,243 @@
+"""Datasets as plain numpy samples, opened from a spec string (the trainer wraps them for torch).
+
+Specs:
+  ``sim[:n=1000,seed=0,style=train]``  simulated scanner frames, with ground-truth boxes.
+  ``folder:/dir`` (or a bare directory holding ``labels.csv``)  images plus a CSV whose columns
+      are ``image`` (file name relative to the directory) then one 0/1 column per class.
+  ``fetal_planes:/dir[,split=train|test]``  the public FETAL_PLANES_DB layout:
+      ``FETAL_PLANES_DB_data.csv`` (``;``-separated) and ``Images/<Image_name>.png``. Its planes
+      map onto our regions as brain->head, abdomen->abdomen, thorax->thorax, femur->limbs;
+      maternal cervix and "Other" are all-zero rows. It has no spine or placenta plane, so
+      those two columns are always 0 (it cannot train or evaluate them).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from engines.classes import REGIONS
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # uint8 [H, W] grey at the input size
+    labels: np.ndarray  # float32 [C]
+    boxes: dict[str, Box] | None = None  # x0, y0, x1, y1 in image pixels, where known
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Sample: ...
+
+
+def _index(i: int, n: int) -> int:
+    i = int(i)
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise IndexError(f"index {i} out of range for a dataset of {n}")
+    return i
+
+
+def _read_grey(path: str, size: int) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"cannot read image {path!r}")
+    if img.shape != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img
+
+
+class SimDataset:
+    """Simulated frames, generated on demand (deterministic per seed and index)."""
+
+    classes = REGIONS
+
+    def __init__(self, n: int = 1000, seed: int = 0, style: str = "train", input_size: int = 224):
+        from engines.simulator import ScannerSimulator, SimConfig
+
+        if n < 1:
+            raise ValueError(f"sim dataset size n must be >= 1, got {n}")
+        self.n, self.input_size = int(n), int(input_size)
+        self.sim = ScannerSimulator(SimConfig(seed=seed, style=style))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Sample:
+        img, labels, boxes = self.sim.training_image(_index(i, self.n), self.input_size)
+        return Sample(img, labels, boxes)
+
+
+class FolderDataset:
+    """Images in a directory labelled by ``labels.csv`` (``image`` column, then one per class)."""
+
+    def __init__(self, root: str, input_size: int = 224, csv_name: str = "labels.csv"):
+        path = os.path.join(root, csv_name)
+        if not os.path.isfile(path):
+            raise ValueError(f"folder dataset {root!r} has no {csv_name}")
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or len(rows[0]) < 2 or rows[0][0].strip() != "image":
+            raise ValueError(f"{path}: header must be 'image' followed by one column per class")
+        self.classes = tuple(c.strip() for c in rows[0][1:])
+        self.root, self.input_size = root, int(input_size)
+        self.files: list[str] = []
+        labels = []
+        for ln, row in enumerate(rows[1:], start=2):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != len(self.classes) + 1:
+                raise ValueError(f"{path}:{ln}: expected {len(self.classes) + 1} columns, "
+                                 f"got {len(row)}")
+            try:
+                vals = [float(v) for v in row[1:]]
+            except ValueError:
+                raise ValueError(f"{path}:{ln}: labels must be 0 or 1, got {row[1:]}") from None
+            if any(v not in (0.0, 1.0) for v in vals):
+                raise ValueError(f"{path}:{ln}: labels must be 0 or 1, got {row[1:]}")
+            f = os.path.join(root, row[0].strip())
+            if not os.path.isfile(f):
+                raise ValueError(f"{path}:{ln}: image file {row[0].strip()!r} not found")
+            self.files.append(f)
+            labels.append(vals)
+        if not self.files:
+            raise ValueError(f"{path}: no labelled images")
+        self.labels = np.array(labels, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Sample:
+        i = _index(i, len(self.files))
+        return Sample(_read_grey(self.files[i], self.input_size), self.labels[i].copy(), None)
+
+
+PLANE_TO_REGION = {"Fetal brain": "head", "Fetal abdomen": "abdomen", "Fetal thorax": "thorax",
+                   "Fetal femur": "limbs", "Maternal cervix": None, "Other": None}
+FETAL_PLANES_CSV = "FETAL_PLANES_DB_data.csv"
+
+
+class FetalPlanesDataset:
+    """FETAL_PLANES_DB (Burgos-Artizzu et al. 2020) mapped onto our six regions."""
+
+    classes = REGIONS
+
+    def __init__(self, root: str, input_size: int = 224, split: str | None = None):
+        if split not in (None, "train", "test"):
+            raise ValueError(f"fetal_planes split must be 'train' or 'test', got {split!r}")
+        path = os.path.join(root, FETAL_PLANES_CSV)
+        if not os.path.isfile(path):
+            raise ValueError(f"fetal_planes dataset {root!r} has no {FETAL_PLANES_CSV}")
+        images = os.path.join(root, "Images")
+        if not os.path.isdir(images):
+            raise ValueError(f"fetal_planes dataset {root!r} has no Images/ folder")
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter=";")
+            reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
+            missing = {"Image_name", "Plane", "Train"} - set(reader.fieldnames)
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+            rows = list(reader)
+        self.root, self.input_size = root, int(input_size)
+        self.files: list[str] = []
+        self.planes: list[str] = []
+        labels = []
+        for ln, row in enumerate(rows, start=2):
+            plane = (row["Plane"] or "").strip()
+            if plane not in PLANE_TO_REGION:
+                raise ValueError(f"{path}:{ln}: unknown Plane {plane!r}")
+            train = (row["Train"] or "").strip()
+            if train not in ("0", "1"):
+                raise ValueError(f"{path}:{ln}: Train must be 0 or 1, got {train!r}")
+            if split is not None and (train == "1") != (split == "train"):
+                continue
+            f = os.path.join(images, row["Image_name"].strip() + ".png")
+            if not os.path.isfile(f):
+                raise ValueError(f"{path}:{ln}: image Images/{row['Image_name'].strip()}.png "
+                                 "not found")
+            y = np.zeros(len(REGIONS), np.float32)
+            region = PLANE_TO_REGION[plane]
+            if region is not None:
+                y[REGIONS.index(region)] = 1.0
+            self.files.append(f)
+            self.planes.append(plane)
+            labels.append(y)
+        if not self.files:
+            raise ValueError(f"{path}: no images{'' if split is None else f' in split {split!r}'}")
+        self.labels = np.stack(labels)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Sample:
+        i = _index(i, len(self.files))
+        return Sample(_read_grey(self.files[i], self.input_size), self.labels[i].copy(), None)
+
+
+def _options(text: str, allowed: dict[str, type], kind: str) -> dict:
+    out: dict = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, eq, val = item.partition("=")
+        key = key.strip()
+        if not eq or key not in allowed:
+            raise ValueError(f"bad {kind} option {item!r}; expected key=value with key in "
+                             f"{sorted(allowed)}")
+        try:
+            out[key] = allowed[key](val.strip())
+        except ValueError:
+            raise ValueError(f"bad {kind} option {item!r}: {val.strip()!r} is not "
+                             f"{allowed[key].__name__}") from None
+    return out
+
+
+def open_dataset(spec: str, input_size: int = 224) -> Dataset:
+    """Open a dataset from its spec string (see the module docstring); ValueError on bad specs."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("empty dataset spec")
+    if int(input_size) < 8:
+        raise ValueError(f"input_size must be >= 8, got {input_size}")
+    spec = spec.strip()
+    kind, colon, rest = spec.partition(":")
+    if kind == "sim":
+        opts = _options(rest, {"n": int, "seed": int, "style": str}, "sim")
+        from engines.simulator.render import STYLES
+
+        if opts.get("style", "train") not in STYLES:
+            raise ValueError(f"sim style must be one of {STYLES}, got {opts['style']!r}")
+        if opts.get("seed", 0) < 0:
+            raise ValueError(f"sim seed must be >= 0, got {opts['seed']}")
+        return SimDataset(input_size=input_size, **opts)
+    if kind == "folder" and colon:
+        if not os.path.isdir(rest):
+            raise ValueError(f"folder dataset: {rest!r} is not a directory")
+        return FolderDataset(rest, input_size)
+    if kind == "fetal_planes" and colon:
+        path, _, tail = rest.partition(",")
+        if not os.path.isdir(path):
+            raise ValueError(f"fetal_planes dataset: {path!r} is not a directory")
+        return FetalPlanesDataset(path, input_size, **_options(tail, {"split": str}, "fetal_planes"))
+    if os.path.isdir(spec):
+        if os.path.isfile(os.path.join(spec, "labels.csv")):
+            return FolderDataset(spec, input_size)
+        if os.path.isfile(os.path.join(spec, FETAL_PLANES_CSV)):
+            return FetalPlanesDataset(spec, input_size)
+        raise ValueError(f"directory {spec!r} has neither labels.csv nor {FETAL_PLANES_CSV}")
+    raise ValueError(f"unknown dataset spec {spec!r}; expected sim[:k=v,...], folder:<dir>, "
+                     "fetal_planes:<dir>[,split=train|test] or a directory with labels.csv")
+
+
+__all__ = ["Dataset", "FetalPlanesDataset", "FolderDataset", "PLANE_TO_REGION", "Sample",
+           "SimDataset", "open_dataset"]

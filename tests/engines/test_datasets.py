@@ -1,0 +1,82 @@
+import cv2
+import numpy as np
+import pytest
+
+from engines.classes import REGIONS
+from engines.datasets import Dataset, Sample, open_dataset
+
+
+def _png(path, value, shape=(40, 50)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full(shape, value, np.uint8))
+
+
+def test_sim_spec():
+    ds = open_dataset("sim:n=5,seed=3,style=heldout", input_size=64)
+    assert isinstance(ds, Dataset) and len(ds) == 5 and ds.classes == REGIONS
+    s = ds[4]
+    assert isinstance(s, Sample) and s.image.shape == (64, 64) and s.image.dtype == np.uint8
+    assert s.labels.dtype == np.float32 and s.labels.shape == (6,)
+    assert isinstance(s.boxes, dict) and set(s.boxes) == {
+        c for c, v in zip(REGIONS, s.labels, strict=True) if v}
+    assert np.array_equal(ds[-1].image, s.image)
+    assert len(open_dataset("sim")) == 1000
+    with pytest.raises(IndexError):
+        ds[5]
+
+
+def test_folder_spec(tmp_path):
+    for i, v in enumerate((10, 100, 200)):
+        _png(tmp_path / "imgs" / f"{i}.png", v)
+    (tmp_path / "labels.csv").write_text(
+        "image,head,spine\nimgs/0.png,1,0\nimgs/1.png,0,1\nimgs/2.png,1,1\n")
+    for spec in (f"folder:{tmp_path}", str(tmp_path)):
+        ds = open_dataset(spec, input_size=32)
+        assert len(ds) == 3 and ds.classes == ("head", "spine")
+        s = ds[1]
+        assert s.image.shape == (32, 32) and int(s.image.mean()) == 100 and s.boxes is None
+        assert s.labels.tolist() == [0.0, 1.0] and ds[2].labels.tolist() == [1.0, 1.0]
+
+
+def _planes(root, header_train="Train "):
+    rows = [("a", "Fetal brain", 1), ("b", "Fetal abdomen", 1), ("c", "Fetal thorax", 0),
+            ("d", "Fetal femur", 0), ("e", "Maternal cervix", 1), ("f", "Other", 0)]
+    lines = [f"Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;{header_train}"]
+    for name, plane, tr in rows:
+        lines.append(f"{name};1;{plane};Not A Brain;Op. 1;Voluson E6;{tr}")
+        _png(root / "Images" / f"{name}.png", 50)
+    (root / "FETAL_PLANES_DB_data.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("header", ["Train ", "Train"])
+def test_fetal_planes_spec(tmp_path, header):
+    _planes(tmp_path, header)
+    ds = open_dataset(f"fetal_planes:{tmp_path}", input_size=48)
+    assert len(ds) == 6 and ds.classes == REGIONS
+    lab = np.stack([ds[i].labels for i in range(6)])
+    want = np.zeros((6, 6), np.float32)
+    for row, c in enumerate(("head", "abdomen", "thorax", "limbs")):
+        want[row, REGIONS.index(c)] = 1
+    assert np.array_equal(lab, want)
+    assert ds[0].image.shape == (48, 48)
+    assert len(open_dataset(f"fetal_planes:{tmp_path},split=train")) == 3
+    test = open_dataset(f"fetal_planes:{tmp_path},split=test")
+    assert len(test) == 3 and test[0].labels[REGIONS.index("thorax")] == 1
+
+
+def test_bad_specs(tmp_path):
+    _png(tmp_path / "x.png", 1)
+    (tmp_path / "labels.csv").write_text("image,head\nx.png,1\nmissing.png,0\n")
+    bad_labels = tmp_path / "bad"
+    _png(bad_labels / "x.png", 1)
+    (bad_labels / "labels.csv").write_text("image,head\nx.png,2\n")
+    planes = tmp_path / "planes"
+    _planes(planes)
+    specs = ["", "nope:x", "sim:n=abc", "sim:foo=1", "sim:style=weird", "sim:n=0",
+             f"folder:{tmp_path / 'none'}", f"folder:{tmp_path}", f"folder:{bad_labels}",
+             f"fetal_planes:{tmp_path}", f"fetal_planes:{planes},split=val",
+             str(tmp_path / "planes" / "Images")]
+    for spec in specs:
+        with pytest.raises(ValueError) as e:
+            open_dataset(spec)
+        assert str(e.value), spec
