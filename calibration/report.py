@@ -1,0 +1,83 @@
+"""INT8/FP16 against FP32 on held-out frames: decisions, score change, CPU latency; JSON + Markdown."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from engines.model_info import ModelInfo
+from engines.precision import run_frames, session
+
+
+def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "softmax":
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-scores))
+
+
+def cpu_latency_ms(sess, frames: np.ndarray, repeats: int = 30) -> float:
+    """p50 ONNX Runtime CPU latency per frame at batch 1."""
+    name = sess.get_inputs()[0].name
+    times = []
+    for i in range(repeats + 3):
+        x = frames[i % len(frames)][None]
+        start = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[3:]) * 1e3)
+
+
+def compare(reference: str | Path, candidates: dict[str, str | Path], frames: np.ndarray, *,
+            threshold: float = 0.5, latency: bool = True) -> dict:
+    """{name: {decision_agreement, max_abs_dprob, max_rel_dmap, p50_ms}} for fp32 and each candidate."""
+    info = ModelInfo.from_onnx(reference)
+    ref_sess = session(onnx.load(str(reference)))
+    ref_scores, ref_maps = run_frames(ref_sess, frames)
+    ref_p = probabilities(ref_scores, info.activation)
+    result = {"fp32": {"p50_ms": cpu_latency_ms(ref_sess, frames)} if latency else {}}
+    for name, path in candidates.items():
+        sess = session(onnx.load(str(path)))
+        scores, maps = run_frames(sess, frames)
+        p = probabilities(scores, info.activation)
+        result[name] = {
+            "decision_agreement": float(((p > threshold) == (ref_p > threshold)).mean()),
+            "max_abs_dprob": float(np.abs(p - ref_p).max()),
+            "max_rel_dmap": float(np.abs(maps - ref_maps).max() / (np.abs(ref_maps).max() + 1e-30)),
+            "finite": bool(np.isfinite(scores).all() and np.isfinite(maps).all()),
+        }
+        if latency:
+            result[name]["p50_ms"] = cpu_latency_ms(sess, frames)
+    return result
+
+
+def evaluate_pair(reference_onnx, candidate_onnx, dataset) -> dict:
+    """Hook: accuracy and pointing-game change of candidate vs reference on a labelled dataset.
+
+    Needs engines.evaluation (trained default model and evaluation code, not written yet).
+    """
+    try:
+        from engines.evaluation import evaluate_onnx
+    except ImportError as exc:
+        raise NotImplementedError(f"accuracy/pointing-game comparison needs engines.evaluation: {exc}") from exc
+    ref, cand = evaluate_onnx(reference_onnx, dataset), evaluate_onnx(candidate_onnx, dataset)
+    return {k: cand[k] - ref[k] for k in ref if isinstance(ref[k], (int, float)) and k in cand}
+
+
+def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / "precision_report.json", out_dir / "precision_report.md"
+    js.write_text(json.dumps(report, indent=2))
+    rows = ["| precision | decision agreement | max abs Δprob | max rel Δmap | ORT CPU p50 ms (batch 1) |",
+            "|---|---|---|---|---|"]
+    for name, r in report["results"].items():
+        cells = [r.get(k) for k in ("decision_agreement", "max_abs_dprob", "max_rel_dmap", "p50_ms")]
+        rows.append(f"| {name} | " + " | ".join("—" if c is None else f"{c:.4g}" for c in cells) + " |")
+    meta = "\n".join(f"- {k}: {v}" for k, v in report.items() if k != "results")
+    md.write_text("# Precision report\n\n" + meta + "\n\n" + "\n".join(rows) + "\n")
+    return js, md

@@ -1,0 +1,68 @@
+"""streamer calibrate: an FP32 ONNX model to explicit Q/DQ INT8 from representative frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "quantise an ONNX model to INT8 (explicit Q/DQ) from representative frames"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--onnx", required=True, help="FP32 ONNX model (from streamer export)")
+    p.add_argument("--data", required=True,
+                   help="frames: sim:n=200,seed=1, a folder of images or a video file")
+    p.add_argument("--out", required=True, help="output INT8 .onnx path")
+    p.add_argument("--method", choices=("entropy", "percentile", "minmax"), default="entropy",
+                   help="activation range calibration (default: entropy)")
+    p.add_argument("--frames", type=int, default=200, help="frames to read from --data (default: 200)")
+    p.add_argument("--held-out", type=int, default=32,
+                   help="frames kept out of calibration for the comparison (default: 32)")
+    p.add_argument("--proposal", choices=("auto", "float", "int8"), default="auto",
+                   help="soft-proposal MatMuls: measured choice (auto), kept float, or quantised")
+    p.add_argument("--report", metavar="DIR",
+                   help="write precision_report.json/.md comparing fp16 and int8 with fp32")
+
+
+def run(args) -> int:
+    import tempfile
+
+    import onnx
+
+    from calibration.frames import load_frames, split
+    from calibration.int8 import choose_proposal_precision, quantize_int8
+    from calibration.report import compare, write_report
+    from engines.model_info import ModelInfo
+    from engines.precision import convert_fp16
+
+    if args.frames < 2 or args.held_out < 0 or args.held_out >= args.frames:
+        raise ValueError("--frames must be ≥ 2 and --held-out between 0 and --frames - 1")
+    if not Path(args.onnx).is_file():
+        raise FileNotFoundError(f"ONNX model not found: {args.onnx}")
+    info = ModelInfo.from_onnx(args.onnx)
+    if info.precision != "fp32":
+        raise ValueError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
+    frames = load_frames(args.data, info.input_size, args.frames)
+    calib, held = split(frames, args.held_out)
+    held = held if len(held) else calib
+    tried = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.proposal == "auto":
+            best, tried = choose_proposal_precision(args.onnx, calib, held, tmp, args.method)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_bytes(best.read_bytes())
+        else:
+            quantize_int8(args.onnx, calib, args.out, method=args.method,
+                          quantise_proposal=args.proposal == "int8")
+    print(f"wrote {args.out} (INT8 Q/DQ, {len(calib)} calibration frames, {args.method})")
+    if args.report:
+        fp16_path = Path(args.report) / (Path(args.onnx).stem + ".fp16.onnx")
+        fp16_path.parent.mkdir(parents=True, exist_ok=True)
+        fp16, kept = convert_fp16(onnx.load(args.onnx), calib[:16])
+        onnx.save(fp16, str(fp16_path))
+        results = compare(args.onnx, {"fp16": fp16_path, "int8": args.out}, held)
+        report = {"model": str(args.onnx), "data": args.data, "held_out_frames": len(held),
+                  "method": args.method, "fp16_fp32_nodes": kept, "proposal_trials": tried,
+                  "results": results}
+        js, md = write_report(report, args.report)
+        print(f"wrote {js} and {md}")
+    return 0

@@ -1,0 +1,105 @@
+"""INT8 Q/DQ calibration, frame readers, the precision report and the calibrate command."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from calibration.frames import load_frames, split
+from calibration.int8 import _activation_matmuls, quantize_int8
+from calibration.report import compare, evaluate_pair, write_report
+from engines.export import check_graph
+from engines.model_info import ModelInfo
+from streamer.cli import build_parser, main
+from tests.conftest import ultrasound_like
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("frames")
+    for i, frame in enumerate(ultrasound_like(14, size=160, seed=4)):
+        cv2.imwrite(str(folder / f"f{i:02d}.png"), (frame[0] * 255).astype(np.uint8))
+    return folder
+
+
+def test_video_frames_are_sampled_cropped_and_resized(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 96))
+    for i in range(12):
+        img = np.zeros((96, 128, 3), np.uint8)
+        img[20:80, 30:90] = 60 + 10 * i  # content inside a dark border
+        writer.write(img)
+    writer.release()
+    frames = load_frames(str(path), 64, 5)
+    assert frames.shape == (5, 1, 64, 64) and frames.dtype == np.float32
+    assert frames[:, :, :40, :40].min() > 0.15  # the dark border was cropped away
+
+
+def test_folder_frames_and_split(image_folder):
+    frames = load_frames(str(image_folder), 224, 12)
+    assert frames.shape == (12, 1, 224, 224) and 0.0 <= frames.min() and frames.max() <= 1.0
+    calib, held = split(frames, 3)
+    assert len(calib) + len(held) == 12 and len(held) == 3
+
+
+def test_int8_qdq_graph_is_what_tensorrt_takes(compact_onnx, tmp_path):
+    frames = ultrasound_like(8, seed=3)
+    out = quantize_int8(compact_onnx, frames, tmp_path / "q.onnx", method="minmax", progress=False)
+    model = onnx.load(str(out))
+    check_graph(model)
+    assert ModelInfo.from_onnx(out).precision == "int8"
+    producer = {o: n for n in model.graph.node for o in n.output}
+    gemv, _ = _activation_matmuls(onnx.load(str(compact_onnx)))
+    dq = {n.name: [producer.get(i) for i in n.input] for n in model.graph.node}
+    for node in model.graph.node:
+        fed = [p is not None and p.op_type == "DequantizeLinear" for p in dq[node.name]]
+        if node.op_type == "Conv":
+            assert fed[:2] == [True, True] and (len(fed) < 3 or not fed[2])  # bias stays float
+        if node.name in gemv:
+            assert not any(fed)
+        if node.op_type in ("Relu", "Reshape", "Transpose", "Softmax", "Einsum"):
+            assert not any(fed) or node.op_type == "Einsum"
+    assert not any(i.data_type == onnx.TensorProto.INT32 for i in model.graph.initializer)
+    assert {o.name: o.type.tensor_type.elem_type for o in model.graph.output} == {
+        "scores": onnx.TensorProto.FLOAT, "maps": onnx.TensorProto.FLOAT}
+    scales = {i.name: i for i in model.graph.initializer if i.name.endswith("weight_scale")}
+    assert scales and all(len(s.dims) == 1 for s in scales.values())  # per channel
+    held = ultrasound_like(6, seed=8)
+    r = compare(compact_onnx, {"int8": out}, held, latency=False)["int8"]
+    assert r["finite"] and r["decision_agreement"] == 1.0 and r["max_abs_dprob"] < 0.02
+
+
+def test_report_files(tmp_path):
+    report = {"model": "m.onnx", "results": {"fp32": {"p50_ms": 1.0},
+                                             "int8": {"decision_agreement": 1.0, "max_abs_dprob": 0.01,
+                                                      "max_rel_dmap": 0.1, "p50_ms": 2.0}}}
+    js, md = write_report(report, tmp_path)
+    assert json.loads(js.read_text()) == report
+    assert "| int8 | 1 | 0.01 | 0.1 | 2 |" in md.read_text()
+
+
+def test_accuracy_hook_says_what_it_needs():
+    with pytest.raises(NotImplementedError, match="engines.evaluation"):
+        evaluate_pair("a.onnx", "b.onnx", dataset=None)
+
+
+def test_calibrate_arguments():
+    args = build_parser().parse_args(["calibrate", "--onnx", "m.onnx", "--data", "sim:n=200,seed=1",
+                                      "--out", "q.onnx", "--method", "percentile", "--frames", "50"])
+    assert (args.method, args.frames, args.held_out, args.proposal) == ("percentile", 50, 32, "auto")
+
+
+def test_calibrate_command_end_to_end(compact_onnx_dynamic, image_folder, tmp_path, capsys):
+    out, report = tmp_path / "m.int8.onnx", tmp_path / "report"
+    rc = main(["calibrate", "--onnx", str(compact_onnx_dynamic), "--data", str(image_folder),
+               "--out", str(out), "--frames", "12", "--held-out", "4", "--method", "minmax",
+               "--proposal", "float", "--report", str(report)])
+    assert rc == 0 and out.is_file()
+    results = json.loads((report / "precision_report.json").read_text())["results"]
+    assert set(results) == {"fp32", "fp16", "int8"} and results["fp16"]["decision_agreement"] == 1.0
+    assert main(["calibrate", "--onnx", str(tmp_path / "none.onnx"), "--data", "x", "--out", "y"]) == 2
+    assert "not found" in capsys.readouterr().err
