@@ -1,0 +1,100 @@
+"""Model outputs → per-class decisions, peaks and boxes in source-frame pixels, uint8 maps.
+
+Scores become probabilities by the model's activation, optionally smoothed over time (EMA) and
+decided with hysteresis so a class does not flicker. Each class map is upsampled to the model
+input, its peak found, and the connected component above ``box_fraction`` of the peak that holds
+the peak gives the box; both go back to the source frame through the crop geometry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from streamer.config import PostprocessConfig
+from streamer.frames import ClassResult
+from streamer.preprocess import Crop
+
+
+def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
+    """Logits [C] → probabilities: independent sigmoids, or one softmax over the classes."""
+    s = np.asarray(scores, np.float64)
+    if activation == "softmax":
+        e = np.exp(s - s.max())
+        return e / e.sum()
+    if activation == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * s))  # overflow-free sigmoid
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+class Hysteresis:
+    """Per-class EMA of probabilities and on/off state: on at ≥ t_on, off below t_off."""
+
+    def __init__(self, t_on: np.ndarray, t_off: np.ndarray, smoothing: float = 0.0):
+        self.t_on, self.t_off, self.smoothing = t_on, t_off, smoothing
+        self.level: np.ndarray | None = None
+        self.state = np.zeros(len(t_on), bool)
+
+    def update(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(smoothed probabilities, present flags) after one frame."""
+        a = self.smoothing
+        self.level = p.copy() if self.level is None else a * self.level + (1 - a) * p
+        self.state = np.where(self.state, self.level >= self.t_off, self.level >= self.t_on)
+        return self.level, self.state.copy()
+
+
+@dataclass(frozen=True)
+class Localisation:
+    peak: tuple[int, int] | None
+    box: tuple[int, int, int, int] | None
+
+
+def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Localisation:
+    """Peak and box of one map [h, w] in source pixels (no box when the map has no positive peak)."""
+    S = crop.size
+    up = cv2.resize(np.asarray(class_map, np.float32), (S, S), interpolation=cv2.INTER_LINEAR)
+    v, u = np.unravel_index(int(np.argmax(up)), up.shape)
+    px, py = crop.to_source(u + 0.5, v + 0.5)
+    peak = (int(px), int(py))
+    top = float(up[v, u])
+    if not math.isfinite(top) or top <= 0:
+        return Localisation(peak, None)
+    low = max(float(up.min()), 0.0)
+    mask = (up >= low + fraction * (top - low)).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    bx, by, bw, bh, _ = stats[labels[v, u]]
+    x0, y0 = crop.to_source(bx, by)
+    x1, y1 = crop.to_source(bx + bw, by + bh)
+    return Localisation(peak, (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
+
+
+def maps_uint8(maps: np.ndarray) -> np.ndarray:
+    """[C, h, w] float → uint8, each class scaled so its positive peak is 255 (negatives → 0)."""
+    m = np.maximum(np.asarray(maps, np.float32), 0)
+    peak = m.reshape(len(m), -1).max(axis=1)
+    scale = np.where(peak > 0, 255.0 / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+    return np.clip(m * scale[:, None, None] + 0.5, 0, 255).astype(np.uint8)
+
+
+class Postprocessor:
+    """Stage: (scores [C], maps [C,h,w], crop) → (ClassResults, uint8 maps or None)."""
+
+    def __init__(self, classes: tuple[str, ...], activation: str, config: PostprocessConfig):
+        self.classes, self.activation, self.config = tuple(classes), activation, config
+        t_on = np.array([config.threshold_for(c) for c in self.classes])
+        self.hysteresis = Hysteresis(t_on, t_on - config.hysteresis, config.smoothing)
+
+    def process(self, scores: np.ndarray, maps: np.ndarray, crop: Crop
+                ) -> tuple[tuple[ClassResult, ...], np.ndarray | None]:
+        if len(scores) != len(self.classes) or len(maps) != len(self.classes):
+            raise ValueError(f"expected {len(self.classes)} classes, got scores {np.shape(scores)} "
+                             f"and maps {np.shape(maps)}")
+        level, present = self.hysteresis.update(probabilities(scores, self.activation))
+        results = []
+        for i, name in enumerate(self.classes):
+            where = localise(maps[i], crop, self.config.box_fraction)
+            results.append(ClassResult(name, float(level[i]), bool(present[i]), where.peak, where.box))
+        return tuple(results), (maps_uint8(maps) if self.config.maps else None)

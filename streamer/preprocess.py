@@ -1,0 +1,205 @@
+"""Scanner screen → model input: find the ultrasound fan, crop its bounding rectangle, grey,
+resize (INTER_AREA, as the training images were made) and scale to float32 [0, 1].
+
+The crop geometry travels with the tensor so postprocess can map maps back to source pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from streamer.config import PreprocessConfig
+from streamer.frames import Frame, InvalidFrame
+
+log = logging.getLogger(__name__)
+Rect = tuple[int, int, int, int]  # x, y, w, h
+
+
+@dataclass(frozen=True)
+class Crop:
+    """The source rectangle (x, y, w, h) that was resized to ``size``×``size``."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    size: int
+
+    def to_source(self, u: float, v: float) -> tuple[float, float]:
+        """Model-input coordinates (continuous, pixel edges at integers) → source pixels."""
+        return self.x + u * self.w / self.size, self.y + v * self.h / self.size
+
+
+@dataclass
+class Prepared:
+    tensor: np.ndarray  # float32 [1, 1, S, S] in [0, 1]
+    crop: Crop
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    raise InvalidFrame(f"frame must be grey [h,w] or BGR [h,w,3], got shape {image.shape}")
+
+
+def _speckled(grey: np.ndarray, rect: Rect, bright: float, min_step: float = 3.0) -> bool:
+    """Ultrasound has speckle: neighbouring bright pixels differ. Flat UI bars and panels (even
+    with text on them) mostly do not."""
+    x, y, w, h = rect
+    patch = grey[y : y + h : 3, x : x + w].astype(np.int16)
+    steps = np.abs(np.diff(patch, axis=1))[patch[:, 1:] > bright]
+    return steps.size >= 100 and float(np.median(steps)) >= min_step
+
+
+def find_fan(image: np.ndarray, threshold: int = 8, scale: int = 4) -> Rect | None:
+    """The fan's rectangle on a scanner screen: the largest bright, speckled region, grown to the
+    black image area around it where the screen has one (a scanner pastes its whole image, the
+    fan nearly filling it, onto a lighter UI background).
+
+    Coarse on a copy shrunk ``scale`` times (opening removes thin UI text), then refined at full
+    resolution so the edges are pixel-accurate.
+    """
+    grey = _grey(image)
+    H, W = grey.shape
+    small = cv2.resize(grey, (max(1, W // scale), max(1, H // scale)), interpolation=cv2.INTER_AREA)
+    bg = float(np.median(small[::2, ::2]))  # the UI background covers most of a screen
+    bright = bg + threshold
+    fan = _fan_component(grey, small, bright, scale)
+    if fan is None:
+        return None
+    dark = bg / 2 if bg >= threshold else -1.0  # an image area darker than the UI, if any
+    region = _grow_into_dark(fan, small, dark) if dark > 0 else fan
+    return _refine(grey, region, scale, bright, dark)
+
+
+def _fan_component(grey, small, bright: float, scale: int) -> np.ndarray | None:
+    mask = (small > bright).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    order = sorted(range(1, count), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    for i in order[:4]:
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < 0.002 * small.size:
+            break
+        if _speckled(grey, (x * scale, y * scale, w * scale, h * scale), bright):
+            return _merge_inside(labels, stats, i, count)
+    return None
+
+
+def _merge_inside(labels: np.ndarray, stats: np.ndarray, main: int, count: int) -> np.ndarray:
+    """The main component plus sizeable pieces inside its box (dark fluid can split a fan)."""
+    x, y, w, h, area = stats[main]
+    keep = labels == main
+    for j in range(1, count):
+        jx, jy, jw, jh, jarea = stats[j]
+        inside = jx >= x - 2 and jy >= y - 2 and jx + jw <= x + w + 2 and jy + jh <= y + h + 2
+        if j != main and inside and jarea >= 0.02 * area:
+            keep |= labels == j
+    return keep.astype(np.uint8)
+
+
+def _grow_into_dark(fan: np.ndarray, small: np.ndarray, dark: float) -> np.ndarray:
+    """The connected dark-or-fan area holding the fan (the scanner's image rectangle)."""
+    area = ((small < dark) | (fan > 0)).astype(np.uint8)
+    _, labels = cv2.connectedComponents(area, connectivity=8)
+    ids, counts = np.unique(labels[fan > 0], return_counts=True)
+    return (labels == ids[np.argmax(counts)]).astype(np.uint8)
+
+
+def _refine(grey: np.ndarray, coarse: np.ndarray, scale: int, bright: float, dark: float) -> Rect:
+    """Full-resolution box of the coarse region: the largest component of bright-or-dark pixels
+    near it plus sizeable, non-thin pieces (a frame line or a tick mark is thin)."""
+    H, W = grey.shape
+    x, y, w, h = cv2.boundingRect(coarse)
+    m = 2
+    cx0, cy0 = max(0, x - m), max(0, y - m)
+    cx1, cy1 = min(coarse.shape[1], x + w + m), min(coarse.shape[0], y + h + m)
+    near = cv2.dilate(coarse, np.ones((3, 3), np.uint8))[cy0:cy1, cx0:cx1]
+    near = cv2.resize(near, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    window = grey[cy0 * scale : cy1 * scale, cx0 * scale : cx1 * scale]
+    near = near[: window.shape[0], : window.shape[1]]
+    fine = (((window > bright) | (window < dark)) & (near > 0)).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(fine, connectivity=8)
+    if count < 2:
+        return x * scale, y * scale, w * scale, h * scale
+    main = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    big = stats[main, cv2.CC_STAT_AREA]
+    parts = [stats[j] for j in range(1, count) if j == main or (
+        stats[j, cv2.CC_STAT_AREA] >= 0.005 * big and min(stats[j, 2], stats[j, 3]) > 3)]
+    x0 = min(p[0] for p in parts)
+    y0 = min(p[1] for p in parts)
+    x1 = max(p[0] + p[2] for p in parts)
+    y1 = max(p[1] + p[3] for p in parts)
+    ox, oy = cx0 * scale, cy0 * scale
+    return int(ox + x0), int(oy + y0), int(x1 - x0), int(y1 - y0)
+
+
+def _moved(a: Rect, b: Rect, tolerance: int) -> bool:
+    return any(abs(p - q) > tolerance for p, q in zip(a, b, strict=True))
+
+
+class Preprocessor:
+    """Stage: Frame → Prepared (model tensor + crop geometry)."""
+
+    def __init__(self, config: PreprocessConfig, input_size: int, tolerance: int = 3):
+        self.config = config
+        self.size = input_size
+        self.tolerance = tolerance
+        self.roi: Rect | None = None
+        self._since_detect = 0
+        self._tried = False
+        self._out = np.empty((1, 1, input_size, input_size), np.float32)
+
+    def process(self, frame: Frame) -> Prepared:
+        image = frame.image
+        if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
+            raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
+        x, y, w, h = self._roi(image)
+        grey = _grey(image[y : y + h, x : x + w])
+        small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        out = np.empty_like(self._out)  # fresh: the tensor may outlive this call
+        np.multiply(small, np.float32(1 / 255), out=out[0, 0], casting="unsafe")
+        return Prepared(out, Crop(x, y, w, h, self.size))
+
+    def _roi(self, image: np.ndarray) -> Rect:
+        H, W = image.shape[:2]
+        mode = self.config.mode
+        if mode == "full":
+            return 0, 0, W, H
+        if mode == "roi":
+            x, y, w, h = self.config.roi
+            if x + w > W or y + h > H:
+                raise InvalidFrame(f"configured roi {self.config.roi} lies outside the {W}x{H} frame")
+            return x, y, w, h
+        self._since_detect += 1
+        every = self.config.redetect_every
+        due = bool(every) and self._since_detect >= every
+        retry = self.roi is None and self._since_detect >= 15  # nothing found yet: try again soon
+        if not self._tried or due or retry or (self.roi is not None and not self._fits(W, H)):
+            self._detect(image)
+        return self.roi or (0, 0, W, H)
+
+    def _fits(self, W: int, H: int) -> bool:  # a smaller frame arrived: the old roi is void
+        x, y, w, h = self.roi
+        return x + w <= W and y + h <= H
+
+    def _detect(self, image: np.ndarray) -> None:
+        self._since_detect, self._tried = 0, True
+        found = find_fan(image, self.config.threshold, self.config.detect_scale)
+        if found is None:
+            if self.roi is None:
+                log.warning("no ultrasound fan found in the frame; using the whole frame")
+            return
+        if self.roi is None or not self._fits(*image.shape[1::-1]) or _moved(found, self.roi, self.tolerance):
+            log.info("ultrasound fan at x=%d y=%d w=%d h=%d", *found)
+            self.roi = found

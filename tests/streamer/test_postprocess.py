@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from streamer.config import PostprocessConfig
+from streamer.postprocess import Postprocessor, localise, maps_uint8, probabilities
+from streamer.preprocess import Crop
+
+CROP = Crop(x=100, y=50, w=800, h=400, size=200)  # 4 source px per input px across, 2 down
+
+
+def test_peak_and_box_land_on_source_pixels():
+    m = np.zeros((10, 10), np.float32)  # one map cell = 20 input px = 80 x 40 source px
+    m[3:5, 6] = 1.0  # a blob at cells x=6, y=3..4
+    where = localise(m, CROP, fraction=0.5)
+    px, py = where.peak
+    assert 100 + 6 * 80 <= px < 100 + 7 * 80 and 50 + 3 * 40 <= py < 50 + 5 * 40
+    x0, y0, x1, y1 = where.box
+    assert abs(x0 - (100 + 6 * 80)) <= 45 and abs(x1 - (100 + 7 * 80)) <= 45
+    assert abs(y0 - (50 + 3 * 40)) <= 25 and abs(y1 - (50 + 5 * 40)) <= 25
+
+
+def test_box_is_the_component_holding_the_peak():
+    m = np.zeros((10, 10), np.float32)
+    m[1, 1] = 1.0
+    m[8, 8] = 0.9  # a second, weaker blob far away stays out of the box
+    x0, y0, x1, y1 = localise(m, CROP).box
+    assert x1 < 100 + 4 * 80 and y1 < 50 + 4 * 40
+
+
+def test_no_box_without_a_positive_peak():
+    assert localise(-np.ones((7, 7), np.float32), CROP).box is None
+
+
+def test_sigmoid_and_softmax():
+    s = np.array([0.0, 2.0, -2.0])
+    np.testing.assert_allclose(probabilities(s, "sigmoid"), 1 / (1 + np.exp(-s)))
+    p = probabilities(s, "softmax")
+    assert p.sum() == pytest.approx(1.0) and p.argmax() == 1
+    with pytest.raises(ValueError):
+        probabilities(s, "relu")
+
+
+def test_hysteresis_on_a_scripted_sequence():
+    cfg = PostprocessConfig(threshold=0.6, hysteresis=0.2)
+    post = Postprocessor(("head",), "sigmoid", cfg)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    seq = [0.5, 0.65, 0.5, 0.45, 0.39, 0.55, 0.61]
+    want = [False, True, True, True, False, False, True]
+    maps = np.zeros((1, 4, 4), np.float32)
+    got = [post.process(np.array([logit(p)]), maps, CROP)[0][0].present for p in seq]
+    assert got == want
+
+
+def test_smoothing_damps_a_one_frame_spike():
+    post = Postprocessor(("head",), "sigmoid", PostprocessConfig(smoothing=0.8))
+    maps = np.zeros((1, 4, 4), np.float32)
+    flags = [post.process(np.array([s]), maps, CROP)[0][0].present for s in (-3, -3, 5, -3)]
+    assert flags == [False, False, False, False]
+
+
+def test_per_class_thresholds_softmax_with_background():
+    classes = ("head", "spine", "background")
+    cfg = PostprocessConfig(thresholds={"spine": 0.2})
+    post = Postprocessor(classes, "softmax", cfg)
+    maps = np.random.default_rng(0).random((3, 7, 7)).astype(np.float32)
+    results, u8 = post.process(np.array([0.0, 0.5, 0.9]), maps, CROP)
+    assert [r.name for r in results] == list(classes)
+    assert sum(r.score for r in results) == pytest.approx(1.0)
+    assert [r.present for r in results] == [False, True, False]
+    assert u8.dtype == np.uint8 and u8.shape == (3, 7, 7) and (u8.max(axis=(1, 2)) == 255).all()
+    assert all(r.peak is not None and r.box is not None for r in results)
+
+
+def test_maps_uint8_handles_negative_and_flat_maps():
+    m = np.stack([-np.ones((2, 2)), np.zeros((2, 2)), np.array([[0, 1], [2, 4]])]).astype(np.float32)
+    u8 = maps_uint8(m)
+    assert u8[0].max() == 0 and u8[1].max() == 0 and u8[2, 1, 1] == 255 and u8[2, 1, 0] == 128
+
+
+def test_no_maps_when_disabled():
+    post = Postprocessor(("head",), "sigmoid", PostprocessConfig(maps=False))
+    assert post.process(np.zeros(1), np.zeros((1, 3, 3), np.float32), CROP)[1] is None

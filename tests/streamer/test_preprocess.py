@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from streamer.config import PreprocessConfig
+from streamer.frames import Frame, InvalidFrame
+from streamer.preprocess import Crop, Preprocessor, find_fan
+from tests.streamer.conftest import make_screen
+
+
+def test_fan_found_on_a_screen_with_ui_text(screen):
+    image, (x, y, w, h) = screen
+    fx, fy, fw, fh = find_fan(image)
+    assert abs(fx - x) <= 3 and abs(fy - y) <= 3
+    assert abs(fx + fw - x - w) <= 3 and abs(fy + fh - y - h) <= 3
+
+
+def test_fan_found_elsewhere_and_grey_input():
+    image, (x, y, w, h) = make_screen(seed=1, apex=(700, 300), r0=40, r1=600, half_deg=45)
+    fx, fy, fw, fh = find_fan(image[:, :, 0].copy())
+    assert max(abs(fx - x), abs(fy - y), abs(fw - w), abs(fh - h)) <= 3
+
+
+def test_blank_screen_has_no_fan():
+    assert find_fan(np.full((1080, 1920, 3), 10, np.uint8)) is None
+
+
+def test_tensor_is_the_crop_resized_and_scaled(screen):
+    import cv2
+
+    image, (x, y, w, h) = screen
+    pre = Preprocessor(PreprocessConfig(), input_size=224)
+    out = pre.process(Frame(0, image))
+    assert out.tensor.shape == (1, 1, 224, 224) and out.tensor.dtype == np.float32
+    assert abs(out.crop.x - x) <= 3 and abs(out.crop.w - w) <= 3 and out.crop.size == 224
+    c = out.crop
+    ref = cv2.resize(cv2.cvtColor(image[c.y:c.y + c.h, c.x:c.x + c.w], cv2.COLOR_BGR2GRAY),
+                     (224, 224), interpolation=cv2.INTER_AREA) / 255.0
+    np.testing.assert_allclose(out.tensor[0, 0], ref, atol=1e-6)
+    # the fan is remembered: a second frame is not re-detected
+    assert pre.process(Frame(1, image)).crop == out.crop
+
+
+def test_configured_roi_and_full_frame(screen):
+    image, _ = screen
+    pre = Preprocessor(PreprocessConfig(roi=(100, 50, 400, 300)), input_size=64)
+    assert pre.process(Frame(0, image)).crop == Crop(100, 50, 400, 300, 64)
+    full = Preprocessor(PreprocessConfig(mode="full"), input_size=64)
+    assert full.process(Frame(0, image)).crop == Crop(0, 0, 1920, 1080, 64)
+    with pytest.raises(InvalidFrame, match="outside"):
+        Preprocessor(PreprocessConfig(roi=(1800, 0, 400, 300)), 64).process(Frame(0, image))
+
+
+def test_redetects_when_the_fan_moves():
+    a, _ = make_screen()
+    b, (x, y, w, h) = make_screen(apex=(1100, 150))
+    pre = Preprocessor(PreprocessConfig(redetect_every=2), input_size=64)
+    pre.process(Frame(0, a))
+    pre.process(Frame(1, b))
+    crop = pre.process(Frame(2, b)).crop
+    assert abs(crop.x - x) <= 3 and abs(crop.y - y) <= 3
+
+
+def test_crop_maps_input_pixels_to_source():
+    crop = Crop(100, 50, 400, 200, 100)
+    assert crop.to_source(0, 0) == (100, 50)
+    assert crop.to_source(100, 100) == (500, 250)
+    assert crop.to_source(50, 25) == (300, 100)
