@@ -1,0 +1,131 @@
+import time
+
+import pytest
+
+from streamer.config import Config, PipelineConfig, PreprocessConfig, PublishConfig, SourceConfig
+from streamer.metrics import PipelineMetrics
+from streamer.pipeline import FrameSlot, build_pipeline
+from tests.streamer.conftest import FakeBackend, FakeSink, FakeSource
+
+
+def config(**pipeline):
+    return Config(preprocess=PreprocessConfig(mode="full"),
+                  source=SourceConfig(read_timeout_s=0.05, retry_initial_s=0.05, retry_max_s=0.4),
+                  publish=PublishConfig(stream="t", status_interval_s=0.1),
+                  pipeline=PipelineConfig(**pipeline))
+
+
+def run(source, backend=None, sink=None, timeout=5.0, stop_after=None, **pipeline):
+    sink = sink or FakeSink()
+    p = build_pipeline(config(**pipeline), source, backend or FakeBackend(), [sink],
+                       PipelineMetrics("t"))
+    p.start()
+    if stop_after is not None:
+        time.sleep(stop_after)
+        p.stop()
+    assert p.wait(timeout), "pipeline did not finish"
+    counts = p.close()
+    return p, counts, sink
+
+
+def balanced(c):
+    return c["captured"] == c["processed"] + c["dropped"] + c["invalid"]
+
+
+def test_slot_policies():
+    latest = FrameSlot(1, lossless=False)
+    assert latest.put("a", 0) == (True, None)
+    assert latest.put("b", 0) == (True, "a")  # the newer frame replaces the unread one
+    assert latest.get(0) == "b" and latest.get(0.01) is None
+    fifo = FrameSlot(2, lossless=True)
+    assert fifo.put(1, 0)[0] and fifo.put(2, 0)[0]
+    assert fifo.put(3, 0.01) == (False, None)  # full: the writer has to wait
+    assert fifo.get(0) == 1 and fifo.put(3, 0)[0]
+
+
+def test_non_live_source_is_lossless_and_every_result_published():
+    p, c, sink = run(FakeSource(live=False, count=40), FakeBackend(delay=0.002))
+    assert c == {"captured": 40, "processed": 40, "dropped": 0, "invalid": 0}
+    assert [r.seq for r in sink.results] == list(range(1, 41))
+    r = sink.results[0]
+    assert r.stream == "t" and r.frame_shape == (120, 160) and len(r.classes) == 6
+    t = r.timing
+    assert t.capture <= t.preprocess_end <= t.inference_start < t.inference_end <= t.postprocess_end <= t.publish
+    assert sink.statuses[-1]["state"] == "stopped" and sink.statuses[-1]["processed"] == 40
+
+
+def test_live_feed_faster_than_the_model_drops_and_balances():
+    source = FakeSource(live=True, count=60, period=0.002)
+    p, c, sink = run(source, FakeBackend(delay=0.02))
+    assert c["captured"] == 60 and c["dropped"] > 20 and balanced(c)
+    assert c["processed"] == len(sink.results) and c["invalid"] == 0
+    seqs = [r.seq for r in sink.results]
+    assert seqs == sorted(seqs)
+
+
+def test_invalid_frames_are_counted_and_the_pipeline_goes_on():
+    script = ["frame", "invalid", "frame", "invalid", "invalid", "frame"]
+    p, c, sink = run(FakeSource(live=False, script=script))
+    assert c == {"captured": 6, "processed": 3, "dropped": 0, "invalid": 3}
+
+
+def test_lost_source_is_retried_with_backoff_and_reported():
+    source = FakeSource(live=True, script=["frame", "lost"], forever=True, fail_opens=0)
+    p = build_pipeline(config(), source, FakeBackend(), [sink := FakeSink()], PipelineMetrics("t"))
+    p.start()
+    time.sleep(0.02)
+    source.fail_opens = 3  # the device stays away for three reopen attempts
+    deadline = time.monotonic() + 3
+    while p.source_state.state != "up" or len(source.open_times) < 5:
+        assert time.monotonic() < deadline, p.status()
+        time.sleep(0.02)
+    gaps = [b - a for a, b in zip(source.open_times[1:], source.open_times[2:], strict=False)]
+    assert gaps[0] >= 0.04 and gaps[-1] >= 1.6 * gaps[0]  # 0.05, 0.1, 0.2, 0.4 s
+    lost = [s for s in sink.statuses if s["source"]["state"] == "lost"]
+    assert lost and lost[-1]["source"]["retries"] >= 1
+    assert p.metrics.source_up.labels("t")._value.get() == 1
+    p.stop()
+    assert balanced(p.close())
+
+
+def test_lost_source_keeps_the_process_alive_until_stopped():
+    source = FakeSource(live=True, fail_opens=1000)
+    p, c, _ = run(source, stop_after=0.3)
+    assert c["captured"] == 0 and p.source_state.state == "lost"
+    assert len(source.open_times) >= 3
+
+
+def test_stop_within_a_second_with_every_processed_frame_published():
+    sink = FakeSink(delay=0.005)  # a slowish sink keeps results queued at stop
+    source = FakeSource(live=True, forever=True, period=0.001)
+    p = build_pipeline(config(), source, FakeBackend(delay=0.002), [sink], PipelineMetrics("t"))
+    p.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p.stop()
+    assert p.wait(1.0)
+    c = p.close()
+    assert time.monotonic() - t0 < 1.0
+    assert c["processed"] == len(sink.results) > 10 and balanced(c)
+    assert source.closed >= 1 and sink.closed
+
+
+def test_max_frames_stops_a_live_source():
+    p, c, sink = run(FakeSource(live=True, forever=True, period=0.001), max_frames=7)
+    assert c["processed"] == 7 == len(sink.results) and balanced(c)
+
+
+def test_failing_backend_counts_invalid():
+    class Broken(FakeBackend):
+        def infer(self, batch):
+            raise RuntimeError("boom")
+
+    p, c, sink = run(FakeSource(live=False, count=3), Broken())
+    assert c == {"captured": 3, "processed": 0, "dropped": 0, "invalid": 3} and not sink.results
+
+
+def test_first_open_of_a_missing_file_is_an_error():
+    source = FakeSource(live=False, fail_opens=1)
+    p = build_pipeline(config(), source, FakeBackend(), [FakeSink()], PipelineMetrics("t"))
+    with pytest.raises(Exception, match="not there"):
+        p.start()
