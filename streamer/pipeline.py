@@ -254,7 +254,8 @@ class Pipeline:
             **counts,
             "source": {"state": src.state, "kind": getattr(self.source, "kind", "?"),
                        "live": bool(getattr(self.source, "live", True)), "retries": src.retries,
-                       "retry_in_s": round(src.retry_in_s, 3), "error": src.error},
+                       "retry_in_s": round(src.retry_in_s, 3), "error": src.error,
+                       "dropped": getattr(self.source, "dropped", 0)},  # skipped by the source
             "backend": self.backend.describe(),
             "latency_ms": {"p50": self.latency.recent_ms(50), "p99": self.latency.recent_ms(99)},
             "queues": {"input": len(self.frames), "publish": len(self.results)},

@@ -118,7 +118,8 @@ def _grow_into_dark(fan: np.ndarray, small: np.ndarray, dark: float) -> np.ndarr
 
 def _refine(grey: np.ndarray, coarse: np.ndarray, scale: int, bright: float, dark: float) -> Rect:
     """Full-resolution box of the coarse region: the largest component of bright-or-dark pixels
-    near it plus sizeable, non-thin pieces (a frame line or a tick mark is thin)."""
+    near it plus sizeable pieces that are not thin (a frame drawn round the image, a tick mark:
+    their area is a few times their bounding box's half-perimeter)."""
     H, W = grey.shape
     x, y, w, h = cv2.boundingRect(coarse)
     m = 2
@@ -135,7 +136,7 @@ def _refine(grey: np.ndarray, coarse: np.ndarray, scale: int, bright: float, dar
     main = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     big = stats[main, cv2.CC_STAT_AREA]
     parts = [stats[j] for j in range(1, count) if j == main or (
-        stats[j, cv2.CC_STAT_AREA] >= 0.005 * big and min(stats[j, 2], stats[j, 3]) > 3)]
+        stats[j, 4] >= 0.005 * big and stats[j, 4] >= 4 * (stats[j, 2] + stats[j, 3]))]
     x0 = min(p[0] for p in parts)
     y0 = min(p[1] for p in parts)
     x1 = max(p[0] + p[2] for p in parts)

@@ -1,0 +1,155 @@
+"""streamer run: a source through the model to ZMQ results and Prometheus metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from streamer.cli import CommandError
+
+HELP = "run the live pipeline: source → fan crop → model → results on ZMQ, metrics over HTTP"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--source", help="sim[:key=value,...], a video file, capture:<N> or zmq:<endpoint> "
+                                    "(default: sim)")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--backend", help="inference backend (default: onnxruntime)")
+    p.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
+    p.add_argument("--publish", metavar="ENDPOINT", help="ZMQ PUB endpoint (default tcp://127.0.0.1:5556)")
+    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback publish endpoint")
+    p.add_argument("--metrics-port", type=int, metavar="N", help="Prometheus port on 127.0.0.1 "
+                                                                 "(default 9108; 0 disables)")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--config", metavar="FILE", help="TOML config (flags override it)")
+    p.add_argument("--stream", help="stream name used in topics and metrics (default: main)")
+    p.add_argument("--no-maps", action="store_true", help="do not publish class maps")
+
+
+def config_from_args(args):
+    from streamer.config import Config, load_config, override
+
+    base = load_config(args.config) if args.config else Config()
+    return override(
+        base,
+        source={"spec": args.source},
+        model={"path": args.model, "backend": args.backend, "device": args.device},
+        publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
+                 "stream": args.stream},
+        metrics={"port": args.metrics_port},
+        pipeline={"duration_s": args.duration, "max_frames": args.max_frames},
+        postprocess={"maps": False if args.no_maps else None},
+    )
+
+
+def _model_path(config) -> Path:
+    from engines.defaults import default_onnx
+
+    path = Path(config.model.path) if config.model.path else default_onnx()
+    if not path.is_file():
+        raise CommandError(f"model file not found: {path}")
+    return path
+
+
+@contextlib.contextmanager
+def _signals(stop):
+    """SIGINT/SIGTERM ask the pipeline to stop (only the main thread may install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda *_: stop()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _open_parts(config, stack: contextlib.ExitStack):
+    """Source (validated, unopened), opened backend and sinks, metrics (+ HTTP endpoint)."""
+    from engines.backends import BackendOptions, create_backend
+    from streamer.metrics import MetricsServer, PipelineMetrics
+    from streamer.sinks.zmq_sink import ZmqSink
+    from streamer.sources import create_source
+
+    source = create_source(config.source.spec)
+    m = config.model
+    backend = create_backend(m.backend, _model_path(config),
+                             BackendOptions(device=m.device, precision=m.precision, threads=m.threads))
+    stack.callback(backend.close)
+    backend.open()
+    sinks = []
+    if config.publish.endpoint:
+        p = config.publish
+        sink = ZmqSink(endpoint=p.endpoint, maps=config.postprocess.maps, allow_remote=p.allow_remote)
+        stack.callback(sink.close)
+        sinks.append(sink.open())
+    metrics = PipelineMetrics(config.publish.stream)
+    if config.metrics.port:
+        server = MetricsServer(metrics.registry, config.metrics.port, config.metrics.host).start()
+        stack.callback(server.stop)
+    return source, backend, sinks, metrics
+
+
+def _fmt(ms) -> str:
+    return "-" if ms is None else f"{ms:.1f}"
+
+
+def status_line(status: dict) -> str:
+    lat = status["latency_ms"]
+    return (f"{status['fps']:5.1f} fps | latency p50 {_fmt(lat['p50'])} ms p99 {_fmt(lat['p99'])} ms | "
+            f"processed {status['processed']} dropped {status['dropped']} invalid {status['invalid']} | "
+            f"source {status['source']['state']}")
+
+
+def summary(counts: dict, latency: dict, seconds: float) -> str:
+    lines = [f"frames: captured {counts['captured']}, processed {counts['processed']}, "
+             f"dropped {counts['dropped']}, invalid {counts['invalid']} in {seconds:.1f} s",
+             f"{'latency ms':<20}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}"]
+    for stage, row in latency.items():
+        lines.append(f"{stage:<20}" + "".join(f"{row[k]:9.2f}" for k in ("p50", "p90", "p99", "max")))
+    return "\n".join(lines)
+
+
+def _supervise(pipeline, config) -> None:
+    """Wait for the end (source ended, max frames, duration, signal), refreshing the status line."""
+    live = sys.stderr.isatty()
+    duration = config.pipeline.duration_s
+    deadline = time.monotonic() + duration if duration else None
+    next_line = time.monotonic() + 1.0
+    while not pipeline.wait(0.1):
+        now = time.monotonic()
+        if deadline and now >= deadline:
+            pipeline.stop()
+        if live and now >= next_line:
+            next_line = now + 1.0
+            print("\r" + status_line(pipeline.status()).ljust(100), end="", file=sys.stderr, flush=True)
+    if live:
+        print(file=sys.stderr)
+
+
+def run(args) -> int:
+    from streamer.pipeline import build_pipeline
+
+    config = config_from_args(args)
+    with contextlib.ExitStack() as stack:
+        source, backend, sinks, metrics = _open_parts(config, stack)
+        pipeline = build_pipeline(config, source, backend, sinks, metrics)
+        started = time.monotonic()
+        with _signals(pipeline.stop):
+            try:
+                pipeline.start()
+            except Exception as exc:
+                pipeline.close()
+                raise CommandError(f"cannot open source {config.source.spec!r}: {exc}") from None
+            try:
+                _supervise(pipeline, config)
+            finally:
+                counts = pipeline.close()
+    print(summary(counts, pipeline.latency.summary_ms(), time.monotonic() - started))
+    return 0

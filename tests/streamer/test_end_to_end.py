@@ -1,0 +1,108 @@
+"""Real runs over loopback sockets: simulated scanner → ZMQ source → pipeline → ZmqSink → SUB."""
+
+import threading
+import time
+
+import pytest
+import zmq
+
+from engines.backends import create_backend
+from streamer.cli import main
+from streamer.config import Config, PublishConfig, SourceConfig
+from streamer.metrics import PipelineMetrics
+from streamer.pipeline import build_pipeline
+from streamer.protocol import (
+    DetectionMessage,
+    MapMessage,
+    StatusMessage,
+    decode_message,
+    encode_frame,
+)
+from streamer.sinks.zmq_sink import ZmqSink, bind_publisher
+from streamer.sources import create_source
+from tests.streamer.conftest import make_screen
+
+
+def publish_frames(sock, stop: threading.Event, fps: float = 30.0, limit: int = 200):
+    screen, _ = make_screen()
+    for seq in range(limit):
+        if stop.wait(1 / fps):
+            return
+        sock.send_multipart(encode_frame(screen, seq, time.monotonic_ns()), copy=False)
+
+
+def collect(sub, seconds: float) -> list:
+    out, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sub.poll(50):
+            out.append(decode_message(sub.recv_multipart()))
+    return out
+
+
+def test_scanner_to_subscriber_over_loopback(random_onnx):
+    ctx = zmq.Context.instance()
+    scanner = bind_publisher("tcp://127.0.0.1:*")
+    frames_at = scanner.getsockopt_string(zmq.LAST_ENDPOINT)
+    sink = ZmqSink(endpoint="tcp://127.0.0.1:*", maps=True).open()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(sink.endpoint)
+    backend = create_backend("onnxruntime", random_onnx).open()
+    cfg = Config(source=SourceConfig(spec=f"zmq:{frames_at}"),
+                 publish=PublishConfig(stream="e2e", status_interval_s=0.2))
+    pipeline = build_pipeline(cfg, create_source(cfg.source.spec), backend, [sink], PipelineMetrics("e2e"))
+    stop = threading.Event()
+    feeder = threading.Thread(target=publish_frames, args=(scanner, stop), daemon=True)
+    try:
+        pipeline.start()
+        time.sleep(0.3)  # slow joiner: let both SUB sockets connect
+        feeder.start()
+        messages = collect(sub, 2.0)
+    finally:
+        stop.set()
+        feeder.join(2)
+        counts = pipeline.close()
+        scanner.close(linger=0)
+        sub.close(linger=0)
+    dets = [m for m in messages if isinstance(m, DetectionMessage)]
+    maps = [m for m in messages if isinstance(m, MapMessage)]
+    statuses = [m for m in messages if isinstance(m, StatusMessage)]
+    assert len(dets) >= 10 and maps and statuses
+    assert counts["captured"] == counts["processed"] + counts["dropped"] + counts["invalid"]
+    d = dets[-1]
+    assert d.stream == "e2e" and d.frame_shape == (1080, 1920) and len(d.classes) == 6
+    assert d.latency_ms["capture_to_publish"] > 0
+    for c in d.classes.values():  # peaks lie in the fan's rectangle on the screen
+        assert 455 - 5 <= c.peak[0] <= 455 + 1011 + 5 and 168 - 5 <= c.peak[1] <= 168 + 773 + 5
+
+
+def test_cli_run_in_process(random_onnx, capsys):
+    code = main(["run", "--model", str(random_onnx), "--source", "sim:realtime=0",
+                 "--publish", "tcp://127.0.0.1:*", "--metrics-port", "0", "--max-frames", "20"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "captured 20, processed 20, dropped 0, invalid 0" in out
+    assert "capture_to_publish" in out and "inference" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "/nonexistent/m.onnx"], "model file not found"),
+    (["--source", "bogus:thing"], "unknown source"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(random_onnx, capsys, argv, message):
+    base = ["run", "--model", str(random_onnx), "--metrics-port", "0", "--publish", "tcp://127.0.0.1:*"]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cli_busy_metrics_port(random_onnx, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        code = main(["run", "--model", str(random_onnx), "--metrics-port", str(port),
+                     "--publish", "tcp://127.0.0.1:*", "--max-frames", "1"])
+    assert code == 2 and str(port) in capsys.readouterr().err
