@@ -58,6 +58,8 @@ def run(args) -> int:
         onnx_path = _fp16_onnx(onnx_path, args.data)
     plan = Path(args.out) if args.out else onnx_path.with_suffix(".plan")
     side = build_plan(onnx_path, plan, options) if args.force else ensure_plan(plan, onnx_path, options)
+    if side.batch_range != [min(options.batch_sizes), max(options.batch_sizes)]:
+        side = build_plan(onnx_path, plan, options)  # fits this GPU, but not the batches asked for
     print(f"plan {plan}: {side.precision}, TensorRT {side.tensorrt_version}, {side.gpu_name} "
           f"(sm {side.compute_capability}), batches {side.batch_range}")
     return 0
