@@ -106,3 +106,24 @@ def test_cli_busy_metrics_port(random_onnx, capsys):
         code = main(["run", "--model", str(random_onnx), "--metrics-port", str(port),
                      "--publish", "tcp://127.0.0.1:*", "--max-frames", "1"])
     assert code == 2 and str(port) in capsys.readouterr().err
+
+
+def test_cli_stops_within_a_second_of_sigint(random_onnx, capsys):
+    import os
+    import signal
+
+    sent = {}
+
+    def interrupt():
+        time.sleep(1.5)
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # run's handler is in
+            sent["t"] = time.monotonic()
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    code = main(["run", "--model", str(random_onnx), "--source", "sim:fps=30",
+                 "--publish", "tcp://127.0.0.1:*", "--metrics-port", "0", "--duration", "10"])
+    assert code == 0 and "t" in sent
+    assert time.monotonic() - sent["t"] < 1.0
+    out = capsys.readouterr().out
+    assert "frames: captured" in out
