@@ -56,16 +56,16 @@ def compare(reference: str | Path, candidates: dict[str, str | Path], frames: np
 
 
 def evaluate_pair(reference_onnx, candidate_onnx, dataset) -> dict:
-    """Hook: accuracy and pointing-game change of candidate vs reference on a labelled dataset.
+    """Mean accuracy and pointing game of both models on a labelled data set, and the change."""
+    from engines.evaluation import evaluate
 
-    Needs engines.evaluation (trained default model and evaluation code, not written yet).
-    """
-    try:
-        from engines.evaluation import evaluate_onnx
-    except ImportError as exc:
-        raise NotImplementedError(f"accuracy/pointing-game comparison needs engines.evaluation: {exc}") from exc
-    ref, cand = evaluate_onnx(reference_onnx, dataset), evaluate_onnx(candidate_onnx, dataset)
-    return {k: cand[k] - ref[k] for k in ref if isinstance(ref[k], (int, float)) and k in cand}
+    out = {}
+    for name, path in (("reference", reference_onnx), ("candidate", candidate_onnx)):
+        report, _ = evaluate(path, dataset, progress=False)
+        out[name] = {k: report.get(k) for k in ("mean_accuracy", "pointing_game")}
+    out["change"] = {k: (out["candidate"][k] or 0.0) - (out["reference"][k] or 0.0)
+                     for k in ("mean_accuracy", "pointing_game")}
+    return out
 
 
 def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
@@ -78,6 +78,11 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     for name, r in report["results"].items():
         cells = [r.get(k) for k in ("decision_agreement", "max_abs_dprob", "max_rel_dmap", "p50_ms")]
         rows.append(f"| {name} | " + " | ".join("—" if c is None else f"{c:.4g}" for c in cells) + " |")
-    meta = "\n".join(f"- {k}: {v}" for k, v in report.items() if k != "results")
+    for name, acc in report.get("accuracy", {}).items():
+        ref, cand = acc["reference"], acc["candidate"]
+        rows.append(f"\n{name} vs fp32: mean accuracy {100 * ref['mean_accuracy']:.2f}% → "
+                    f"{100 * cand['mean_accuracy']:.2f}%, pointing game "
+                    f"{100 * (ref['pointing_game'] or 0):.2f}% → {100 * (cand['pointing_game'] or 0):.2f}%")
+    meta = "\n".join(f"- {k}: {v}" for k, v in report.items() if k not in ("results", "accuracy"))
     md.write_text("# Precision report\n\n" + meta + "\n\n" + "\n".join(rows) + "\n")
     return js, md

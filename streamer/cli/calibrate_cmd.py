@@ -19,6 +19,9 @@ def add_arguments(p) -> None:
                    help="frames kept out of calibration for the comparison (default: 32)")
     p.add_argument("--proposal", choices=("auto", "float", "int8"), default="auto",
                    help="soft-proposal MatMuls: measured choice (auto), kept float, or quantised")
+    p.add_argument("--eval-data", metavar="SPEC",
+                   help="with --report: labelled frames (e.g. sim:n=2000,seed=1000) for the mean "
+                        "accuracy and pointing-game change of fp16/int8 against fp32")
     p.add_argument("--report", metavar="DIR",
                    help="write precision_report.json/.md comparing fp16 and int8 with fp32")
 
@@ -63,6 +66,13 @@ def run(args) -> int:
         report = {"model": str(args.onnx), "data": args.data, "held_out_frames": len(held),
                   "method": args.method, "fp16_fp32_nodes": kept, "proposal_trials": tried,
                   "results": results}
+        if args.eval_data:
+            from calibration.report import evaluate_pair
+            from engines.datasets import open_dataset
+
+            dataset = open_dataset(args.eval_data, input_size=info.input_size)
+            report["accuracy"] = {name: evaluate_pair(args.onnx, path, dataset)
+                                  for name, path in (("fp16", fp16_path), ("int8", Path(args.out)))}
         js, md = write_report(report, args.report)
         print(f"wrote {js} and {md}")
     return 0

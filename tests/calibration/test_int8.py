@@ -82,9 +82,12 @@ def test_report_files(tmp_path):
     assert "| int8 | 1 | 0.01 | 0.1 | 2 |" in md.read_text()
 
 
-def test_accuracy_hook_says_what_it_needs():
-    with pytest.raises(NotImplementedError, match="engines.evaluation"):
-        evaluate_pair("a.onnx", "b.onnx", dataset=None)
+def test_accuracy_change_of_a_model_against_itself_is_zero(compact_onnx):
+    from engines.datasets import open_dataset
+
+    result = evaluate_pair(compact_onnx, compact_onnx, open_dataset("sim:n=8,seed=4"))
+    assert 0 <= result["reference"]["mean_accuracy"] <= 1
+    assert result["change"] == {"mean_accuracy": 0.0, "pointing_game": 0.0}
 
 
 def test_calibrate_arguments():
