@@ -1,9 +1,9 @@
 """Model outputs → per-class decisions, peaks and boxes in source-frame pixels, uint8 maps.
 
 Scores become probabilities by the model's activation, optionally smoothed over time (EMA) and
-decided with hysteresis so a class does not flicker. Each class map is upsampled to the model
-input, its peak found, and the connected component above ``box_fraction`` of the peak that holds
-the peak gives the box; both go back to the source frame through the crop geometry.
+decided with hysteresis so a class does not flicker. Each class map is upsampled (4 grid cells
+per map cell, at most the model input's size), its peak found, and the connected component above
+``box_fraction`` of the peak that holds the peak gives the box; both go back to the source frame through the crop geometry.
 """
 
 from __future__ import annotations
@@ -54,10 +54,12 @@ class Localisation:
 
 def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Localisation:
     """Peak and box of one map [h, w] in source pixels (no box when the map has no positive peak)."""
-    S = crop.size
-    up = cv2.resize(np.asarray(class_map, np.float32), (S, S), interpolation=cv2.INTER_LINEAR)
+    h, w = class_map.shape
+    grid = min(crop.size, 4 * max(h, w))  # 4 cells per map cell: finer adds nothing but time
+    k = crop.size / grid  # grid cell → model-input pixels
+    up = cv2.resize(np.asarray(class_map, np.float32), (grid, grid), interpolation=cv2.INTER_LINEAR)
     v, u = np.unravel_index(int(np.argmax(up)), up.shape)
-    px, py = crop.to_source(u + 0.5, v + 0.5)
+    px, py = crop.to_source((u + 0.5) * k, (v + 0.5) * k)
     peak = (int(px), int(py))
     top = float(up[v, u])
     if not math.isfinite(top) or top <= 0:
@@ -66,8 +68,8 @@ def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Locali
     mask = (up >= low + fraction * (top - low)).astype(np.uint8)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     bx, by, bw, bh, _ = stats[labels[v, u]]
-    x0, y0 = crop.to_source(bx, by)
-    x1, y1 = crop.to_source(bx + bw, by + bh)
+    x0, y0 = crop.to_source(bx * k, by * k)
+    x1, y1 = crop.to_source((bx + bw) * k, (by + bh) * k)
     return Localisation(peak, (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
 
 
