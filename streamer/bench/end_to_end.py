@@ -1,0 +1,107 @@
+"""End to end through the real pipeline: the simulated scanner → streamer.pipeline → ZMQ PUB on
+loopback, paced at a frame rate (live: latest frame wins, drops counted) or at saturation
+(non-realtime, lossless)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from streamer.bench.plan import BenchPlan
+from streamer.bench.stats import CpuMeter, peak_rss_mb, rate, reset_peak_rss, summarise_ms
+from streamer.frames import STAGES
+
+ENDPOINT = "tcp://127.0.0.1:*"
+
+
+class TimingSink:
+    """Keeps every result's stage latencies, plus its own stamp once the sinks before it (the
+    ZMQ publisher) have sent it: the pipeline stamps ``publish`` just before the sinks run."""
+
+    def __init__(self):
+        self.stages: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.to_sent: list[float] = []
+        self.sent_at: list[float] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> TimingSink:
+        return self
+
+    def publish(self, result) -> None:
+        now = time.monotonic_ns()
+        with self._lock:
+            for stage, s in result.timing.stage_seconds().items():
+                self.stages[stage].append(s)
+            self.to_sent.append((now - result.timing.capture) / 1e9)
+            self.sent_at.append(now / 1e9)
+
+    def publish_status(self, status: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def source_spec(plan: BenchPlan, fps: float | None) -> str:
+    size = f"width={plan.width},height={plan.height}"
+    if fps is None:
+        return f"sim:seed=0,realtime=0,{size}"
+    return f"sim:seed=0,fps={fps:g},realtime=1,{size}"
+
+
+def _config(plan: BenchPlan, spec: str):
+    from streamer.config import Config, MetricsConfig, PipelineConfig, PublishConfig, SourceConfig
+
+    limit = plan.warmup + plan.frames if plan.frames else 0
+    return Config(source=SourceConfig(spec=spec), publish=PublishConfig(endpoint=ENDPOINT, stream="bench"),
+                  metrics=MetricsConfig(port=0), pipeline=PipelineConfig(max_frames=limit))
+
+
+def _drive(pipeline, plan: BenchPlan, tick) -> dict:
+    """Run until the duration (after warm-up) or the frame limit; the counts just before stop."""
+    deadline = time.monotonic() + plan.duration_s + 0.5  # + a little for the warm-up frames
+    seen = 0
+    while not pipeline.wait(0.05) and time.monotonic() < deadline:
+        processed = pipeline.accounting.snapshot()["processed"]
+        for _ in range(processed - seen):
+            tick()
+        seen = processed
+    running = pipeline.accounting.snapshot()
+    pipeline.stop()
+    return running
+
+
+def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None) -> dict:
+    """fps None: saturation. Latency figures leave out the first ``plan.warmup`` frames."""
+    from engines.backends import BackendOptions, create_backend
+    from streamer.pipeline import build_pipeline
+    from streamer.sinks.zmq_sink import ZmqSink
+    from streamer.sources import create_source
+
+    spec = source_spec(plan, fps)
+    config = _config(plan, spec)
+    reset_peak_rss()
+    backend = create_backend("onnxruntime", plan.onnx, BackendOptions()).open()
+    described = backend.describe()
+    zmq_sink = ZmqSink(endpoint=ENDPOINT, maps=config.postprocess.maps).open()
+    timings = TimingSink()
+    pipeline = build_pipeline(config, create_source(spec), backend, [zmq_sink, timings])
+    with CpuMeter() as cpu:
+        pipeline.start()
+        try:
+            running = _drive(pipeline, plan, tick)
+        finally:
+            counts = pipeline.close()
+    w = plan.warmup
+    latency = {s: summarise_ms(v[w:]) for s, v in timings.stages.items()}
+    latency["capture_to_sent"] = summarise_ms(timings.to_sent[w:])
+    inference_p50 = latency["inference"].get("p50", 0.0)
+    return {
+        "label": f"{fps:g} fps" if fps else "saturation", "fps": fps, "realtime": fps is not None,
+        "source": spec, "backend": described, "publish_maps": config.postprocess.maps,
+        "counts": counts, "dropped_while_running": running["dropped"],
+        "latency_ms": latency, "latency_excludes_first": w,
+        "pipeline_overhead_ms_p50": round(latency["capture_to_publish"].get("p50", 0.0) - inference_p50, 4),
+        "throughput_fps": round(rate(timings.sent_at[w:]), 2),
+        "cpu": cpu.as_dict(), "peak_rss_mb": peak_rss_mb(),
+    }

@@ -1,0 +1,87 @@
+"""streamer bench: model-only and end-to-end latency/throughput beside a naive baseline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from streamer.cli import CommandError
+
+HELP = "measure latency and throughput (model only and end to end) beside a naive baseline"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", metavar="PATH", help="ONNX model (default: the bundled model)")
+    p.add_argument("--checkpoint", metavar="PATH", help="PyTorch checkpoint for the torch backend and "
+                   "the baseline (default: the bundled one, when --model is not given)")
+    p.add_argument("--onnx-int8", metavar="PATH", help="also time this INT8 ONNX model")
+    p.add_argument("--onnx-fp16", metavar="PATH", help="also time this FP16 ONNX model")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="per configuration (default 5)")
+    p.add_argument("--frames", type=int, metavar="N", help="stop each configuration after N frames")
+    p.add_argument("--fps", metavar="LIST", help="end-to-end frame rates (default 30,60)")
+    p.add_argument("--batches", metavar="LIST", help="model-only batch sizes (default 1,8)")
+    p.add_argument("--quick", action="store_true", help="a few seconds in total: tiny counts, "
+                   "one frame rate, batch 1")
+    p.add_argument("--json", metavar="FILE", help="write every figure and the machine description")
+    p.add_argument("--plot", metavar="FILE.png", help="latency CDFs and throughput bars")
+
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise CommandError(f"{what} not found: {p}")
+    return p
+
+
+def _models(args) -> tuple[Path, Path | None]:
+    from engines.defaults import DEFAULT_CHECKPOINT, default_onnx
+
+    if args.model:
+        onnx = _existing(args.model, "model file")
+        checkpoint = None
+    else:
+        try:
+            onnx = default_onnx()
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from None
+        checkpoint = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
+    if args.checkpoint:
+        checkpoint = _existing(args.checkpoint, "checkpoint")
+    return onnx, checkpoint
+
+
+def _numbers(text: str | None, kind, flag: str) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        return tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise CommandError(f"{flag} takes a comma-separated list of numbers, got {text!r}") from None
+
+
+def plan_from_args(args):
+    from dataclasses import replace
+
+    from streamer.bench.plan import BenchPlan, quick_plan
+
+    onnx, checkpoint = _models(args)
+    extra = {p: _existing(path, f"{p} model") for p, path in
+             (("int8", args.onnx_int8), ("fp16", args.onnx_fp16)) if path}
+    plan = quick_plan(onnx, checkpoint, extra) if args.quick else BenchPlan(onnx, checkpoint, extra)
+    changes = {"duration_s": args.duration, "frames": args.frames,
+               "fps": _numbers(args.fps, float, "--fps"), "batches": _numbers(args.batches, int, "--batches")}
+    return replace(plan, **{k: v for k, v in changes.items() if v is not None})
+
+
+def run(args) -> int:
+    from streamer.bench.report import plot, table, write_json
+    from streamer.bench.runner import run_bench
+
+    plan = plan_from_args(args)
+    result = run_bench(plan, progress=sys.stderr.isatty())
+    print(table(result))
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    if args.plot:
+        print(f"wrote {plot(result, args.plot)}")
+    return 0

@@ -1,0 +1,111 @@
+"""streamer bench: the quick run's JSON and plot, a clear error on bad input, and the FLOP counter
+against hand-computed graphs. No timed assertions: the figures depend on the machine."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from engines.defaults import DEFAULT_CHECKPOINT, DEFAULT_ONNX
+from streamer.bench.flops import count_flops
+from streamer.cli import main
+
+TOP_LEVEL = {"machine", "model_only", "end_to_end", "baseline", "speedup_vs_baseline"}
+
+
+@pytest.fixture
+def model_args(request):
+    """The bundled model when present, else the random compact model (ONNX + checkpoint)."""
+    if DEFAULT_ONNX.is_file() and DEFAULT_CHECKPOINT.is_file():
+        return []
+    onnx_path = request.getfixturevalue("compact_onnx")
+    checkpoint = request.getfixturevalue("compact_checkpoint")
+    return ["--model", str(onnx_path), "--checkpoint", str(checkpoint)]
+
+
+def _positive_latency(lat: dict) -> None:
+    assert lat["count"] > 0
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert len(lat["quantiles"]) == 101
+
+
+def test_quick_bench_writes_json_and_plot(tmp_path, model_args, capsys):
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    assert main(["bench", "--quick", *model_args, "--json", str(out), "--plot", str(png)]) == 0
+    assert "saturation" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert set(result) == TOP_LEVEL
+    assert png.stat().st_size > 10_000
+
+    machine = result["machine"]
+    assert machine["cores_logical"] >= 1 and machine["peak_gflops"]["peak"] > 0
+    assert "onnxruntime" in machine["versions"]
+
+    model = result["model_only"]
+    assert model["model"]["flops_per_frame"] > 0
+    assert {(r["backend"], r["batch"]) for r in model["runs"]} == {("onnxruntime", 1), ("torch", 1)}
+    for run in model["runs"]:
+        _positive_latency(run["latency_ms"])
+        assert run["throughput_fps"] > 0 and run["peak_rss_mb"] > 0 and run["gflops"] > 0
+        assert run["threads"]
+
+    runs = result["end_to_end"]["runs"]
+    assert [r["realtime"] for r in runs] == [True, False] and runs[0]["fps"] == 30
+    for run in runs:
+        c = run["counts"]
+        assert 0 < c["processed"] <= c["captured"]
+        assert c["captured"] == c["processed"] + c["dropped"] + c["invalid"]
+        for stage in ("capture_to_publish", "inference", "capture_to_sent"):
+            _positive_latency(run["latency_ms"][stage])
+        assert run["throughput_fps"] > 0 and run["cpu"]["cpu_s"] > 0
+
+    base = result["baseline"]
+    assert base["threads"] == 1 and base["frames"] > 0 and base["throughput_fps"] > 0
+    assert base["engine"].startswith("torch eager")
+    _positive_latency(base["latency_ms"]["capture_to_publish"])
+    assert result["speedup_vs_baseline"] > 0
+
+
+def test_missing_model_is_one_clear_error(tmp_path, capsys):
+    assert main(["bench", "--quick", "--model", str(tmp_path / "nope.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model file not found" in err[0]
+
+
+def _single_conv(path, *, stride: int, group: int = 1, batch="N"):
+    """X[batch,4,8,8] → Conv(W[6, 4/group, 3, 3], pad 1, stride) → Y."""
+    w = numpy_helper.from_array(np.ones((6, 4 // group, 3, 3), np.float32), "W")
+    node = helper.make_node("Conv", ["X", "W"], ["Y"], pads=[1, 1, 1, 1], strides=[stride, stride],
+                            group=group)
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("X", TensorProto.FLOAT,
+                              [batch, 4, 8, 8])], [helper.make_tensor_value_info("Y", TensorProto.FLOAT,
+                              None)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("stride, group, expected", [
+    (1, 1, 2 * 6 * 8 * 8 * (4 * 3 * 3)),  # 6 maps × 64 positions × a 4×3×3 window, 2 FLOPs per MAC
+    (2, 1, 2 * 6 * 4 * 4 * (4 * 3 * 3)),  # stride 2: a 4×4 output
+    (1, 2, 2 * 6 * 8 * 8 * (2 * 3 * 3)),  # two groups: each map sees half the channels
+])
+def test_flops_of_a_single_conv(tmp_path, stride, group, expected):
+    flops = count_flops(_single_conv(tmp_path / "conv.onnx", stride=stride, group=group))
+    assert flops == {"total": expected, "by_op": {"Conv": expected}, "uncounted": []}
+
+
+def test_flops_of_matmul_and_gemm(tmp_path):
+    a = helper.make_tensor_value_info("A", TensorProto.FLOAT, [1, 5, 7])
+    b = numpy_helper.from_array(np.ones((7, 3), np.float32), "B")
+    c = numpy_helper.from_array(np.ones((3, 2), np.float32), "C")
+    nodes = [helper.make_node("MatMul", ["A", "B"], ["AB"]),
+             helper.make_node("Reshape", ["AB", "shape"], ["R"]),
+             helper.make_node("Gemm", ["R", "C"], ["Y"])]
+    shape = numpy_helper.from_array(np.array([5, 3], np.int64), "shape")
+    graph = helper.make_graph(nodes, "mm", [a], [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                              [b, c, shape])
+    path = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert count_flops(path)["by_op"] == {"MatMul": 2 * 5 * 7 * 3, "Gemm": 2 * 5 * 3 * 2}
