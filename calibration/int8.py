@@ -64,10 +64,36 @@ def _activation_matmuls(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
     return gemv, other
 
 
+TARGETS = ("tensorrt", "cpu")
+
+
+def target_options(target: str) -> dict:
+    """Q/DQ placement per runtime.
+
+    tensorrt: symmetric INT8 activations and weights, outputs of quantised ops left in float —
+    what TensorRT's strongly typed networks take (it fuses the Q/DQ itself).
+    cpu: unsigned activations with signed weights (U8S8, what VNNI runs) and quantised outputs,
+    so ONNX Runtime fuses DQ→Conv→Q into QLinearConv; with float outputs it would run a float
+    Conv behind a DequantizeLinear and be slower than FP32.
+    """
+    from onnxruntime.quantization import QuantType
+
+    if target not in TARGETS:
+        raise ValueError(f"INT8 target must be one of {TARGETS}, got {target!r}")
+    if target == "cpu":
+        return {"activation_type": QuantType.QUInt8, "extra": {"ActivationSymmetric": False}}
+    return {"activation_type": QuantType.QInt8,
+            "extra": {"ActivationSymmetric": True,
+                      "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS)}}
+
+
 def quantize_int8(model_path: str | Path, frames: np.ndarray, out: str | Path, *,
-                  method: str = "entropy", quantise_proposal: bool = False, progress: bool = True) -> Path:
+                  method: str = "entropy", quantise_proposal: bool = False, progress: bool = True,
+                  target: str = "tensorrt") -> Path:
     """Calibrate on frames and write a Q/DQ INT8 model; the soft proposal stays float unless asked."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    placement = target_options(target)
 
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
@@ -79,18 +105,18 @@ def quantize_int8(model_path: str | Path, frames: np.ndarray, out: str | Path, *
     out.parent.mkdir(parents=True, exist_ok=True)
     quantize_static(
         str(model_path), str(out), frame_reader(frames, model.graph.input[0].name, fixed or 8, progress),
-        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=placement["activation_type"],
         weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTISED_OPS), nodes_to_exclude=exclude,
         calibrate_method={"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
                           "minmax": CalibrationMethod.MinMax}[method],
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                       "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS),
+        extra_options={"WeightSymmetric": True, "QuantizeBias": False, **placement["extra"],
                        "CalibPercentile": 99.99, "MatMulConstBOnly": False,
                        "DedicatedQDQPair": True},  # float consumers keep reading the float tensor
     )
     q = onnx.load(str(out))
     set_metadata(q, {**{p.key: p.value for p in model.metadata_props}, META_PREFIX + "precision": "int8",
                      META_PREFIX + "int8_method": method,
+                     META_PREFIX + "int8_target": target,
                      META_PREFIX + "float_nodes": json.dumps(sorted(exclude))})
     check_graph(q)
     onnx.save(q, str(out))
@@ -98,14 +124,14 @@ def quantize_int8(model_path: str | Path, frames: np.ndarray, out: str | Path, *
 
 
 def choose_proposal_precision(model_path, calib: np.ndarray, held_out: np.ndarray, workdir,
-                              method: str = "entropy") -> tuple[Path, dict]:
+                              method: str = "entropy", target: str = "tensorrt") -> tuple[Path, dict]:
     """Quantise with and without the soft proposal's MatMuls; keep the more faithful one."""
     from calibration.report import compare
 
     tried = {}
     for flag in (False, True):
         path = quantize_int8(model_path, calib, Path(workdir) / f"int8_proposal_{flag}.onnx",
-                             method=method, quantise_proposal=flag, progress=False)
+                             method=method, quantise_proposal=flag, progress=False, target=target)
         tried[flag] = (path, compare(model_path, {"int8": path}, held_out, latency=False)["int8"])
     best = min(tried, key=lambda f: (-tried[f][1]["decision_agreement"], tried[f][1]["max_abs_dprob"]))
     log.info("soft proposal %s: %s", "quantised" if best else "kept float",

@@ -17,6 +17,9 @@ def add_arguments(p) -> None:
     p.add_argument("--frames", type=int, default=200, help="frames to read from --data (default: 200)")
     p.add_argument("--held-out", type=int, default=32,
                    help="frames kept out of calibration for the comparison (default: 32)")
+    p.add_argument("--target", choices=("tensorrt", "cpu"), default="tensorrt",
+                   help="Q/DQ placement for TensorRT (symmetric, float outputs) or for ONNX Runtime "
+                        "on the CPU (U8S8, fused QLinearConv: faster than FP32 on VNNI CPUs)")
     p.add_argument("--proposal", choices=("auto", "float", "int8"), default="auto",
                    help="soft-proposal MatMuls: measured choice (auto), kept float, or quantised")
     p.add_argument("--eval-data", metavar="SPEC",
@@ -50,13 +53,14 @@ def run(args) -> int:
     tried = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.proposal == "auto":
-            best, tried = choose_proposal_precision(args.onnx, calib, held, tmp, args.method)
+            best, tried = choose_proposal_precision(args.onnx, calib, held, tmp, args.method,
+                                                     args.target)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_bytes(best.read_bytes())
         else:
             quantize_int8(args.onnx, calib, args.out, method=args.method,
-                          quantise_proposal=args.proposal == "int8")
-    print(f"wrote {args.out} (INT8 Q/DQ, {len(calib)} calibration frames, {args.method})")
+                          quantise_proposal=args.proposal == "int8", target=args.target)
+    print(f"wrote {args.out} (INT8 Q/DQ for {args.target}, {len(calib)} calibration frames, {args.method})")
     if args.report:
         fp16_path = Path(args.report) / (Path(args.onnx).stem + ".fp16.onnx")
         fp16_path.parent.mkdir(parents=True, exist_ok=True)

@@ -106,3 +106,26 @@ def test_calibrate_command_end_to_end(compact_onnx_dynamic, image_folder, tmp_pa
     assert set(results) == {"fp32", "fp16", "int8"} and results["fp16"]["decision_agreement"] == 1.0
     assert main(["calibrate", "--onnx", str(tmp_path / "none.onnx"), "--data", "x", "--out", "y"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_cpu_target_fuses_into_quantised_convs_onnx_runtime_runs(compact_onnx, tmp_path):
+    """U8S8 with quantised outputs: ONNX Runtime turns DQ→Conv→Q into QLinearConv."""
+    import onnxruntime as ort
+
+    frames = ultrasound_like(8, seed=3)
+    out = quantize_int8(compact_onnx, frames, tmp_path / "q_cpu.onnx", method="minmax",
+                        progress=False, target="cpu")
+    model = onnx.load(str(out))
+    quant = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert quant and all(
+        i.data_type == onnx.TensorProto.UINT8
+        for i in model.graph.initializer if i.name in {n.input[2] for n in quant if len(n.input) > 2})
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])
+    fused = {n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node}
+    assert "QLinearConv" in fused
+    r = compare(compact_onnx, {"int8": out}, ultrasound_like(6, seed=8), latency=False)["int8"]
+    assert r["finite"] and r["decision_agreement"] == 1.0
+    with pytest.raises(ValueError, match="target"):
+        quantize_int8(compact_onnx, frames, tmp_path / "x.onnx", target="gpu")
