@@ -57,8 +57,9 @@ def localise(maps: np.ndarray, boxes: list[dict], classes, size: int) -> dict:
             if not frame_boxes or name not in frame_boxes:
                 continue
             gt = frame_boxes[name]
-            hits.append(localisation.inside(localisation.peak(maps[i, c], size, size), gt))
-            ious.append(localisation.iou(localisation.box(maps[i, c], size, size), gt))
+            peak, box = localisation.locate(maps[i, c], size)
+            hits.append(localisation.inside(peak, gt))
+            ious.append(localisation.iou(box, gt))
         if hits:
             per_class[name] = {"pointing_game": float(np.mean(hits)), "iou": float(np.mean(ious)),
                                "boxes": len(hits)}

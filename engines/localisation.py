@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -13,28 +15,26 @@ def upsample(class_map: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(class_map.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def peak(class_map: np.ndarray, width: int, height: int) -> tuple[int, int]:
-    """(x, y) of the map's maximum in a [height, width] image."""
-    up = upsample(class_map, width, height)
-    y, x = np.unravel_index(int(np.argmax(up)), up.shape)
-    return int(x), int(y)
+def locate(class_map: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACTION):
+    """Peak (x, y) and box (x0, y0, x1, y1) of a [h, w] map over a size×size image, in pixels.
 
-
-def box(class_map: np.ndarray, width: int, height: int,
-        fraction: float = DEFAULT_BOX_FRACTION) -> tuple[int, int, int, int] | None:
-    """Bounding box (x0, y0, x1, y1) of the region around the peak above fraction·peak.
-
-    The map is shifted so its minimum is 0 first (CAM maps can be negative); a flat map has no box.
+    The map is upsampled to a grid of 4 cells per map cell (finer adds nothing but time); the box
+    is the connected region holding the peak that lies above ``fraction`` of the way from
+    max(min, 0) to the peak. A map whose peak is not positive, or a flat map, has no box.
     """
-    up = upsample(class_map, width, height)
-    lo, hi = float(up.min()), float(up.max())
-    if hi - lo <= 1e-12:
-        return None
-    mask = ((up - lo) >= fraction * (hi - lo)).astype(np.uint8)
-    _, labels = cv2.connectedComponents(mask, connectivity=8)
-    py, px = np.unravel_index(int(np.argmax(up)), up.shape)
-    ys, xs = np.nonzero(labels == labels[py, px])
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    h, w = class_map.shape
+    grid = min(size, 4 * max(h, w))
+    k = size / grid
+    up = cv2.resize(np.asarray(class_map, np.float32), (grid, grid), interpolation=cv2.INTER_LINEAR)
+    v, u = np.unravel_index(int(np.argmax(up)), up.shape)
+    peak_xy = ((u + 0.5) * k, (v + 0.5) * k)
+    top, low = float(up[v, u]), max(float(up.min()), 0.0)
+    if not math.isfinite(top) or top <= 0 or top - low <= 1e-12 * max(abs(top), 1.0):
+        return peak_xy, None
+    mask = (up >= low + fraction * (top - low)).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    bx, by, bw, bh, _ = stats[labels[v, u]]
+    return peak_xy, (bx * k, by * k, (bx + bw) * k, (by + bh) * k)
 
 
 def iou(a, b) -> float:

@@ -22,9 +22,10 @@ def tile(image: np.ndarray, class_map: np.ndarray, title: str, gt_box=None) -> n
     if gt_box is not None:
         x0, y0, x1, y1 = (int(round(v)) for v in gt_box)
         cv2.rectangle(out, (x0, y0), (x1, y1), (255, 255, 255), 1)
-        derived = localisation.box(class_map, size, size)
+        _, derived = localisation.locate(class_map, size)
         if derived:
-            cv2.rectangle(out, derived[:2], derived[2:], (0, 255, 0), 1)
+            x0, y0, x1, y1 = (int(round(v)) for v in derived)
+            cv2.rectangle(out, (x0, y0), (x1, y1), (0, 255, 0), 1)
     out = cv2.resize(out, (TILE, TILE), interpolation=cv2.INTER_AREA)
     cv2.putText(out, title, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
     return out

@@ -6,11 +6,14 @@ import numpy as np
 
 
 def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
-    scores = scores.astype(np.float64)
+    """Logits [..., C] → probabilities: independent sigmoids, or one softmax over the classes."""
+    s = np.asarray(scores, np.float64)
     if activation == "softmax":
-        e = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-scores))
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    if activation == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * s))  # overflow-free sigmoid
+    raise ValueError(f"unknown activation {activation!r}")
 
 
 def average_precision(truth: np.ndarray, score: np.ndarray) -> float:

@@ -8,26 +8,15 @@ per map cell, at most the model input's size), its peak found, and the connected
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from engines.localisation import locate
+from engines.scoring import probabilities
 from streamer.config import PostprocessConfig
 from streamer.frames import ClassResult
 from streamer.preprocess import Crop
-
-
-def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
-    """Logits [C] → probabilities: independent sigmoids, or one softmax over the classes."""
-    s = np.asarray(scores, np.float64)
-    if activation == "softmax":
-        e = np.exp(s - s.max())
-        return e / e.sum()
-    if activation == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * s))  # overflow-free sigmoid
-    raise ValueError(f"unknown activation {activation!r}")
 
 
 class Hysteresis:
@@ -54,22 +43,12 @@ class Localisation:
 
 def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Localisation:
     """Peak and box of one map [h, w] in source pixels (no box when the map has no positive peak)."""
-    h, w = class_map.shape
-    grid = min(crop.size, 4 * max(h, w))  # 4 cells per map cell: finer adds nothing but time
-    k = crop.size / grid  # grid cell → model-input pixels
-    up = cv2.resize(np.asarray(class_map, np.float32), (grid, grid), interpolation=cv2.INTER_LINEAR)
-    v, u = np.unravel_index(int(np.argmax(up)), up.shape)
-    px, py = crop.to_source((u + 0.5) * k, (v + 0.5) * k)
-    peak = (int(px), int(py))
-    top = float(up[v, u])
-    if not math.isfinite(top) or top <= 0:
+    (px, py), box = locate(class_map, crop.size, fraction)
+    peak = tuple(int(v) for v in crop.to_source(px, py))
+    if box is None:
         return Localisation(peak, None)
-    low = max(float(up.min()), 0.0)
-    mask = (up >= low + fraction * (top - low)).astype(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    bx, by, bw, bh, _ = stats[labels[v, u]]
-    x0, y0 = crop.to_source(bx * k, by * k)
-    x1, y1 = crop.to_source((bx + bw) * k, (by + bh) * k)
+    x0, y0 = crop.to_source(box[0], box[1])
+    x1, y1 = crop.to_source(box[2], box[3])
     return Localisation(peak, (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from engines.localisation import box, inside, iou, peak
+from engines.localisation import inside, iou, locate
 from engines.scoring import average_precision, class_metrics, detection_report, probabilities
 
 
@@ -39,23 +39,26 @@ def test_probabilities_sigmoid_and_softmax():
     assert np.allclose(probabilities(s, "sigmoid"), [[0.5, 1 / (1 + math.exp(-2))]])
     p = probabilities(s, "softmax")
     assert p.sum() == pytest.approx(1.0) and p[0, 1] > p[0, 0]
+    assert np.isfinite(probabilities(np.array([-1e4, 1e4]), "sigmoid")).all()
+    with pytest.raises(ValueError, match="activation"):
+        probabilities(s, "tanh")
 
 
 def test_peak_and_box_land_where_the_map_is_hot():
     m = np.zeros((14, 14), np.float32)
     m[3:6, 8:11] = 1.0
     m[4, 9] = 1.2
-    x, y = peak(m, 224, 224)
+    (x, y), b = locate(m, 224)
     assert inside((x, y), (8 * 16, 3 * 16, 11 * 16, 6 * 16))
-    b = box(m, 224, 224)
     assert iou(b, (8 * 16, 3 * 16, 11 * 16, 6 * 16)) > 0.5
-    assert box(np.ones((4, 4)), 64, 64) is None
+    assert locate(np.ones((4, 4)), 64)[1] is None  # flat: nowhere in particular
+    assert locate(-np.ones((4, 4)) - np.eye(4), 64)[1] is None  # no positive evidence
 
 
 def test_box_keeps_only_the_component_holding_the_peak():
     m = np.zeros((14, 14), np.float32)
     m[2:4, 2:4], m[10:12, 10:12] = 1.0, 0.9
-    b = box(m, 140, 140)
+    _, b = locate(m, 140)
     assert b[2] <= 70 and b[3] <= 70
 
 
