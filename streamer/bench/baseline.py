@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from streamer.bench.plan import BenchPlan
-from streamer.bench.stats import CpuMeter, peak_rss_mb, rate, reset_peak_rss, summarise_ms
+from streamer.bench.stats import CpuMeter, RssMeter, rate, summarise_ms
 
 STAGES = ("capture_to_publish", "preprocess", "inference", "postprocess", "publish")
 
@@ -99,7 +99,7 @@ def run_baseline(plan: BenchPlan, tick=lambda: None) -> dict:
     from engines.simulator import LiveFeed
     from streamer.sinks.zmq_sink import bind_publisher
 
-    reset_peak_rss()
+    rss = RssMeter()
     torch_threads = _set_torch_threads(1)
     sock = bind_publisher("tcp://127.0.0.1:*")
     try:
@@ -116,7 +116,7 @@ def run_baseline(plan: BenchPlan, tick=lambda: None) -> dict:
         "latency_ms": {s: summarise_ms(v) for s, v in stages.items()},
         "latency_excludes_first": plan.warmup,
         "throughput_fps": round(rate(sent_at), 2),
-        "cpu": cpu.as_dict(), "peak_rss_mb": peak_rss_mb(), "zmq": zmq.zmq_version(),
+        "cpu": cpu.as_dict(), **rss.as_dict(), "zmq": zmq.zmq_version(),
     }
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 from streamer.bench.plan import BenchPlan
-from streamer.bench.stats import CpuMeter, peak_rss_mb, rate, reset_peak_rss, summarise_ms
+from streamer.bench.stats import CpuMeter, RssMeter, rate, summarise_ms
 from streamer.frames import STAGES
 
 ENDPOINT = "tcp://127.0.0.1:*"
@@ -80,7 +80,7 @@ def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None) -> dict:
 
     spec = source_spec(plan, fps)
     config = _config(plan, spec)
-    reset_peak_rss()
+    rss = RssMeter()
     backend = create_backend("onnxruntime", plan.onnx, BackendOptions()).open()
     described = backend.describe()
     zmq_sink = ZmqSink(endpoint=ENDPOINT, maps=config.postprocess.maps).open()
@@ -103,5 +103,5 @@ def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None) -> dict:
         "latency_ms": latency, "latency_excludes_first": w,
         "pipeline_overhead_ms_p50": round(latency["capture_to_publish"].get("p50", 0.0) - inference_p50, 4),
         "throughput_fps": round(rate(timings.sent_at[w:]), 2),
-        "cpu": cpu.as_dict(), "peak_rss_mb": peak_rss_mb(),
+        "cpu": cpu.as_dict(), **rss.as_dict(),
     }

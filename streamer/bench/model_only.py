@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from streamer.bench.plan import BenchPlan, ModelRun
-from streamer.bench.stats import CpuMeter, peak_rss_mb, rate, reset_peak_rss, summarise_ms
+from streamer.bench.stats import CpuMeter, RssMeter, rate, summarise_ms
 
 
 def _input(batch: int, size: int) -> np.ndarray:
@@ -30,7 +30,7 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None) -> dict:
     """Latency per call (p50/p90/p99/max), frames/s, peak RSS and thread settings."""
     from engines.backends import BackendOptions, create_backend
 
-    reset_peak_rss()
+    rss = RssMeter()
     backend = create_backend(run.backend, run.path, BackendOptions(precision=run.precision)).open()
     try:
         x = _input(run.batch, backend.info.input_size)
@@ -39,7 +39,7 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None) -> dict:
         seconds, done = [], []
         with CpuMeter() as cpu:
             start = time.perf_counter()
-            while not plan.enough(len(seconds), time.perf_counter() - start):
+            while not plan.enough(len(seconds) * run.batch, time.perf_counter() - start):
                 backend.infer(x)
                 seconds.append(backend.last_inference_s)
                 done.append(time.perf_counter())
@@ -57,6 +57,6 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None) -> dict:
         "latency_per_frame_ms_p50": round(float(np.median(seconds)) * 1e3 / run.batch, 4),
         "throughput_fps": round(throughput, 2),
         "wall_throughput_fps": round(run.batch * rate(done), 2),
-        "peak_rss_mb": peak_rss_mb(), "threads": threads, "cpu": cpu.as_dict(),
+        **rss.as_dict(), "threads": threads, "cpu": cpu.as_dict(),
         "fixed_batch": desc.get("fixed_batch"),
     }

@@ -25,14 +25,14 @@ def _machine_lines(m: dict) -> list[str]:
 def _model_lines(section: dict) -> list[str]:
     model = section["model"]
     lines = [f"model only — {model['flops_per_frame'] / 1e9:.3f} GFLOP/frame ({model['onnx']})",
-             f"{'backend':<24}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}{'fps':>9}{'RSS MB':>8}"
+             f"{'backend':<24}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}{'fps':>9}{'+RSS MB':>8}"
              f"{'GFLOP/s':>9}{'%peak':>7}{'x base':>8}"]
     for r in section["runs"]:
         lat = r["latency_ms"]
         lines.append(f"{r['label']:<24}" + "".join(_f(lat.get(k)).rjust(8) for k in ("p50", "p90", "p99", "max"))
-                     + f"{r['throughput_fps']:9.1f}{r['peak_rss_mb']:8.0f}{r['gflops']:9.1f}"
+                     + f"{r['throughput_fps']:9.1f}{r['rss_growth_mb']:8.0f}{r['gflops']:9.1f}"
                      f"{_f(r['pct_of_peak'], '.1f'):>7}{_x(r['vs_baseline']['throughput']):>8}")
-    lines.append("  (latency ms per call, one call = one batch; x base: frames/s over the baseline's inference)")
+    lines.append("  (latency ms per call, one call = one batch; +RSS: peak memory growth in the run; x base: frames/s over the baseline's inference)")
     return lines
 
 

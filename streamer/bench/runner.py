@@ -89,7 +89,8 @@ def _ratio(a, b) -> float | None:
 
 def _gflops(flops: int, fps: float, peak: float | None) -> dict:
     achieved = flops * fps / 1e9
-    return {"gflops": round(achieved, 2), "pct_of_peak": _ratio(100 * achieved, peak)}
+    pct = round(100 * achieved / peak, 1) if peak else None
+    return {"gflops": round(achieved, 2), "pct_of_peak": pct}
 
 
 def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, base: dict) -> dict:

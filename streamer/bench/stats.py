@@ -42,15 +42,33 @@ def reset_peak_rss() -> None:
         pass
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory since the last reset (VmHWM), else the process lifetime peak."""
+def _status_mb(key: str) -> float | None:
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory since the last reset (VmHWM), else the process lifetime peak."""
+    peak = _status_mb("VmHWM:")
+    return peak if peak is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class RssMeter:
+    """The whole process's peak RSS during a run, and how far it rose above the RSS at the start
+    (the bench runs every configuration in one process, so the peak includes what came before)."""
+
+    def __init__(self):
+        reset_peak_rss()
+        self.start_mb = _status_mb("VmRSS:") or 0.0
+
+    def as_dict(self) -> dict:
+        peak = peak_rss_mb()
+        return {"peak_rss_mb": peak, "rss_growth_mb": round(max(0.0, peak - self.start_mb), 1)}
 
 
 class CpuMeter:
