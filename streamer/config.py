@@ -100,6 +100,7 @@ class PublishConfig:
     allow_remote: bool = False  # frames are patient data: bind to loopback unless told otherwise
     stream: str = "main"
     status_interval_s: float = 1.0
+    record: str = ""  # a file to append every result (JSON lines) to; empty: no recording
 
     def __post_init__(self):
         from streamer.protocol import check_stream_name

@@ -173,6 +173,7 @@ class Pipeline:
         self.frames = FrameSlot(1 if live else config.pipeline.queue_size, lossless=not live)
         self.results = FrameSlot(config.pipeline.publish_queue_size, lossless=True)
         self.source_state = SourceState()
+        self._source_drops_seen = 0
         self._stop = threading.Event()
         self._source_done = threading.Event()
         self._inference_done = threading.Event()
@@ -308,7 +309,9 @@ class Pipeline:
         """Read and hand on one frame; False when the source has ended."""
         try:
             frame = self.source.read(self.config.source.read_timeout_s)
+            self._count_source_drops()
         except InvalidFrame as exc:
+            self._count_source_drops()
             self.accounting.add("captured")
             self._count_invalid(exc)
             return True
@@ -324,6 +327,14 @@ class Pipeline:
             self.accounting.add("captured")
             self._hand_on(frame)
         return True
+
+    def _count_source_drops(self) -> None:
+        """Frames a live source skipped itself (stale ZMQ messages it drained) are captured and dropped."""
+        total = getattr(self.source, "dropped", 0)
+        new, self._source_drops_seen = total - self._source_drops_seen, total
+        if new > 0:
+            self.accounting.add("captured", new)
+            self.accounting.add("dropped", new)
 
     def _hand_on(self, frame: Frame) -> None:
         while True:

@@ -29,6 +29,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config (flags override it)")
     p.add_argument("--stream", help="stream name used in topics and metrics (default: main)")
     p.add_argument("--no-maps", action="store_true", help="do not publish class maps")
+    p.add_argument("--record", metavar="FILE", help="also append every result to FILE (JSON lines)")
 
 
 def config_from_args(args):
@@ -40,7 +41,7 @@ def config_from_args(args):
         source={"spec": args.source},
         model={"path": args.model, "backend": args.backend, "device": args.device},
         publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
-                 "stream": args.stream},
+                 "stream": args.stream, "record": args.record},
         metrics={"port": args.metrics_port},
         pipeline={"duration_s": args.duration, "max_frames": args.max_frames},
         postprocess={"maps": False if args.no_maps else None},
@@ -74,6 +75,7 @@ def _open_parts(config, stack: contextlib.ExitStack):
     """Source (validated, unopened), opened backend and sinks, metrics (+ HTTP endpoint)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.metrics import MetricsServer, PipelineMetrics
+    from streamer.sinks.recording_sink import RecordingSink
     from streamer.sinks.zmq_sink import ZmqSink
     from streamer.sources import create_source
 
@@ -89,6 +91,10 @@ def _open_parts(config, stack: contextlib.ExitStack):
         sink = ZmqSink(endpoint=p.endpoint, maps=config.postprocess.maps, allow_remote=p.allow_remote)
         stack.callback(sink.close)
         sinks.append(sink.open())
+    if config.publish.record:
+        recorder = RecordingSink(path=config.publish.record)
+        stack.callback(recorder.close)
+        sinks.append(recorder.open())
     metrics = PipelineMetrics(config.publish.stream)
     if config.metrics.port:
         server = MetricsServer(metrics.registry, config.metrics.port, config.metrics.host).start()
@@ -117,7 +123,8 @@ def summary(counts: dict, latency: dict, seconds: float) -> str:
 
 
 def _supervise(pipeline, config) -> None:
-    """Wait for the end (source ended, max frames, duration, signal), refreshing the status line."""
+    """Wait for the end (source ended, max frames, duration, signal), refreshing the status line
+    every second on a terminal (in place), every 10 s as plain lines otherwise (logs)."""
     live = sys.stderr.isatty()
     duration = config.pipeline.duration_s
     deadline = time.monotonic() + duration if duration else None
@@ -126,9 +133,11 @@ def _supervise(pipeline, config) -> None:
         now = time.monotonic()
         if deadline and now >= deadline:
             pipeline.stop()
-        if live and now >= next_line:
-            next_line = now + 1.0
-            print("\r" + status_line(pipeline.status()).ljust(100), end="", file=sys.stderr, flush=True)
+        if now >= next_line:
+            next_line = now + (1.0 if live else 10.0)
+            line = status_line(pipeline.status())
+            print("\r" + line.ljust(100) if live else line, end="" if live else "\n",
+                  file=sys.stderr, flush=True)
     if live:
         print(file=sys.stderr)
 

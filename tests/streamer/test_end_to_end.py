@@ -1,5 +1,7 @@
+
 """Real runs over loopback sockets: simulated scanner → ZMQ source → pipeline → ZmqSink → SUB."""
 
+import json
 import threading
 import time
 
@@ -76,13 +78,18 @@ def test_scanner_to_subscriber_over_loopback(random_onnx):
         assert 455 - 5 <= c.peak[0] <= 455 + 1011 + 5 and 168 - 5 <= c.peak[1] <= 168 + 773 + 5
 
 
-def test_cli_run_in_process(random_onnx, capsys):
+def test_cli_run_in_process(random_onnx, capsys, tmp_path):
+    record = tmp_path / "results.jsonl"
     code = main(["run", "--model", str(random_onnx), "--source", "sim:realtime=0",
-                 "--publish", "tcp://127.0.0.1:*", "--metrics-port", "0", "--max-frames", "20"])
+                 "--publish", "tcp://127.0.0.1:*", "--metrics-port", "0", "--max-frames", "20",
+                 "--record", str(record)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "captured 20, processed 20, dropped 0, invalid 0" in out
     assert "capture_to_publish" in out and "inference" in out
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [r["seq"] for r in lines] == sorted(r["seq"] for r in lines) and len(lines) == 20
+    assert set(lines[0]["classes"]) == {"head", "spine", "thorax", "abdomen", "limbs", "placenta"}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -63,6 +63,20 @@ def test_live_feed_faster_than_the_model_drops_and_balances():
     assert seqs == sorted(seqs)
 
 
+class DrainingSource(FakeSource):
+    """Like the ZMQ source: it skips stale messages itself and counts them in ``dropped``."""
+
+    def read(self, timeout: float):
+        frame = super().read(timeout)
+        self.dropped = getattr(self, "dropped", 0) + 2
+        return frame
+
+
+def test_frames_a_source_skipped_itself_are_counted_as_dropped():
+    p, c, _ = run(DrainingSource(live=True, count=5))
+    assert c["captured"] == 5 + 2 * 5 and c["dropped"] >= 2 * 5 and balanced(c)
+
+
 def test_invalid_frames_are_counted_and_the_pipeline_goes_on():
     script = ["frame", "invalid", "frame", "invalid", "invalid", "frame"]
     p, c, sink = run(FakeSource(live=False, script=script))
