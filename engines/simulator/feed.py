@@ -148,3 +148,22 @@ class LiveFeed:
 
     def __next__(self) -> ScreenFrame:
         return self.next()
+
+
+class ReplayFeed:
+    """The first ``count`` frames of a LiveFeed rendered once, then replayed in a loop.
+
+    Stands in for a capture card, whose frames cost the host nothing to produce, so that a
+    benchmark at saturation measures the engine rather than the renderer.
+    """
+
+    def __init__(self, feed: LiveFeed, count: int):
+        if count < 1:
+            raise ValueError(f"replay count must be ≥ 1, got {count}")
+        self.frames = [feed.frame_at(i) for i in range(count)]
+        self._seq = 0
+
+    def next(self) -> ScreenFrame:
+        f = self.frames[self._seq % len(self.frames)]
+        self._seq += 1
+        return f

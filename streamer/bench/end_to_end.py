@@ -42,10 +42,13 @@ class TimingSink:
         pass
 
 
+REPLAY_FRAMES = 64
+
+
 def source_spec(plan: BenchPlan, fps: float | None) -> str:
     size = f"width={plan.width},height={plan.height}"
-    if fps is None:
-        return f"sim:seed=0,realtime=0,{size}"
+    if fps is None:  # saturation: frames pre-rendered like a capture card's, so the engine is measured
+        return f"sim:seed=0,realtime=0,replay={REPLAY_FRAMES},{size}"
     return f"sim:seed=0,fps={fps:g},realtime=1,{size}"
 
 

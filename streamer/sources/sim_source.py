@@ -18,10 +18,11 @@ class SimOptions:
     style: str = "train"
     realtime: bool = True  # paced at fps and live; False: as fast as possible, lossless
     frames: int = 0  # stop (SourceEnded) after this many; 0: never
+    replay: int = 0  # render this many frames once at open and loop them (benchmarks); 0: render live
 
     def __post_init__(self):
-        if self.fps <= 0 or self.width < 16 or self.height < 16 or self.frames < 0:
-            raise ValueError("sim needs fps > 0, width and height ≥ 16, frames ≥ 0")
+        if self.fps <= 0 or self.width < 16 or self.height < 16 or self.frames < 0 or self.replay < 0:
+            raise ValueError("sim needs fps > 0, width and height ≥ 16, frames ≥ 0, replay ≥ 0")
 
 
 class SimSource(Source):
@@ -36,10 +37,13 @@ class SimSource(Source):
         self._seq = 0
 
     def _open(self) -> None:
-        from engines.simulator import LiveFeed  # lazy: the simulator is only needed when chosen
+        from engines import simulator  # lazy: the simulator is only needed when chosen
 
         o = self.options
-        self._feed = LiveFeed(seed=o.seed, fps=o.fps, width=o.width, height=o.height, style=o.style)
+        self._feed = simulator.LiveFeed(seed=o.seed, fps=o.fps, width=o.width, height=o.height,
+                                        style=o.style)
+        if o.replay:
+            self._feed = simulator.ReplayFeed(self._feed, o.replay)
         self._pacer = Pacer(o.fps) if o.realtime else None
         self._seq = 0
 

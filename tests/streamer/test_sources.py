@@ -216,10 +216,17 @@ def test_sim_source_paced_at_fps(fake_simulator):
     assert all(f is not None for f in got) and 0.09 <= elapsed < 0.6
 
 
-def test_real_simulator_if_present():
-    sim = pytest.importorskip("engines.simulator")
-    if not hasattr(sim, "LiveFeed"):
-        pytest.skip("engines.simulator has no LiveFeed yet")
+def test_real_simulator():
     with open_source("sim:width=320,height=240,realtime=0,seed=1") as src:
         frame = src.read(5.0)
     assert frame.image.shape == (240, 320, 3) and frame.image.dtype == np.uint8
+
+
+def test_sim_replay_loops_frames_rendered_once():
+    with open_source("sim:width=320,height=240,realtime=0,seed=1,replay=3") as src:
+        frames = [src.read(5.0) for _ in range(7)]
+    assert [f.seq for f in frames] == list(range(7))  # sequence numbers keep counting
+    assert frames[0].image is frames[3].image is frames[6].image
+    assert not np.array_equal(frames[0].image, frames[1].image)
+    with pytest.raises(ValueError, match="replay"):
+        open_source("sim:replay=-1")
