@@ -57,6 +57,7 @@ class PreprocessConfig:
     redetect_every: int = 150  # frames between fan re-detections (0: detect once)
     threshold: int = 8  # grey levels above the screen background that count as fan
     detect_scale: int = 4  # detection runs on the frame shrunk by this factor, then refines
+    polar: bool = False  # resample a curvilinear sector to polar (beam-space) form, as trained
 
     def __post_init__(self):
         if self.roi is not None:

@@ -47,8 +47,7 @@ def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Locali
     peak = tuple(int(v) for v in crop.to_source(px, py))
     if box is None:
         return Localisation(peak, None)
-    x0, y0 = crop.to_source(box[0], box[1])
-    x1, y1 = crop.to_source(box[2], box[3])
+    x0, y0, x1, y1 = crop.box_to_source(box)
     return Localisation(peak, (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
 
 

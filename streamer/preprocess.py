@@ -1,7 +1,9 @@
 """Scanner screen → model input: find the ultrasound fan, crop its bounding rectangle, grey,
 resize (INTER_AREA, as the training images were made) and scale to float32 [0, 1].
 
-The crop geometry travels with the tensor so postprocess can map maps back to source pixels.
+With ``polar`` on, a curvilinear sector is instead resampled to polar (beam-space) form, as the
+paper trained (`engines.polar`). The crop geometry travels with the tensor so postprocess can map
+peaks and boxes back to source pixels.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engines.polar import PolarMap, estimate_geometry
 from streamer.config import PreprocessConfig
 from streamer.frames import Frame, InvalidFrame
 
@@ -32,6 +35,28 @@ class Crop:
     def to_source(self, u: float, v: float) -> tuple[float, float]:
         """Model-input coordinates (continuous, pixel edges at integers) → source pixels."""
         return self.x + u * self.w / self.size, self.y + v * self.h / self.size
+
+    def box_to_source(self, box) -> tuple[float, float, float, float]:
+        """Model-input box (x0, y0, x1, y1) → source pixels."""
+        (x0, y0), (x1, y1) = self.to_source(box[0], box[1]), self.to_source(box[2], box[3])
+        return x0, y0, x1, y1
+
+
+@dataclass(frozen=True)
+class PolarCrop(Crop):
+    """A crop resampled to polar form: model input (angle across, depth down) → sector pixels
+    within the crop → source pixels."""
+
+    polar: PolarMap | None = None
+
+    def to_source(self, u: float, v: float) -> tuple[float, float]:
+        x, y = self.polar.polar_to_image(u, v)
+        return self.x + float(x), self.y + float(y)
+
+    def box_to_source(self, box) -> tuple[float, float, float, float]:
+        """A polar box is an annular sector in the image: its bounding box, in source pixels."""
+        x0, y0, x1, y1 = self.polar.box_to_image(box)
+        return self.x + x0, self.y + y0, self.x + x1, self.y + y1
 
 
 @dataclass
@@ -160,6 +185,9 @@ class Preprocessor:
         self._since_detect = 0
         self._tried = False
         self._out = np.empty((1, 1, input_size, input_size), np.float32)
+        self._polar_rect: Rect | None = None
+        self._polar_map: PolarMap | None = None
+        self._polar_age = 0
 
     def process(self, frame: Frame) -> Prepared:
         image = frame.image
@@ -167,10 +195,34 @@ class Preprocessor:
             raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
         x, y, w, h = self._roi(image)
         grey = _grey(image[y : y + h, x : x + w])
-        small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        pmap = self._polar((x, y, w, h), grey) if self.config.polar else None
+        if pmap is None:
+            small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
+            crop = Crop(x, y, w, h, self.size)
+        else:
+            small, crop = pmap.to_polar(grey), PolarCrop(x, y, w, h, self.size, pmap)
         out = np.empty_like(self._out)  # fresh: the tensor may outlive this call
         np.multiply(small, np.float32(1 / 255), out=out[0, 0], casting="unsafe")
-        return Prepared(out, Crop(x, y, w, h, self.size))
+        return Prepared(out, crop)
+
+    def _polar(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:
+        """The sector's polar map, fitted once per fan position (tens of ms on a large fan;
+        retried every re-detection period while the fan is no sector, e.g. a linear probe: those
+        frames are cropped plainly)."""
+        if self.config.mode == "auto" and self.roi is None:
+            return None  # no fan found: no sector to fit
+        self._polar_age += 1
+        retry = self._polar_map is None and self._polar_age >= (self.config.redetect_every or 150)
+        if rect != self._polar_rect or retry:
+            self._polar_rect, self._polar_age = rect, 0
+            bg = float(np.median(grey[[0, 0, -1, -1], [0, -1, 0, -1]]))  # corners lie outside
+            geometry = estimate_geometry(grey, int(bg) + self.config.threshold)
+            self._polar_map = None if geometry is None else PolarMap(geometry, self.size)
+            if geometry is None:
+                log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
+            else:
+                log.info("polar resampling: %s", geometry)
+        return self._polar_map
 
     def _roi(self, image: np.ndarray) -> Rect:
         H, W = image.shape[:2]

@@ -1,7 +1,9 @@
 """Datasets as plain numpy samples, opened from a spec string (the trainer wraps them for torch).
 
 Specs:
-  ``sim[:n=1000,seed=0,style=train]``  simulated scanner frames, with ground-truth boxes.
+  ``sim[:n=1000,seed=0,style=train,polar=0]``  simulated scanner frames, with ground-truth boxes;
+      ``polar=1`` resamples curvilinear sectors to polar form (depth down, beam angle across),
+      each box becoming the polar bounding box of its region (linear-probe frames stay plain).
   ``folder:/dir`` (or a bare directory holding ``labels.csv``)  images plus a CSV whose columns
       are ``image`` (file name relative to the directory) then one 0/1 column per class.
   ``fetal_planes:/dir[,split=train|test]``  the public FETAL_PLANES_DB layout:
@@ -65,18 +67,28 @@ class SimDataset:
 
     classes = REGIONS
 
-    def __init__(self, n: int = 1000, seed: int = 0, style: str = "train", input_size: int = 224):
+    def __init__(self, n: int = 1000, seed: int = 0, style: str = "train", input_size: int = 224,
+                 polar: bool = False):
         from engines.simulator import ScannerSimulator, SimConfig
 
         if n < 1:
             raise ValueError(f"sim dataset size n must be >= 1, got {n}")
-        self.n, self.input_size = int(n), int(input_size)
+        self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
         self.sim = ScannerSimulator(SimConfig(seed=seed, style=style))
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> Sample:
+        if self.polar:
+            from engines.polar import PolarMap, estimate_geometry
+
+            f = self.sim.frame(_index(i, self.n))
+            geometry = estimate_geometry(f.fan_mask)  # as the streamer fits it, on the exact fan
+            if geometry is not None:
+                pm = PolarMap(geometry, self.input_size)
+                boxes = {k: pm.box_to_polar(b) for k, b in f.boxes.items()}
+                return Sample(pm.to_polar(f.image), f.labels, boxes)
         img, labels, boxes = self.sim.training_image(_index(i, self.n), self.input_size)
         return Sample(img, labels, boxes)
 
@@ -212,7 +224,9 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     spec = spec.strip()
     kind, colon, rest = spec.partition(":")
     if kind == "sim":
-        opts = _options(rest, {"n": int, "seed": int, "style": str}, "sim")
+        opts = _options(rest, {"n": int, "seed": int, "style": str, "polar": int}, "sim")
+        if opts.get("polar", 0) not in (0, 1):
+            raise ValueError(f"sim polar must be 0 or 1, got {opts['polar']}")
         from engines.simulator.render import STYLES
 
         if opts.get("style", "train") not in STYLES:

@@ -80,3 +80,29 @@ def test_bad_specs(tmp_path):
         with pytest.raises(ValueError) as e:
             open_dataset(spec)
         assert str(e.value), spec
+
+
+def test_sim_polar_spec():
+    from engines.polar import PolarMap, estimate_geometry
+
+    plain = open_dataset("sim:n=12,seed=0", input_size=64)
+    polar = open_dataset("sim:n=12,seed=0,polar=1", input_size=64)
+    kinds = set()
+    for i in range(12):
+        p, q, f = polar[i], plain[i], polar.sim.frame(i)
+        assert p.image.shape == (64, 64) and p.image.dtype == np.uint8
+        assert np.array_equal(p.labels, q.labels) and set(p.boxes) == set(q.boxes)
+        kinds.add(f.geometry.kind)
+        if f.geometry.kind != "curvilinear":
+            assert np.array_equal(p.image, q.image) and p.boxes == q.boxes  # left plain
+            continue
+        assert not np.array_equal(p.image, q.image)
+        pm = PolarMap(estimate_geometry(f.fan_mask), 64)
+        for k, b in p.boxes.items():
+            assert 0 <= b[0] < b[2] <= 64 and 0 <= b[1] < b[3] <= 64
+            back, true = pm.box_to_image(b), f.boxes[k]  # the polar box bounds the true region
+            assert back[0] <= true[0] + 1 and back[1] <= true[1] + 1
+            assert back[2] >= true[2] - 1 and back[3] >= true[3] - 1
+    assert kinds == {"curvilinear", "linear"}
+    with pytest.raises(ValueError, match="polar"):
+        open_dataset("sim:polar=2")

@@ -80,3 +80,23 @@ def test_maps_uint8_handles_negative_and_flat_maps():
 def test_no_maps_when_disabled():
     post = Postprocessor(("head",), "sigmoid", PostprocessConfig(maps=False))
     assert post.process(np.zeros(1), np.zeros((1, 3, 3), np.float32), CROP)[1] is None
+
+
+def test_polar_maps_localise_on_the_sector():
+    import math
+
+    from engines.localisation import locate
+    from engines.polar import PolarMap, SectorGeometry
+    from streamer.preprocess import PolarCrop
+
+    pm = PolarMap(SectorGeometry((300, -40), 60, 500, -math.radians(40), math.radians(40)), 200)
+    crop = PolarCrop(10, 20, 600, 480, 200, pm)
+    m = np.zeros((10, 10), np.float32)
+    m[4:6, 4:6] = 1.0  # the middle of the polar image: straight below the apex
+    where = localise(m, crop)
+    (u, v), _ = locate(m, 200)
+    px, py = pm.polar_to_image(u, v)
+    assert where.peak == (int(10 + px), int(20 + py))
+    assert abs(where.peak[0] - 310) <= 20 and abs(where.peak[1] - (-20 + 280)) <= 25
+    x0, y0, x1, y1 = pm.box_to_image((80, 80, 120, 120))  # the box must bound the annular sector
+    assert where.box == (round(10 + x0), round(20 + y0), round(10 + x1), round(20 + y1))

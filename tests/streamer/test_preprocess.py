@@ -65,3 +65,42 @@ def test_crop_maps_input_pixels_to_source():
     assert crop.to_source(0, 0) == (100, 50)
     assert crop.to_source(100, 100) == (500, 250)
     assert crop.to_source(50, 25) == (300, 100)
+
+
+def test_polar_mode_resamples_the_sector_and_maps_back(screen):
+    import math
+
+    import cv2
+
+    from streamer.preprocess import PolarCrop
+
+    image, (x, y, w, h) = screen  # make_screen: apex (960, 120), r0 60, r1 820, ±38°
+    pre = Preprocessor(PreprocessConfig(polar=True), input_size=64)
+    out = pre.process(Frame(0, image))
+    crop = out.crop
+    assert isinstance(crop, PolarCrop) and out.tensor.shape == (1, 1, 64, 64)
+    g = crop.polar.geometry
+    assert abs(crop.x + g.apex[0] - 960.5) < 3 and abs(crop.y + g.apex[1] - 120.5) < 3
+    assert abs(g.r_min - 60) < 3 and abs(g.r_max - 820) < 3
+    assert abs(math.degrees(g.angle_max) - 38) < 1 and abs(math.degrees(g.angle_min) + 38) < 1
+    grey = cv2.cvtColor(image[crop.y:crop.y + crop.h, crop.x:crop.x + crop.w], cv2.COLOR_BGR2GRAY)
+    np.testing.assert_allclose(out.tensor[0, 0], crop.polar.to_polar(grey) / 255.0, atol=1e-6)
+    sx, sy = crop.to_source(32, 64)  # bottom centre of the polar image: the sector's deepest point
+    assert abs(sx - 960.5) < 3 and abs(sy - 940.5) < 3
+    bx0, by0, bx1, by1 = crop.box_to_source((0, 0, 64, 64))  # the whole polar image: the fan
+    assert max(abs(bx0 - x), abs(by0 - y), abs(bx1 - x - w), abs(by1 - y - h)) < 4
+    assert pre.process(Frame(1, image)).crop.polar is crop.polar  # fitted once per fan position
+
+
+def test_polar_mode_falls_back_to_a_plain_crop():
+    rng = np.random.default_rng(0)
+    image = np.zeros((120, 160), np.uint8)
+    image[20:100, 30:130] = rng.integers(40, 200, (80, 100))  # a linear probe's rectangle
+    out = Preprocessor(PreprocessConfig(mode="full", polar=True), 64).process(Frame(0, image))
+    assert out.crop == Crop(0, 0, 160, 120, 64)
+    blank = Preprocessor(PreprocessConfig(polar=True), 64).process(Frame(0, np.zeros((90, 90), np.uint8)))
+    assert blank.crop == Crop(0, 0, 90, 90, 64)  # no fan found: no sector either
+
+
+def test_plain_crop_maps_boxes_by_corners():
+    assert Crop(100, 50, 400, 200, 100).box_to_source((0, 0, 50, 25)) == (100, 50, 300, 100)
