@@ -134,3 +134,15 @@ def test_cli_stops_within_a_second_of_sigint(random_onnx, capsys):
     assert time.monotonic() - sent["t"] < 1.0
     out = capsys.readouterr().out
     assert "frames: captured" in out
+
+
+def test_cli_run_polar_mode_reports_source_pixel_boxes(random_onnx, capsys, tmp_path):
+    record = tmp_path / "polar.jsonl"
+    code = main(["run", "--model", str(random_onnx), "--source", "sim:realtime=0,seed=2",
+                 "--publish", "tcp://127.0.0.1:*", "--metrics-port", "0", "--max-frames", "5",
+                 "--polar", "--record", str(record)])
+    assert code == 0, capsys.readouterr().err
+    for line in record.read_text().splitlines():
+        for c in json.loads(line)["classes"].values():
+            x, y = c["peak"]
+            assert 0 <= x < 1920 and 0 <= y < 1080  # mapped back from polar to the screen
