@@ -9,7 +9,6 @@ its per-class variant's are ``features.*``, ``spatial_poolings.{i}.adconv.*``,
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -34,14 +33,6 @@ def save_checkpoint(model: SPNModel, path: str | Path, **extra) -> Path:
     }
     torch.save(payload, path)
     return path
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +57,12 @@ class ModelInfo:
 
         model = onnx.load(str(path), load_external_data=False)
         return cls.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file (model provenance: checkpoint → ONNX → plan)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

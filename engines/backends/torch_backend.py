@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from engines.backends.base import Backend, BackendError
-from engines.model_info import ModelInfo
+from engines.model_info import ModelInfo, file_sha256
 
 
 class TorchBackend(Backend):
@@ -19,7 +19,7 @@ class TorchBackend(Backend):
     def _load(self) -> ModelInfo:
         import torch
 
-        from engines.checkpoint import file_sha256, load_checkpoint
+        from engines.checkpoint import load_checkpoint
         from engines.export import model_info
 
         opts = self.options

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.backends.base import BackendError
-from engines.model_info import ModelInfo
+from engines.model_info import ModelInfo, file_sha256
 from engines.tensorrt import compat
-from engines.tensorrt.sidecar import Sidecar, decide, file_sha256
+from engines.tensorrt.sidecar import Sidecar, decide
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.backends.base import BackendError
+from engines.model_info import file_sha256
 
 MATCH_KEYS = ("tensorrt_version", "gpu_name", "compute_capability")
 
@@ -50,14 +50,6 @@ class Sidecar:
 
 def sidecar_path(plan: str | Path) -> Path:
     return Path(str(plan) + ".json")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def decide(plan: str | Path, env: dict, onnx: str | Path | None = None) -> str:

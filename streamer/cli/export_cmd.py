@@ -20,12 +20,13 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     try:
-        from engines.checkpoint import file_sha256, load_checkpoint
+        from engines.checkpoint import load_checkpoint
         from engines.export import export_onnx
         from engines.model import ModelConfig, SPNModel
     except ImportError as exc:
         raise ValueError(f"export needs torch (pip install 'sonostream[train]'): {exc}") from exc
     from engines.defaults import default_checkpoint
+    from engines.model_info import file_sha256
 
     if args.iterations is not None and args.iterations < 1:
         raise ValueError("--iterations must be ≥ 1")

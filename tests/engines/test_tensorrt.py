@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from engines.backends import BackendError, BackendOptions, create_backend
+from engines.model_info import file_sha256
 from engines.tensorrt import compat
 from engines.tensorrt.build import BuildOptions, build_plan, ensure_plan
-from engines.tensorrt.sidecar import PlanMismatch, Sidecar, decide, file_sha256
+from engines.tensorrt.sidecar import PlanMismatch, Sidecar, decide
 from streamer.cli import build_parser, main
 from streamer.cli.build_cmd import parse_batches
 
