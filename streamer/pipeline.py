@@ -1,9 +1,14 @@
-"""The running pipeline: three threads and the queues between them (all threading lives here).
+"""The running pipeline: four threads and the queues between them (all threading lives here).
 
-    source thread ──FrameSlot──▶ inference thread ──FrameSlot──▶ publish thread
-    (grab, count)   (live: latest frame wins,       (preprocess,      (sinks, metrics,
-                     the replaced one is dropped;    infer,            periodic status)
-                     non-live: lossless, waits)      postprocess)
+    source ──FrameSlot──▶ preprocess ──FrameSlot(1)──▶ inference ──FrameSlot──▶ publish
+    (grab,   (live: latest frame wins,  (fan crop,      (lossless,  (infer,        (sinks,
+     count)   the replaced one is        grey, resize)   waits)      postprocess)   metrics,
+              dropped; non-live:                                                    status)
+              lossless, waits)
+
+Preprocessing runs beside inference (OpenCV and ONNX Runtime release the GIL), so a frame is
+cropped and resized while the one before it is in the model; the one-frame hand-off between them
+keeps at most one prepared frame waiting, so latency stays bounded under overload.
 
 Stages (Preprocessor, InferenceStage, Postprocessor, PublishStage) know nothing of threads;
 :func:`build_pipeline` wires them. Every loop watches the stop event and waits with timeouts.
@@ -171,11 +176,13 @@ class Pipeline:
         self.accounting = Accounting(metrics)
         live = bool(getattr(source, "live", True))
         self.frames = FrameSlot(1 if live else config.pipeline.queue_size, lossless=not live)
+        self.prepared = FrameSlot(1, lossless=True)
         self.results = FrameSlot(config.pipeline.publish_queue_size, lossless=True)
         self.source_state = SourceState()
         self._source_drops_seen = 0
         self._stop = threading.Event()
         self._source_done = threading.Event()
+        self._preprocess_done = threading.Event()
         self._inference_done = threading.Event()
         self._publish_done = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -189,8 +196,8 @@ class Pipeline:
         """Open the source (a live source that is not there yet is retried in the background)."""
         self._started_at = time.monotonic()
         self._open_source(first=True)
-        for name, target in (("source", self._source_loop), ("inference", self._inference_loop),
-                             ("publish", self._publish_loop)):
+        for name, target in (("source", self._source_loop), ("preprocess", self._preprocess_loop),
+                             ("inference", self._inference_loop), ("publish", self._publish_loop)):
             thread = threading.Thread(target=target, name=f"streamer-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -234,7 +241,7 @@ class Pipeline:
         self.close()
 
     def _settle(self) -> None:
-        leftover = self.frames.drain()
+        leftover = self.frames.drain() + self.prepared.drain()
         if leftover:
             self.accounting.add("dropped", len(leftover))
         unpublished = self.results.drain()  # only if the publish thread was stuck
@@ -259,7 +266,8 @@ class Pipeline:
                        "dropped": getattr(self.source, "dropped", 0)},  # skipped by the source
             "backend": self.backend.describe(),
             "latency_ms": {"p50": self.latency.recent_ms(50), "p99": self.latency.recent_ms(99)},
-            "queues": {"input": len(self.frames), "publish": len(self.results)},
+            "queues": {"input": len(self.frames), "prepared": len(self.prepared),
+                       "publish": len(self.results)},
         }
 
     # -- source thread --------------------------------------------------------------------
@@ -366,7 +374,7 @@ class Pipeline:
         self._invalid_log(logging.WARNING, "invalid frame: %s", exc)
 
     # -- inference thread -----------------------------------------------------------------
-    def _inference_loop(self) -> None:
+    def _preprocess_loop(self) -> None:
         try:
             while not self._stop.is_set():
                 frame = self.frames.get(POLL_S)
@@ -374,39 +382,68 @@ class Pipeline:
                     if self._source_done.is_set() and not len(self.frames):
                         break
                     continue
-                self._infer_one(frame)
+                item = self._guarded(frame, self._preprocess)
+                if item is not None:
+                    self._hand_on_prepared(item)
+        finally:
+            self._preprocess_done.set()
+
+    def _preprocess(self, frame: Frame):
+        timing = Timing(capture=frame.t_capture_ns)
+        prepared = self.stages.preprocess.process(frame)
+        timing.preprocess_end = time.monotonic_ns()
+        return frame, prepared, timing
+
+    def _hand_on_prepared(self, item) -> None:
+        while not self.prepared.put(item, POLL_S)[0]:  # inference takes it or the pipeline stops
+            if self._stop.is_set() or self._inference_done.is_set():
+                self.accounting.add("dropped")
+                return
+
+    def _inference_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                item = self.prepared.get(POLL_S)
+                if item is None:
+                    if self._preprocess_done.is_set() and not len(self.prepared):
+                        break
+                    continue
+                result = self._guarded(item[0], self._infer, item)
+                if result is not None:
+                    self._hand_on_result(result)
                 limit = self.config.pipeline.max_frames
                 if limit and self.accounting.snapshot()["processed"] >= limit:
                     self._stop.set()
         finally:
             self._inference_done.set()
 
-    def _infer_one(self, frame: Frame) -> None:
+    def _guarded(self, frame: Frame, step, *args):
+        """step(*args or frame); a frame it fails on is counted invalid and the pipeline goes on."""
         try:
-            result = self._process(frame)
+            return step(*(args or (frame,)))
         except InvalidFrame as exc:
             self._count_invalid(exc)
-            return
         except Exception as exc:  # a frame the model cannot take: count it, keep going
             self.accounting.add("invalid")
             self._invalid_log(logging.ERROR, "frame %s failed in processing: %s", frame.seq, exc,
                               exc_info=True)
-            return
-        self.accounting.add("processed")
-        while not self.results.put(result, POLL_S)[0]:  # the publish thread always drains
-            if self._publish_done.is_set():
-                break
+        return None
 
-    def _process(self, frame: Frame) -> FrameResult:
-        timing = Timing(capture=frame.t_capture_ns)
-        prepared = self.stages.preprocess.process(frame)
-        timing.preprocess_end = timing.inference_start = time.monotonic_ns()
+    def _infer(self, item) -> FrameResult:
+        frame, prepared, timing = item
+        timing.inference_start = time.monotonic_ns()
         out = self.stages.infer.process(prepared)
         timing.inference_end = time.monotonic_ns()
         classes, maps = self.stages.postprocess.process(out.scores[0], out.maps[0], prepared.crop)
         timing.postprocess_end = time.monotonic_ns()
         return FrameResult(self.stream, frame.seq, frame.t_source_ns, tuple(frame.image.shape[:2]),
                            classes, timing, maps)
+
+    def _hand_on_result(self, result: FrameResult) -> None:
+        self.accounting.add("processed")
+        while not self.results.put(result, POLL_S)[0]:  # the publish thread always drains
+            if self._publish_done.is_set():
+                break
 
     # -- publish thread -------------------------------------------------------------------
     def _publish_loop(self) -> None:
@@ -431,6 +468,7 @@ class Pipeline:
     def _report(self) -> None:
         self.metrics.set_fps(self._fps)
         self.metrics.set_queue_depth("input", len(self.frames))
+        self.metrics.set_queue_depth("prepared", len(self.prepared))
         self.metrics.set_queue_depth("publish", len(self.results))
         self.stages.publish.status(self.status())
 

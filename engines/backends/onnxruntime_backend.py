@@ -26,6 +26,7 @@ class OnnxRuntimeBackend(Backend):
         if self.options.threads:
             opts.intra_op_num_threads = self.options.threads
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.options.spin else "0")
         try:
             self.session = ort.InferenceSession(str(self.model_path), opts, providers=self._providers(ort))
         except Exception as exc:
@@ -55,6 +56,7 @@ class OnnxRuntimeBackend(Backend):
             "providers": self.session.get_providers() if self._open else [],
             "threads": opts.intra_op_num_threads if opts else self.options.threads,
             "fixed_batch": self.fixed_batch,
+            "spin": self.options.spin,
         }
 
     def _close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ class SimSource(Source):
         self._seq = 0
 
     def _open(self) -> None:
-        from engines import simulator  # lazy: the simulator is only needed when chosen
+        simulator = importlib.import_module("engines.simulator")  # lazy: only when chosen
 
         o = self.options
         self._feed = simulator.LiveFeed(seed=o.seed, fps=o.fps, width=o.width, height=o.height,

@@ -143,3 +143,28 @@ def test_first_open_of_a_missing_file_is_an_error():
     p = build_pipeline(config(), source, FakeBackend(), [FakeSink()], PipelineMetrics("t"))
     with pytest.raises(Exception, match="not there"):
         p.start()
+
+
+def test_preprocessing_overlaps_inference_of_the_previous_frame():
+    """Stage intervals, not durations: some frame is preprocessed while another is in the model."""
+    backend = FakeBackend(delay=0.02)
+    p = build_pipeline(config(), FakeSource(live=False, count=8), backend, [FakeSink()],
+                       PipelineMetrics("t"))
+    spans = {"pre": [], "infer": []}
+
+    def timed(kind, fn):
+        def wrapper(*args):
+            start = time.monotonic()
+            out = fn(*args)
+            spans[kind].append((start, time.monotonic()))
+            return out
+        return wrapper
+
+    slow_pre = p.stages.preprocess.process
+    p.stages.preprocess.process = timed("pre", lambda f: (time.sleep(0.02), slow_pre(f))[1])
+    p.stages.infer.process = timed("infer", p.stages.infer.process)
+    p.start()
+    assert p.wait(10)
+    assert p.close()["processed"] == 8
+    overlaps = [(a, b) for a in spans["pre"] for b in spans["infer"] if a[0] < b[1] and b[0] < a[1]]
+    assert overlaps
