@@ -48,16 +48,28 @@ class Predictor:
         self.backend.close()
 
 
-def localise(maps: np.ndarray, boxes: list[dict], classes, size: int) -> dict:
-    """Pointing game and IoU per class over the frames where the class has a box."""
+def _on_sector(peak, box, sector):
+    """A polar peak and box mapped onto the sector image, with that image's boxes."""
+    polar_map, sector_boxes = sector
+    x, y = polar_map.polar_to_image(*peak)
+    return (float(x), float(y)), polar_map.box_to_image(box) if box else None, sector_boxes
+
+
+def localise(maps: np.ndarray, boxes: list[tuple], classes, size: int) -> dict:
+    """Pointing game and IoU per class over the frames where the class has a box.
+
+    Polar samples are judged on the sector image (peak and box mapped back), as the streamer
+    reports them."""
     per_class = {}
     for c, name in enumerate(classes):
         hits, ious = [], []
-        for i, frame_boxes in enumerate(boxes):
+        for i, (frame_boxes, sector) in enumerate(boxes):  # per frame: its boxes, polar mapping
             if not frame_boxes or name not in frame_boxes:
                 continue
-            gt = frame_boxes[name]
             peak, box = localisation.locate(maps[i, c], size)
+            if sector is not None:
+                peak, box, frame_boxes = _on_sector(peak, box, sector)
+            gt = frame_boxes[name]
             hits.append(localisation.inside(peak, gt))
             ious.append(localisation.iou(box, gt))
         if hits:
@@ -81,7 +93,7 @@ def evaluate(model_path, dataset, *, backend=None, batch_size=32, progress=True,
         s, variants = predictor(images)
         scores.append(s)
         labels += [s_.labels for s_ in samples]
-        boxes += [s_.boxes for s_ in samples]
+        boxes += [(s_.boxes, getattr(s_, "sector", None)) for s_ in samples]
         for key, maps in variants.items():
             variant_maps.setdefault(key, []).append(maps.astype(np.float32))
         if len(kept) < keep:
@@ -93,7 +105,7 @@ def evaluate(model_path, dataset, *, backend=None, batch_size=32, progress=True,
     report = detection_report(labels, prob, info.classes, threshold)
     report.update(frames=n, model=str(model_path), activation=info.activation,
                   classes=list(info.classes), threshold=threshold)
-    if any(boxes):
+    if any(frame_boxes for frame_boxes, _ in boxes):
         loc = {k: localise(np.concatenate(v), boxes, info.classes, dataset_size(dataset))
                for k, v in variant_maps.items()}
         report["localisation"] = loc

@@ -33,6 +33,9 @@ class Sample:
     image: np.ndarray  # uint8 [H, W] grey at the input size
     labels: np.ndarray  # float32 [C]
     boxes: dict[str, Box] | None = None  # x0, y0, x1, y1 in image pixels, where known
+    # polar samples: the PolarMap and the boxes on the sector image it came from, so that
+    # localisation can be judged where the streamer reports it (on the sector image)
+    sector: tuple | None = None
 
 
 @runtime_checkable
@@ -88,7 +91,7 @@ class SimDataset:
             if geometry is not None:
                 pm = PolarMap(geometry, self.input_size)
                 boxes = {k: pm.box_to_polar(b) for k, b in f.boxes.items()}
-                return Sample(pm.to_polar(f.image), f.labels, boxes)
+                return Sample(pm.to_polar(f.image), f.labels, boxes, (pm, f.boxes))
         img, labels, boxes = self.sim.training_image(_index(i, self.n), self.input_size)
         return Sample(img, labels, boxes)
 

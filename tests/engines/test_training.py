@@ -72,3 +72,24 @@ def test_eval_cli_writes_report_table_and_grid(trained, tmp_path):
     torch_report = json.loads((tmp_path / "checkpoint" / "report.json").read_text())
     onnx_report = json.loads((tmp_path / "onnx" / "report.json").read_text())
     assert torch_report["mean_accuracy"] == pytest.approx(onnx_report["mean_accuracy"], abs=1 / 16)
+
+
+def test_polar_frames_are_judged_on_the_sector_image():
+    """A polar peak is mapped back to the sector image and tested against the sector's box."""
+    from engines.datasets import open_dataset
+    from engines.evaluation import localise
+
+    polar = open_dataset("sim:n=8,seed=3,polar=1", input_size=64)
+    sample = next(s for s in (polar[i] for i in range(8)) if s.sector is not None and s.boxes)
+    polar_map, sector_boxes = sample.sector
+    name = next(iter(sector_boxes))
+    x0, y0, x1, y1 = sector_boxes[name]
+    u, v = polar_map.image_to_polar((x0 + x1) / 2, (y0 + y1) / 2)  # the box centre, in polar pixels
+    classes = ("head", "spine", "thorax", "abdomen", "limbs", "placenta")
+    maps = np.zeros((1, 6, 16, 16), np.float32)
+    maps[0, classes.index(name), int(v / 4), int(u / 4)] = 1.0  # 16×16 map cells over 64 px
+    hit = localise(maps, [(sample.boxes, sample.sector)], classes, 64)
+    assert hit["per_class"][name]["pointing_game"] == 1.0
+    maps[0, classes.index(name)] = np.roll(maps[0, classes.index(name)], 8, axis=(0, 1))
+    miss = localise(maps, [(sample.boxes, sample.sector)], classes, 64)
+    assert miss["per_class"][name]["pointing_game"] == 0.0
