@@ -25,17 +25,6 @@ class CommandError(Exception):
     """Bad input to a command: printed as one line, exit status 2."""
 
 
-def _available() -> dict:
-    modules = {}
-    for name, path in COMMANDS.items():
-        try:
-            modules[name] = importlib.import_module(path)
-        except ModuleNotFoundError as exc:
-            if exc.name != path:  # the command exists but its own import failed: a real bug
-                raise
-    return modules
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamer",
@@ -43,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in _available().items():
+    for name, path in COMMANDS.items():
+        module = importlib.import_module(path)  # commands import their heavy libraries in run()
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(handler=module.run)

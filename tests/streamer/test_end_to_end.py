@@ -146,3 +146,17 @@ def test_cli_run_polar_mode_reports_source_pixel_boxes(random_onnx, capsys, tmp_
         for c in json.loads(line)["classes"].values():
             x, y = c["peak"]
             assert 0 <= x < 1920 and 0 <= y < 1080  # mapped back from polar to the screen
+
+
+def test_runtime_path_needs_no_torch():
+    """streamer run on ONNX Runtime with the bundled model, torch made unimportable."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from streamer.cli import main\n"
+            "sys.exit(main(['run', '--source', 'sim:realtime=0', '--max-frames', '5',\n"
+            "               '--publish', 'tcp://127.0.0.1:*', '--metrics-port', '0']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "processed 5" in done.stdout
