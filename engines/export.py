@@ -32,7 +32,7 @@ def model_info(model: SPNModel, *, iterations: int, mode: str, source_sha256: st
     cfg = model.cfg
     return ModelInfo(
         classes=cfg.classes, activation=cfg.activation, input_size=cfg.input_size, arch=cfg.arch,
-        head=cfg.head, map_kind=cfg.map_kind, proposal_mode=mode, iterations=iterations,
+        head=cfg.head, map_kind=cfg.map_kind, representation=cfg.representation, proposal_mode=mode, iterations=iterations,
         source_sha256=source_sha256,
     )
 

@@ -20,6 +20,7 @@ from engines.classes import ACTIVATIONS, REGIONS
 from engines.soft_proposal import DEFAULT_UNROLLED_ITERATIONS, MODES, SoftProposal
 
 HEADS = ("shared", "per_class")
+REPRESENTATIONS = ("sector", "polar")
 MAP_KINDS = ("cam", "proposal")
 """cam: Σ_k w_ck·(U_k ⊙ M) as the paper's code computes it; proposal: the proposal map M itself."""
 
@@ -38,6 +39,7 @@ class ModelConfig:
     iterations: int = DEFAULT_UNROLLED_ITERATIONS
     factor: float = 0.15
     map_kind: str = "cam"
+    representation: str = "sector"  # what the model was trained on: sector crops or polar frames
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -50,6 +52,7 @@ class ModelConfig:
             (self.head in HEADS, f"head must be one of {HEADS}"),
             (self.proposal_mode in MODES, f"proposal_mode must be one of {MODES}"),
             (self.map_kind in MAP_KINDS, f"map_kind must be one of {MAP_KINDS}"),
+            (self.representation in REPRESENTATIONS, f"representation must be one of {REPRESENTATIONS}"),
             (len(self.classes) >= 1, "classes must not be empty"),
             (len(set(self.classes)) == len(self.classes), "class names must be unique"),
             (self.num_maps > 0 and self.num_maps % 2 == 0, "num_maps must be a positive even number"),

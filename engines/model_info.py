@@ -21,6 +21,7 @@ class ModelInfo:
     arch: str = "unknown"
     head: str = "shared"
     map_kind: str = "cam"
+    representation: str = "sector"  # sector crops, or polar (beam-space) frames
     proposal_mode: str = "unrolled"
     iterations: int = 0
     precision: str = "fp32"
@@ -33,6 +34,8 @@ class ModelInfo:
             raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if not self.classes:
             raise ValueError("model declares no classes")
+        if self.representation not in ("sector", "polar"):
+            raise ValueError(f"model representation must be sector or polar, got {self.representation!r}")
 
     def to_metadata(self) -> dict[str, str]:
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -48,6 +48,7 @@ class TrainConfig:
     threads: int = 0
     resume: bool = False
     progress: bool = True
+    representation: str = ""  # sector or polar frames; "": as the training data says (sector)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "lr_step", "input_size"):
@@ -106,7 +107,9 @@ class Trainer:
         self.classes = tuple(train.classes)
         self.train_x, self.train_y = materialise(train, cfg.progress, "training frames")
         self.val_x, self.val_y = materialise(val, cfg.progress, "validation frames")
-        mcfg = ModelConfig(arch=cfg.arch, head=cfg.head, classes=self.classes, input_size=cfg.input_size)
+        representation = cfg.representation or getattr(train, "representation", "sector")
+        mcfg = ModelConfig(arch=cfg.arch, head=cfg.head, classes=self.classes,
+                           input_size=cfg.input_size, representation=representation)
         self.model = SPNModel(mcfg)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)

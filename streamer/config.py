@@ -57,7 +57,9 @@ class PreprocessConfig:
     redetect_every: int = 150  # frames between fan re-detections (0: detect once)
     threshold: int = 8  # grey levels above the screen background that count as fan
     detect_scale: int = 4  # detection runs on the frame shrunk by this factor, then refines
-    polar: bool = False  # resample a curvilinear sector to polar (beam-space) form, as trained
+    # what the model is fed: "sector" (the fan crop), "polar" (the sector resampled to beam
+    # space: depth down, angle across), or "model": as the model was trained (its metadata)
+    representation: str = "model"
 
     def __post_init__(self):
         if self.roi is not None:
@@ -72,6 +74,8 @@ class PreprocessConfig:
         _check(self.redetect_every >= 0, "[preprocess] redetect_every must be ≥ 0")
         _check(0 < self.threshold < 255, "[preprocess] threshold must be in 1..254")
         _check(1 <= self.detect_scale <= 8, "[preprocess] detect_scale must be in 1..8")
+        _check(self.representation in ("model", "sector", "polar"),
+               "[preprocess] representation must be model, sector or polar")
 
 
 @dataclass(frozen=True)

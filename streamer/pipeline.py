@@ -18,6 +18,7 @@ inference when the pipeline stops are counted as dropped, and every processed fr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -473,6 +474,13 @@ class Pipeline:
         self.stages.publish.status(self.status())
 
 
+def resolve_representation(config, info):
+    """The preprocess section with "model" replaced by what the model was trained on."""
+    if config.representation != "model":
+        return config
+    return dataclasses.replace(config, representation=info.representation)
+
+
 def build_pipeline(config: Config, source, backend, sinks: list, metrics: PipelineMetrics | None = None
                    ) -> Pipeline:
     """Wire the stages for an opened backend, a (not yet opened) source and opened sinks."""
@@ -483,7 +491,7 @@ def build_pipeline(config: Config, source, backend, sinks: list, metrics: Pipeli
                       str(desc.get("precision", info.precision)))
     metrics.set_source_up(False)
     stages = Stages(
-        preprocess=Preprocessor(config.preprocess, info.input_size),
+        preprocess=Preprocessor(resolve_representation(config.preprocess, info), info.input_size),
         infer=InferenceStage(backend),
         postprocess=Postprocessor(info.classes, info.activation, config.postprocess),
         publish=PublishStage(list(sinks), metrics, LatencyRecord()),

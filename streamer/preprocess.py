@@ -195,7 +195,7 @@ class Preprocessor:
             raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
         x, y, w, h = self._roi(image)
         grey = _grey(image[y : y + h, x : x + w])
-        pmap = self._polar((x, y, w, h), grey) if self.config.polar else None
+        pmap = self._polar((x, y, w, h), grey) if self.config.representation == "polar" else None
         if pmap is None:
             small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
             crop = Crop(x, y, w, h, self.size)

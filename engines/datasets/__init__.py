@@ -77,6 +77,7 @@ class SimDataset:
         if n < 1:
             raise ValueError(f"sim dataset size n must be >= 1, got {n}")
         self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
+        self.representation = "polar" if self.polar else "sector"
         self.sim = ScannerSimulator(SimConfig(seed=seed, style=style))
 
     def __len__(self) -> int:
@@ -216,6 +217,15 @@ def _options(text: str, allowed: dict[str, type], kind: str) -> dict:
             raise ValueError(f"bad {kind} option {item!r}: {val.strip()!r} is not "
                              f"{allowed[key].__name__}") from None
     return out
+
+
+def for_representation(spec: str, representation: str) -> str:
+    """The spec with simulated frames in the model's representation (``polar=1`` added for a
+    polar model); other specs are returned unchanged: their images are what they are."""
+    scheme = spec.split(":", 1)[0]
+    if representation == "polar" and scheme == "sim" and "polar=" not in spec:
+        return spec + ("," if ":" in spec else ":") + "polar=1"
+    return spec
 
 
 def open_dataset(spec: str, input_size: int = 224) -> Dataset:

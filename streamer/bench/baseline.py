@@ -32,6 +32,7 @@ class _Engine:
             self.model.set_proposal_mode("unrolled")
             self.name, self.classes = "torch eager fp32, 1 thread", self.model.cfg.classes
             self.size = self.model.cfg.input_size
+            self.representation = self.model.cfg.representation
         else:
             import onnxruntime as ort
 
@@ -41,6 +42,7 @@ class _Engine:
             self.input = self.session.get_inputs()[0].name
             info = ModelInfo.from_onnx(plan.onnx)
             self.torch, self.classes, self.size = None, info.classes, info.input_size
+            self.representation = info.representation
             self.name = "onnxruntime fp32, 1 thread (no checkpoint for torch eager)"
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +64,19 @@ def _result_json(seq: int, t_capture: int, scores: np.ndarray, maps: np.ndarray,
     return json.dumps({"v": 1, "seq": seq, "t_capture_ns": t_capture, "classes": out}).encode()
 
 
+def to_model_input(grey: np.ndarray, engine) -> np.ndarray:
+    """The fan crop as the model was trained on it: resized, or resampled to polar form (the
+    sector fitted once, as the pipeline does; a fan that is no sector is resized)."""
+    if engine.representation == "polar" and not hasattr(engine, "polar_map"):
+        from engines.polar import PolarMap, estimate_geometry
+
+        geometry = estimate_geometry(grey, int(np.median(grey[[0, -1], [0, -1]])) + 8)
+        engine.polar_map = PolarMap(geometry, engine.size) if geometry else None
+    if engine.representation == "polar" and engine.polar_map is not None:
+        return engine.polar_map.to_polar(grey)
+    return cv2.resize(grey, (engine.size, engine.size), interpolation=cv2.INTER_AREA)
+
+
 def _loop(feed, engine, sock, plan: BenchPlan, tick) -> tuple[dict, list[float]]:
     stages = {s: [] for s in STAGES}
     sent_at = []
@@ -72,7 +87,7 @@ def _loop(feed, engine, sock, plan: BenchPlan, tick) -> tuple[dict, list[float]]
         t0 = time.monotonic_ns()
         x, y, w, h = screen.fan_roi
         grey = cv2.cvtColor(screen.image[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY)
-        small = cv2.resize(grey, (engine.size, engine.size), interpolation=cv2.INTER_AREA)
+        small = to_model_input(grey, engine)
         tensor = (small.astype(np.float32) / 255.0)[None, None]
         t1 = time.monotonic_ns()
         scores, maps = engine(tensor)

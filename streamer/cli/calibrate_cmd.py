@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 HELP = "quantise an ONNX model to INT8 (explicit Q/DQ) from representative frames"
@@ -29,6 +30,11 @@ def add_arguments(p) -> None:
                    help="write precision_report.json/.md comparing fp16 and int8 with fp32")
 
 
+def log_polar_note(data: str) -> None:
+    print(f"note: the model takes polar (beam-space) frames; {data} is used as it is, so it "
+          "should hold polar frames too", file=sys.stderr)
+
+
 def run(args) -> int:
     import tempfile
 
@@ -47,7 +53,12 @@ def run(args) -> int:
     info = ModelInfo.from_onnx(args.onnx)
     if info.precision != "fp32":
         raise ValueError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
-    frames = load_frames(args.data, info.input_size, args.frames)
+    from engines.datasets import for_representation
+
+    data = for_representation(args.data, info.representation)
+    if info.representation == "polar" and data.split(":", 1)[0] != "sim":
+        log_polar_note(data)
+    frames = load_frames(data, info.input_size, args.frames)
     calib, held = split(frames, args.held_out)
     held = held if len(held) else calib
     tried = {}
@@ -74,7 +85,8 @@ def run(args) -> int:
             from calibration.report import evaluate_pair
             from engines.datasets import open_dataset
 
-            dataset = open_dataset(args.eval_data, input_size=info.input_size)
+            dataset = open_dataset(for_representation(args.eval_data, info.representation),
+                                   input_size=info.input_size)
             report["accuracy"] = {name: evaluate_pair(args.onnx, path, dataset)
                                   for name, path in (("fp16", fp16_path), ("int8", Path(args.out)))}
         js, md = write_report(report, args.report)

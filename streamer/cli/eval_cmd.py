@@ -20,18 +20,22 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from engines.datasets import open_dataset
+    from engines.datasets import for_representation, open_dataset
     from engines.defaults import default_onnx
     from engines.evaluation import evaluate, write_report
     from engines.model_info import ModelInfo
     from engines.report_grid import write_grid
 
     model = args.checkpoint or args.onnx or default_onnx()
-    size = ModelInfo.from_onnx(model).input_size if str(model).endswith(".onnx") else None
-    if size is None:
+    if str(model).endswith(".onnx"):
+        info = ModelInfo.from_onnx(model)
+        size, representation = info.input_size, info.representation
+    else:
         from engines.checkpoint import read_checkpoint
 
-        size = read_checkpoint(model).get("config", {}).get("input_size", 224)
+        config = read_checkpoint(model).get("config", {})
+        size, representation = config.get("input_size", 224), config.get("representation", "sector")
+    args.data = for_representation(args.data, representation)
     dataset = open_dataset(args.data, input_size=size)
     report, ex = evaluate(model, dataset, batch_size=args.batch_size, progress=not args.quiet,
                           threshold=args.threshold, keep=args.examples)

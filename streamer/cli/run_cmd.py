@@ -29,9 +29,10 @@ def add_arguments(p) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config (flags override it)")
     p.add_argument("--stream", help="stream name used in topics and metrics (default: main)")
     p.add_argument("--no-maps", action="store_true", help="do not publish class maps")
-    p.add_argument("--polar", action="store_true",
-                   help="resample the sector to polar (beam-space) form before the model; use with "
-                        "a model trained on polar frames (peaks and boxes still come out in source pixels)")
+    p.add_argument("--representation", choices=("model", "sector", "polar"),
+                   help="what the model is fed: the fan crop (sector), the sector resampled to "
+                        "beam space (polar), or as the model was trained (model, the default); "
+                        "peaks and boxes always come out in source pixels"),
     p.add_argument("--record", metavar="FILE", help="also append every result to FILE (JSON lines)")
 
 
@@ -48,7 +49,7 @@ def config_from_args(args):
         metrics={"port": args.metrics_port},
         pipeline={"duration_s": args.duration, "max_frames": args.max_frames},
         postprocess={"maps": False if args.no_maps else None},
-        preprocess={"polar": True if args.polar else None},
+        preprocess={"representation": args.representation},
     )
 
 

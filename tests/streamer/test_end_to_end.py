@@ -140,7 +140,7 @@ def test_cli_run_polar_mode_reports_source_pixel_boxes(random_onnx, capsys, tmp_
     record = tmp_path / "polar.jsonl"
     code = main(["run", "--model", str(random_onnx), "--source", "sim:realtime=0,seed=2",
                  "--publish", "tcp://127.0.0.1:*", "--metrics-port", "0", "--max-frames", "5",
-                 "--polar", "--record", str(record)])
+                 "--representation", "polar", "--record", str(record)])
     assert code == 0, capsys.readouterr().err
     for line in record.read_text().splitlines():
         for c in json.loads(line)["classes"].values():

@@ -75,7 +75,7 @@ def test_polar_mode_resamples_the_sector_and_maps_back(screen):
     from streamer.preprocess import PolarCrop
 
     image, (x, y, w, h) = screen  # make_screen: apex (960, 120), r0 60, r1 820, ±38°
-    pre = Preprocessor(PreprocessConfig(polar=True), input_size=64)
+    pre = Preprocessor(PreprocessConfig(representation="polar"), input_size=64)
     out = pre.process(Frame(0, image))
     crop = out.crop
     assert isinstance(crop, PolarCrop) and out.tensor.shape == (1, 1, 64, 64)
@@ -96,9 +96,9 @@ def test_polar_mode_falls_back_to_a_plain_crop():
     rng = np.random.default_rng(0)
     image = np.zeros((120, 160), np.uint8)
     image[20:100, 30:130] = rng.integers(40, 200, (80, 100))  # a linear probe's rectangle
-    out = Preprocessor(PreprocessConfig(mode="full", polar=True), 64).process(Frame(0, image))
+    out = Preprocessor(PreprocessConfig(mode="full", representation="polar"), 64).process(Frame(0, image))
     assert out.crop == Crop(0, 0, 160, 120, 64)
-    blank = Preprocessor(PreprocessConfig(polar=True), 64).process(Frame(0, np.zeros((90, 90), np.uint8)))
+    blank = Preprocessor(PreprocessConfig(representation="polar"), 64).process(Frame(0, np.zeros((90, 90), np.uint8)))
     assert blank.crop == Crop(0, 0, 90, 90, 64)  # no fan found: no sector either
 
 
