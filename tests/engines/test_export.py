@@ -41,6 +41,7 @@ def test_metadata_travels_with_the_model(compact_onnx, compact_model):
     assert info.classes == compact_model.cfg.classes and info.activation == "sigmoid"
     assert info.input_size == 224 and info.iterations == 20 and info.proposal_mode == "unrolled"
     assert info.arch == "compact" and info.precision == "fp32" and info.model_version
+    assert info.representation == "sector"
 
 
 @pytest.mark.parametrize("frames", ["random", "ultrasound"])

@@ -93,3 +93,17 @@ def test_polar_frames_are_judged_on_the_sector_image():
     maps[0, classes.index(name)] = np.roll(maps[0, classes.index(name)], 8, axis=(0, 1))
     miss = localise(maps, [(sample.boxes, sample.sector)], classes, 64)
     assert miss["per_class"][name]["pointing_game"] == 0.0
+
+
+def test_a_model_trained_on_polar_frames_says_so(tmp_path):
+    from engines.datasets import for_representation
+
+    cfg = TrainConfig(data="sim:n=8,seed=1,polar=1", val="sim:n=4,seed=2,polar=1",
+                      out=str(tmp_path), epochs=1, batch_size=4, input_size=64, progress=False)
+    model = load_checkpoint(train(cfg))
+    assert model.cfg.representation == "polar"
+    assert for_representation("sim:n=5", "polar") == "sim:n=5,polar=1"
+    assert for_representation("sim", "polar") == "sim:polar=1"
+    assert for_representation("sim:n=5,polar=0", "polar") == "sim:n=5,polar=0"  # explicit wins
+    assert for_representation("sim:n=5", "sector") == "sim:n=5"
+    assert for_representation("folder:/x", "polar") == "folder:/x"

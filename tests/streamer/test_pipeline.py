@@ -168,3 +168,15 @@ def test_preprocessing_overlaps_inference_of_the_previous_frame():
     assert p.close()["processed"] == 8
     overlaps = [(a, b) for a in spans["pre"] for b in spans["infer"] if a[0] < b[1] and b[0] < a[1]]
     assert overlaps
+
+
+def test_preprocessing_follows_the_models_representation_unless_told():
+    from engines.model_info import ModelInfo
+    from streamer.pipeline import resolve_representation
+
+    polar_model = ModelInfo(("a",), "sigmoid", 64, representation="polar")
+    assert resolve_representation(PreprocessConfig(), polar_model).representation == "polar"
+    told = PreprocessConfig(representation="sector")
+    assert resolve_representation(told, polar_model).representation == "sector"
+    with pytest.raises(ValueError, match="representation"):
+        PreprocessConfig(representation="doppler")
