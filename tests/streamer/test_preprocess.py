@@ -81,12 +81,13 @@ def test_polar_mode_resamples_the_sector_and_maps_back(screen):
     assert isinstance(crop, PolarCrop) and out.tensor.shape == (1, 1, 64, 64)
     g = crop.polar.geometry
     assert abs(crop.x + g.apex[0] - 960.5) < 3 and abs(crop.y + g.apex[1] - 120.5) < 3
-    assert abs(g.r_min - 60) < 3 and abs(g.r_max - 820) < 3
+    # fitted on a subsampled mask (7 ms instead of 80): within 2 px of the full-resolution fit
+    assert abs(g.r_min - 60) < 3 and abs(g.r_max - 820) < 5
     assert abs(math.degrees(g.angle_max) - 38) < 1 and abs(math.degrees(g.angle_min) + 38) < 1
     grey = cv2.cvtColor(image[crop.y:crop.y + crop.h, crop.x:crop.x + crop.w], cv2.COLOR_BGR2GRAY)
     np.testing.assert_allclose(out.tensor[0, 0], crop.polar.to_polar(grey) / 255.0, atol=1e-6)
     sx, sy = crop.to_source(32, 64)  # bottom centre of the polar image: the sector's deepest point
-    assert abs(sx - 960.5) < 3 and abs(sy - 940.5) < 3
+    assert abs(sx - 960.5) < 3 and abs(sy - 940.5) < 5  # depth: as r_max above
     bx0, by0, bx1, by1 = crop.box_to_source((0, 0, 64, 64))  # the whole polar image: the fan
     assert max(abs(bx0 - x), abs(by0 - y), abs(bx1 - x - w), abs(by1 - y - h)) < 4
     assert pre.process(Frame(1, image)).crop.polar is crop.polar  # fitted once per fan position
