@@ -78,7 +78,7 @@ def run(args) -> int:
         fp16, kept = convert_fp16(onnx.load(args.onnx), calib[:16])
         onnx.save(fp16, str(fp16_path))
         results = compare(args.onnx, {"fp16": fp16_path, "int8": args.out}, held)
-        report = {"model": str(args.onnx), "data": args.data, "held_out_frames": len(held),
+        report = {"model": str(args.onnx), "data": data, "held_out_frames": len(held),
                   "method": args.method, "fp16_fp32_nodes": kept, "proposal_trials": tried,
                   "results": results}
         if args.eval_data:
