@@ -130,6 +130,17 @@ def _radii(mask: np.ndarray, apex, a_min: float, a_max: float, bins: int = 48, t
     return r_min, r_max
 
 
+def box_outline(box: Box, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points along a box's four sides, n + 1 per side: its image under a curved map is bounded
+    by the image of its outline."""
+    a0, b0, a1, b1 = box
+    t = np.linspace(0.0, 1.0, n + 1)
+    along_a, along_b = a0 + (a1 - a0) * t, b0 + (b1 - b0) * t
+    a = np.concatenate([along_a, along_a, np.full(n + 1, a0), np.full(n + 1, a1)])
+    b = np.concatenate([np.full(n + 1, b0), np.full(n + 1, b1), along_b, along_b])
+    return a, b
+
+
 class PolarMap:
     """Precomputed sector→polar resampling to ``out_size`` ((height, width) or an int).
 
@@ -185,11 +196,7 @@ class PolarMap:
     def box_to_image(self, box: Box, n: int = 32) -> Box:
         """Image bounding box of a polar box (an annular sector in the image)."""
         u0, v0, u1, v1 = box
-        t = np.linspace(0.0, 1.0, n + 1)
-        u = np.concatenate([u0 + (u1 - u0) * t, u0 + (u1 - u0) * t, np.full(n + 1, u0),
-                            np.full(n + 1, u1)])
-        v = np.concatenate([np.full(n + 1, v0), np.full(n + 1, v1), v0 + (v1 - v0) * t,
-                            v0 + (v1 - v0) * t])
+        u, v = box_outline(box, n)
         down, _ = self.image_to_polar(self.geometry.apex[0], self.geometry.apex[1] + 1.0)
         if u0 < down < u1:  # the outer arc's lowest point lies between the samples
             u, v = np.append(u, down), np.append(v, v1)
@@ -199,11 +206,7 @@ class PolarMap:
     def box_to_polar(self, box: Box, n: int = 32, clip: bool = True) -> Box:
         """Polar bounding box of an image box's region (clipped to the polar frame)."""
         x0, y0, x1, y1 = box
-        t = np.linspace(0.0, 1.0, n + 1)
-        x = np.concatenate([x0 + (x1 - x0) * t, x0 + (x1 - x0) * t, np.full(n + 1, x0),
-                            np.full(n + 1, x1)])
-        y = np.concatenate([np.full(n + 1, y0), np.full(n + 1, y1), y0 + (y1 - y0) * t,
-                            y0 + (y1 - y0) * t])
+        x, y = box_outline(box, n)
         ax, ay = self.geometry.apex  # the box's point nearest the apex sets its smallest depth
         x, y = np.append(x, min(max(ax, x0), x1)), np.append(y, min(max(ay, y0), y1))
         u, v = self.image_to_polar(x, y)
