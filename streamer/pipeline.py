@@ -374,20 +374,30 @@ class Pipeline:
         self.accounting.add("invalid")
         self._invalid_log(logging.WARNING, "invalid frame: %s", exc)
 
-    # -- inference thread -----------------------------------------------------------------
-    def _preprocess_loop(self) -> None:
+    # -- preprocess and inference threads -------------------------------------------------
+    def _consume(self, slot: FrameSlot, upstream_done: threading.Event, handle,
+                 done: threading.Event) -> None:
+        """handle() every item from slot until stopped, or until upstream is done and slot empty."""
         try:
             while not self._stop.is_set():
-                frame = self.frames.get(POLL_S)
-                if frame is None:
-                    if self._source_done.is_set() and not len(self.frames):
-                        break
-                    continue
-                item = self._guarded(frame, self._preprocess)
+                item = slot.get(POLL_S)
                 if item is not None:
-                    self._hand_on_prepared(item)
+                    handle(item)
+                elif upstream_done.is_set() and not len(slot):
+                    break
         finally:
-            self._preprocess_done.set()
+            done.set()
+
+    def _preprocess_loop(self) -> None:
+        self._consume(self.frames, self._source_done, self._preprocess_one, self._preprocess_done)
+
+    def _inference_loop(self) -> None:
+        self._consume(self.prepared, self._preprocess_done, self._infer_one, self._inference_done)
+
+    def _preprocess_one(self, frame: Frame) -> None:
+        item = self._guarded(frame, self._preprocess)
+        if item is not None:
+            self._hand_on_prepared(item)
 
     def _preprocess(self, frame: Frame):
         timing = Timing(capture=frame.t_capture_ns)
@@ -401,22 +411,13 @@ class Pipeline:
                 self.accounting.add("dropped")
                 return
 
-    def _inference_loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                item = self.prepared.get(POLL_S)
-                if item is None:
-                    if self._preprocess_done.is_set() and not len(self.prepared):
-                        break
-                    continue
-                result = self._guarded(item[0], self._infer, item)
-                if result is not None:
-                    self._hand_on_result(result)
-                limit = self.config.pipeline.max_frames
-                if limit and self.accounting.snapshot()["processed"] >= limit:
-                    self._stop.set()
-        finally:
-            self._inference_done.set()
+    def _infer_one(self, item) -> None:
+        result = self._guarded(item[0], self._infer, item)
+        if result is not None:
+            self._hand_on_result(result)
+        limit = self.config.pipeline.max_frames
+        if limit and self.accounting.snapshot()["processed"] >= limit:
+            self._stop.set()
 
     def _guarded(self, frame: Frame, step, *args):
         """step(*args or frame); a frame it fails on is counted invalid and the pipeline goes on."""
