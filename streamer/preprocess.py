@@ -175,20 +175,52 @@ def _moved(a: Rect, b: Rect, tolerance: int) -> bool:
     return any(abs(p - q) > tolerance for p, q in zip(a, b, strict=True))
 
 
-FIT_SIDE = 400  # the sector is fitted on a mask subsampled to about this size
+FIT_SIDE = 400  # the sector is fitted on a fan mask subsampled to about this size
+FIT_EVERY = 5  # frames between fit attempts while the sector is not known
+FIT_FRAMES = 90  # frames of evidence before concluding the fan is no sector (a linear probe)
 
 
-def fit_sector(grey: np.ndarray, threshold: int):
-    """The sector's geometry in ``grey``'s pixels, fitted on its fan mask subsampled (nearest,
-    so edges are not blurred outwards): on a 1080p screen's fan 80 → 7 ms, within 2 px of the
-    full-resolution fit, so the fit never costs a frame interval."""
-    bg = float(np.median(grey[[0, 0, -1, -1], [0, -1, 0, -1]]))  # the corners lie outside the fan
-    k = max(1, int(np.ceil(max(grey.shape) / FIT_SIDE)))
-    g = estimate_geometry((grey > bg + threshold)[::k, ::k])
-    if g is None or k == 1:
-        return g
-    return dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
-                               r_max=g.r_max * k)
+class SectorFitter:
+    """The polar map of the fan's sector, fitted once per fan position on the union of the fan
+    pixels seen so far: one frame can hide much of the fan (acoustic shadow, fluid), a few frames
+    of a moving probe do not. The mask is subsampled (nearest, so edges are not blurred outwards):
+    on a 1080p screen's fan a fit takes 7 ms instead of 80, within 2 px of the full-resolution fit.
+    """
+
+    def __init__(self, size: int, threshold: int, retry_after: int = 150):
+        self.size, self.threshold, self.retry_after = size, threshold, retry_after
+        self.rect: Rect | None = None
+        self.map: PolarMap | None = None
+        self.seen: np.ndarray | None = None
+        self.frames = 0
+
+    def __call__(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:
+        if rect != self.rect:
+            self.rect, self.map, self.seen, self.frames = rect, None, None, 0
+        if self.map is not None:
+            return self.map
+        self.frames += 1
+        if self.frames > FIT_FRAMES:  # no sector here: plain crops, and a fresh look later
+            if self.frames > FIT_FRAMES + self.retry_after:
+                self.seen, self.frames = None, 0
+            return None
+        k = max(1, int(np.ceil(max(grey.shape) / FIT_SIDE)))
+        bg = float(np.median(grey[[0, 0, -1, -1], [0, -1, 0, -1]]))  # the corners lie outside
+        mask = (grey > bg + self.threshold)[::k, ::k]
+        self.seen = mask if self.seen is None else self.seen | mask
+        if self.frames % FIT_EVERY == 1:
+            self._fit(k)
+        return self.map
+
+    def _fit(self, k: int) -> None:
+        g = estimate_geometry(self.seen)
+        if g is not None:
+            g = dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
+                                    r_max=g.r_max * k)
+            self.map = PolarMap(g, self.size)
+            log.info("polar resampling after %d frame(s): %s", self.frames, g)
+        elif self.frames + FIT_EVERY > FIT_FRAMES:
+            log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
 
 
 class Preprocessor:
@@ -202,9 +234,7 @@ class Preprocessor:
         self._since_detect = 0
         self._tried = False
         self._out = np.empty((1, 1, input_size, input_size), np.float32)
-        self._polar_rect: Rect | None = None
-        self._polar_map: PolarMap | None = None
-        self._polar_age = 0
+        self._fitter = SectorFitter(input_size, config.threshold, config.redetect_every or 150)
 
     def process(self, frame: Frame) -> Prepared:
         image = frame.image
@@ -223,22 +253,11 @@ class Preprocessor:
         return Prepared(out, crop)
 
     def _polar(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:
-        """The sector's polar map, fitted once per fan position (tens of ms on a large fan;
-        retried every re-detection period while the fan is no sector, e.g. a linear probe: those
-        frames are cropped plainly)."""
+        """The sector's polar map; None (a plain crop) until it is known, or when the fan is no
+        sector (e.g. a linear probe)."""
         if self.config.mode == "auto" and self.roi is None:
             return None  # no fan found: no sector to fit
-        self._polar_age += 1
-        retry = self._polar_map is None and self._polar_age >= (self.config.redetect_every or 150)
-        if rect != self._polar_rect or retry:
-            self._polar_rect, self._polar_age = rect, 0
-            geometry = fit_sector(grey, self.config.threshold)
-            self._polar_map = None if geometry is None else PolarMap(geometry, self.size)
-            if geometry is None:
-                log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
-            else:
-                log.info("polar resampling: %s", geometry)
-        return self._polar_map
+        return self._fitter(rect, grey)
 
     def _roi(self, image: np.ndarray) -> Rect:
         H, W = image.shape[:2]

@@ -64,16 +64,17 @@ def _result_json(seq: int, t_capture: int, scores: np.ndarray, maps: np.ndarray,
     return json.dumps({"v": 1, "seq": seq, "t_capture_ns": t_capture, "classes": out}).encode()
 
 
-def to_model_input(grey: np.ndarray, engine) -> np.ndarray:
-    """The fan crop as the model was trained on it: resized, or resampled to polar form (the
-    sector fitted once, as the pipeline does; a fan that is no sector is resized)."""
-    if engine.representation == "polar" and not hasattr(engine, "polar_map"):
-        from engines.polar import PolarMap, estimate_geometry
+def to_model_input(grey: np.ndarray, engine, roi) -> np.ndarray:
+    """The fan crop as the model was trained on it: resized, or resampled to polar form once the
+    sector is known (fitted as the pipeline does)."""
+    if engine.representation == "polar":
+        if not hasattr(engine, "fitter"):
+            from streamer.preprocess import SectorFitter
 
-        geometry = estimate_geometry(grey, int(np.median(grey[[0, -1], [0, -1]])) + 8)
-        engine.polar_map = PolarMap(geometry, engine.size) if geometry else None
-    if engine.representation == "polar" and engine.polar_map is not None:
-        return engine.polar_map.to_polar(grey)
+            engine.fitter = SectorFitter(engine.size, 8)
+        polar_map = engine.fitter(tuple(roi), grey)
+        if polar_map is not None:
+            return polar_map.to_polar(grey)
     return cv2.resize(grey, (engine.size, engine.size), interpolation=cv2.INTER_AREA)
 
 
@@ -87,7 +88,7 @@ def _loop(feed, engine, sock, plan: BenchPlan, tick) -> tuple[dict, list[float]]
         t0 = time.monotonic_ns()
         x, y, w, h = screen.fan_roi
         grey = cv2.cvtColor(screen.image[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY)
-        small = to_model_input(grey, engine)
+        small = to_model_input(grey, engine, screen.fan_roi)
         tensor = (small.astype(np.float32) / 255.0)[None, None]
         t1 = time.monotonic_ns()
         scores, maps = engine(tensor)

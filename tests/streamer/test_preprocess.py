@@ -105,3 +105,23 @@ def test_polar_mode_falls_back_to_a_plain_crop():
 
 def test_plain_crop_maps_boxes_by_corners():
     assert Crop(100, 50, 400, 200, 100).box_to_source((0, 0, 50, 25)) == (100, 50, 300, 100)
+
+
+def test_sector_is_fitted_on_the_fan_seen_over_several_frames(screen):
+    """Shadows hide half the fan in every frame; the union of a few frames shows it whole."""
+    import cv2
+
+    from streamer.preprocess import FIT_EVERY, SectorFitter
+
+    image, (x, y, w, h) = screen
+    grey = cv2.cvtColor(image[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY)
+    left, right = grey.copy(), grey.copy()
+    left[:, : w // 2] = 0
+    right[:, w // 2 :] = 0
+    alone = SectorFitter(64, 8)
+    assert all(alone((x, y, w, h), left) is None for _ in range(2 * FIT_EVERY + 1))
+    fitter = SectorFitter(64, 8)
+    frames = [left if i % 2 else right for i in range(2 * FIT_EVERY + 1)]
+    maps = [fitter((x, y, w, h), f) for f in frames]
+    assert maps[0] is None and maps[-1] is not None
+    assert abs(x + maps[-1].geometry.apex[0] - 960.5) < 3  # make_screen's apex
