@@ -175,6 +175,7 @@ def _moved(a: Rect, b: Rect, tolerance: int) -> bool:
     return any(abs(p - q) > tolerance for p, q in zip(a, b, strict=True))
 
 
+WARMUP_DETECTIONS = 7  # the fan is looked for again after 1, 2, 4 ... 64 frames, then periodically
 FIT_SIDE = 400  # the sector is fitted on a fan mask subsampled to about this size
 FIT_EVERY = 5  # frames between fit attempts while the sector is not known
 FIT_FRAMES = 90  # frames of evidence before concluding the fan is no sector (a linear probe)
@@ -233,6 +234,8 @@ class Preprocessor:
         self.roi: Rect | None = None
         self._since_detect = 0
         self._tried = False
+        self._detections = 0
+        self._seen: np.ndarray | None = None  # fading max of the screens detection looked at
         self._out = np.empty((1, 1, input_size, input_size), np.float32)
         self._fitter = SectorFitter(input_size, config.threshold, config.redetect_every or 150)
 
@@ -271,6 +274,8 @@ class Preprocessor:
             return x, y, w, h
         self._since_detect += 1
         every = self.config.redetect_every
+        if every and self._detections < WARMUP_DETECTIONS:  # look again after 1, 2, 4, 8... frames
+            every = min(every, 1 << self._detections)
         due = bool(every) and self._since_detect >= every
         retry = self.roi is None and self._since_detect >= 15  # nothing found yet: try again soon
         if not self._tried or due or retry or (self.roi is not None and not self._fits(W, H)):
@@ -282,8 +287,17 @@ class Preprocessor:
         return x + w <= W and y + h <= H
 
     def _detect(self, image: np.ndarray) -> None:
+        """Find the fan on the recent screens, not this one alone: acoustic shadows and fluid can
+        blacken half a fan in one frame. Each look keeps the brighter of this screen and half of
+        what was seen before, so a fan that moved fades out of it within a few looks."""
         self._since_detect, self._tried = 0, True
-        found = find_fan(image, self.config.threshold, self.config.detect_scale)
+        self._detections += 1
+        grey = _grey(image)
+        if self._seen is None or self._seen.shape != grey.shape:
+            self._seen = grey.copy()
+        else:
+            np.maximum(self._seen >> 1, grey, out=self._seen)
+        found = find_fan(self._seen, self.config.threshold, self.config.detect_scale)
         if found is None:
             if self.roi is None:
                 log.warning("no ultrasound fan found in the frame; using the whole frame")
