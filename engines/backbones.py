@@ -22,7 +22,6 @@ _RESNET_BLOCKS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
 class Backbone:
     features: nn.Module
     channels: int
-    stride: int
 
 
 def vgg(layout: list, batch_norm: bool) -> Backbone:
@@ -37,7 +36,7 @@ def vgg(layout: list, batch_norm: bool) -> Backbone:
             layers.append(nn.BatchNorm2d(item))
         layers.append(nn.ReLU(inplace=True))
         channels = item
-    return Backbone(nn.Sequential(*layers), channels, 16)
+    return Backbone(nn.Sequential(*layers), channels)
 
 
 class BasicBlock(nn.Module):
@@ -73,7 +72,7 @@ def resnet(blocks: list[int]) -> Backbone:
         stage += [BasicBlock(cout, cout, 1) for _ in range(count - 1)]
         layers.append(nn.Sequential(*stage))
         cin = cout
-    return Backbone(nn.Sequential(*layers), 512, 32)
+    return Backbone(nn.Sequential(*layers), 512)
 
 
 def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
@@ -88,7 +87,7 @@ def compact(width: int = 32) -> Backbone:
     layers: list[nn.Module] = []
     for cin, cout, stride in plan:
         layers += _conv_bn(cin, cout, stride)
-    return Backbone(nn.Sequential(*layers), 4 * w, 16)
+    return Backbone(nn.Sequential(*layers), 4 * w)
 
 
 BACKBONES: dict[str, Callable[[], Backbone]] = {

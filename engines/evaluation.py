@@ -14,10 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from engines import localisation
-from engines.backends import BackendOptions, create_backend
+from engines.backends import BackendOptions, backend_for, create_backend
 from engines.scoring import detection_report, probabilities
-
-BACKEND_BY_SUFFIX = {".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch"}
 
 
 class Predictor:
@@ -25,9 +23,7 @@ class Predictor:
 
     def __init__(self, model_path: str | Path, backend: str | None = None, threads: int = 0):
         path = Path(model_path)
-        name = backend or BACKEND_BY_SUFFIX.get(path.suffix)
-        if name is None:
-            raise ValueError(f"cannot tell the backend for {path}: pass backend=")
+        name = backend or backend_for(path)
         self.backend = create_backend(name, path, BackendOptions(threads=threads)).open()
         self.info = self.backend.info
         self.torch_model = getattr(self.backend, "model", None)
@@ -106,17 +102,13 @@ def evaluate(model_path, dataset, *, backend=None, batch_size=32, progress=True,
     report.update(frames=n, model=str(model_path), activation=info.activation,
                   classes=list(info.classes), threshold=threshold)
     if any(frame_boxes for frame_boxes, _ in boxes):
-        loc = {k: localise(np.concatenate(v), boxes, info.classes, dataset_size(dataset))
+        loc = {k: localise(np.concatenate(v), boxes, info.classes, info.input_size)
                for k, v in variant_maps.items()}
         report["localisation"] = loc
         report["pointing_game"] = loc["cam"]["pointing_game"]
         for name, m in report["per_class"].items():
             m.update({k: v for k, v in loc["cam"]["per_class"].get(name, {}).items() if k != "boxes"})
     return report, {"examples": kept, "probabilities": prob[: len(kept)]}
-
-
-def dataset_size(dataset) -> int:
-    return int(dataset[0].image.shape[0])
 
 
 def write_report(report: dict, out: str | Path) -> Path:

@@ -147,11 +147,6 @@ class SPNModel(nn.Module):
         head = SharedHead if cfg.head == "shared" else PerClassHead
         self.head = head(backbone.channels, cfg)
         self.soft_proposal = SoftProposal(cfg.proposal_mode, cfg.iterations, cfg.factor)
-        self.feature_stride = backbone.stride
-
-    @property
-    def map_size(self) -> int:
-        return self.cfg.input_size // self.feature_stride
 
     def set_proposal_mode(self, mode: str, iterations: int | None = None) -> None:
         iterations = iterations or self.cfg.iterations

@@ -195,7 +195,7 @@ class PolarMap:
 
     def box_to_image(self, box: Box, n: int = 32) -> Box:
         """Image bounding box of a polar box (an annular sector in the image)."""
-        u0, v0, u1, v1 = box
+        u0, _, u1, v1 = box
         u, v = box_outline(box, n)
         down, _ = self.image_to_polar(self.geometry.apex[0], self.geometry.apex[1] + 1.0)
         if u0 < down < u1:  # the outer arc's lowest point lies between the samples

@@ -125,7 +125,6 @@ class SoftProposal(nn.Module):
         self.mode, self.iterations, self.factor = mode, iterations, factor
         self.tol, self.max_iter = tol, max_iter
         self._kernels: dict[tuple[int, int, str], torch.Tensor] = {}
-        self.last_iterations = 0
 
     def kernel(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
         key = (h, w, str(like.device))
@@ -144,7 +143,7 @@ class SoftProposal(nn.Module):
             elif self.mode == "unrolled":
                 m = unrolled(t, self.iterations)
             else:
-                m, self.last_iterations = converge(t, self.tol, self.max_iter)
+                m, _ = converge(t, self.tol, self.max_iter)
         return m.reshape(b, 1, h, w)
 
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -211,10 +211,6 @@ class Pipeline:
         """True once every processed frame is published (the source ended or stop() was called)."""
         return self._publish_done.wait(timeout)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def close(self) -> dict:
         """Stop, join the threads, settle the accounting, close sinks and backend; the counts."""
         if not self._closed:

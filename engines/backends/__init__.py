@@ -17,8 +17,13 @@ REGISTRY: dict[str, str] = {
     "tensorrt": "engines.backends.tensorrt_backend:TensorRTBackend",
 }
 
-__all__ = ["Backend", "BackendError", "BackendOptions", "Inference", "REGISTRY", "backend_class",
-           "create_backend"]
+BY_SUFFIX: dict[str, str] = {
+    ".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch", ".plan": "tensorrt", ".engine": "tensorrt",
+}
+"""The backend that runs a model file of each kind unless one is named."""
+
+__all__ = ["BY_SUFFIX", "Backend", "BackendError", "BackendOptions", "Inference", "REGISTRY",
+           "backend_class", "backend_for", "create_backend"]
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -29,6 +34,13 @@ def backend_class(name: str) -> type[Backend]:
         return getattr(importlib.import_module(module), cls)
     except ImportError as exc:
         raise BackendError(f"backend {name!r} is not available here: {exc}") from exc
+
+
+def backend_for(path: str | Path) -> str:
+    suffix = Path(path).suffix
+    if suffix not in BY_SUFFIX:
+        raise ValueError(f"cannot tell the backend for {path}: name one of {sorted(REGISTRY)}")
+    return BY_SUFFIX[suffix]
 
 
 def create_backend(name: str, model_path: str | Path, options: BackendOptions | None = None) -> Backend:

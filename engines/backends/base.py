@@ -50,7 +50,6 @@ class BackendOptions:
 
 class Backend(ABC):
     name: ClassVar[str]
-    suffixes: ClassVar[tuple[str, ...]]
 
     def __init__(self, model_path: str | Path, options: BackendOptions | None = None):
         self.model_path = Path(model_path)

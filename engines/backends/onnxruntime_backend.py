@@ -10,7 +10,6 @@ from engines.model_info import ModelInfo
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    suffixes = (".onnx",)
 
     def _load(self) -> ModelInfo:
         import onnxruntime as ort

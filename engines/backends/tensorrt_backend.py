@@ -16,7 +16,6 @@ from engines.model_info import ModelInfo
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    suffixes = (".plan", ".engine", ".onnx")
 
     def _load(self) -> ModelInfo:
         from engines.tensorrt import compat

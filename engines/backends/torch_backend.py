@@ -14,7 +14,6 @@ from engines.model_info import ModelInfo, file_sha256
 
 class TorchBackend(Backend):
     name = "torch"
-    suffixes = (".pt", ".pth")
 
     def _load(self) -> ModelInfo:
         import torch

@@ -2,7 +2,14 @@ import numpy as np
 import onnx
 import pytest
 
-from engines.backends import REGISTRY, BackendError, BackendOptions, backend_class, create_backend
+from engines.backends import (
+    REGISTRY,
+    BackendError,
+    BackendOptions,
+    backend_class,
+    backend_for,
+    create_backend,
+)
 from engines.backends.base import Backend
 from engines.export import set_metadata
 from tests.conftest import ultrasound_like
@@ -85,6 +92,9 @@ def test_onnx_without_our_metadata_is_refused(tmp_path, compact_onnx):
 def test_registry_errors_and_options():
     with pytest.raises(ValueError, match="unknown backend"):
         backend_class("openvino")
+    assert [backend_for(f"m{s}") for s in (".onnx", ".pt", ".plan")] == ["onnxruntime", "torch", "tensorrt"]
+    with pytest.raises(ValueError, match="cannot tell the backend"):
+        backend_for("model.bin")
     assert all(issubclass(backend_class(n), Backend) for n in ("onnxruntime", "torch"))
     assert set(CPU_BACKENDS) | {"tensorrt"} <= set(REGISTRY)
     with pytest.raises(ValueError, match="device"):
