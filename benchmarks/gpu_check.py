@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.backends import BackendOptions, create_backend
+from engines.scoring import probabilities
 
 NO_GPU = ("gpu_check: no CUDA GPU visible to torch (torch.cuda.is_available() is False); run it on a "
           "GPU machine, or pass --cpu-dry-run to exercise the script on the CPU")
@@ -58,7 +59,7 @@ def measure(name, path, options, frames, ref, cfg) -> dict:
     try:
         with create_backend(name.split(" ")[0], path, options) as be:
             out = be.infer(frames)
-            p, q = (1 / (1 + np.exp(-s)) for s in (out.scores, ref[0]))
+            p, q = (probabilities(s, be.info.activation) for s in (out.scores, ref[0]))
             row.update(max_abs_dprob=float(np.abs(p - q).max()),
                        max_rel_dmap=float(np.abs(out.maps - ref[1]).max() / (np.abs(ref[1]).max() + 1e-30)),
                        decisions_agree=bool(((p > 0.5) == (q > 0.5)).all()))

@@ -11,13 +11,7 @@ import onnx
 
 from engines.model_info import ModelInfo
 from engines.precision import run_frames, session
-
-
-def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
-    if activation == "softmax":
-        e = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-scores))
+from engines.scoring import probabilities
 
 
 def cpu_latency_ms(sess, frames: np.ndarray, repeats: int = 30) -> float:
