@@ -11,6 +11,8 @@ Specs:
       map onto our regions as brain->head, abdomen->abdomen, thorax->thorax, femur->limbs;
       maternal cervix and "Other" are all-zero rows. It has no spine or placenta plane, so
       those two columns are always 0 (it cannot train or evaluate them).
+  ``fetalnav:/dir[,aspect=1.5,spacing=0.5]``  the paper's layout: MetaImage frames labelled in
+      their headers, through the release's input recipe (`engines.datasets.fetalnav`).
 """
 
 from __future__ import annotations
@@ -256,6 +258,14 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
         if not os.path.isdir(path):
             raise ValueError(f"fetal_planes dataset: {path!r} is not a directory")
         return FetalPlanesDataset(path, input_size, **_options(tail, {"split": str}, "fetal_planes"))
+    if kind == "fetalnav" and colon:
+        from engines.datasets.fetalnav import FetalnavDataset
+
+        path, _, tail = rest.partition(",")
+        if not os.path.isdir(path):
+            raise ValueError(f"fetalnav dataset: {path!r} is not a directory")
+        return FetalnavDataset(path, input_size, **_options(tail, {"aspect": float, "spacing": float},
+                                                            "fetalnav"))
     if os.path.isdir(spec):
         if os.path.isfile(os.path.join(spec, "labels.csv")):
             return FolderDataset(spec, input_size)
@@ -263,7 +273,8 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
             return FetalPlanesDataset(spec, input_size)
         raise ValueError(f"directory {spec!r} has neither labels.csv nor {FETAL_PLANES_CSV}")
     raise ValueError(f"unknown dataset spec {spec!r}; expected sim[:k=v,...], folder:<dir>, "
-                     "fetal_planes:<dir>[,split=train|test] or a directory with labels.csv")
+                     "fetal_planes:<dir>[,split=train|test], fetalnav:<dir> or a directory with "
+                     "labels.csv")
 
 
 __all__ = ["Dataset", "FetalPlanesDataset", "FolderDataset", "PLANE_TO_REGION", "Sample",
