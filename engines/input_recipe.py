@@ -76,6 +76,13 @@ class InputRecipe:
 
 SONOSTREAM = InputRecipe()
 FETALNAV = InputRecipe("fetalnav", aspect=1.5, spacing=0.5, resize="bilinear", scale="minmax")
+RECIPES = {r.name: r for r in (SONOSTREAM, FETALNAV)}
+
+
+def recipe_named(name: str) -> InputRecipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown input recipe {name!r}; expected one of {sorted(RECIPES)}")
+    return RECIPES[name]
 
 
 def minmax(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from engines.classes import REGIONS
+from engines.input_recipe import bytescale
 
 Box = tuple[float, float, float, float]
 
@@ -73,7 +74,8 @@ class SimDataset:
     classes = REGIONS
 
     def __init__(self, n: int = 1000, seed: int = 0, style: str = "train", input_size: int = 224,
-                 polar: bool = False):
+                 polar: bool = False, recipe: str = "sonostream"):
+        from engines.input_recipe import recipe_named
         from engines.simulator import ScannerSimulator, SimConfig
 
         if n < 1:
@@ -81,6 +83,7 @@ class SimDataset:
         self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
         self.sim = ScannerSimulator(SimConfig(seed=seed, style=style))
+        self.recipe = recipe_named(recipe)
 
     def __len__(self) -> int:
         return self.n
@@ -92,9 +95,12 @@ class SimDataset:
             f = self.sim.frame(_index(i, self.n))
             geometry = estimate_geometry(f.fan_mask)  # as the streamer fits it, on the exact fan
             if geometry is not None:
-                pm = PolarMap(geometry, self.input_size)
+                pm = PolarMap(self.recipe.polar_geometry(geometry), self.input_size)
                 boxes = {k: pm.box_to_polar(b) for k, b in f.boxes.items()}
-                return Sample(pm.to_polar(f.image), f.labels, boxes, (pm, f.boxes))
+                image = pm.to_polar(f.image)
+                if self.recipe.scale == "minmax":
+                    image = bytescale(image)
+                return Sample(image, f.labels, boxes, (pm, f.boxes))
         img, labels, boxes = self.sim.training_image(_index(i, self.n), self.input_size)
         return Sample(img, labels, boxes)
 
@@ -221,12 +227,15 @@ def _options(text: str, allowed: dict[str, type], kind: str) -> dict:
     return out
 
 
-def for_representation(spec: str, representation: str) -> str:
+def for_representation(spec: str, representation: str, recipe: str = "sonostream") -> str:
     """The spec with simulated frames in the model's representation (``polar=1`` added for a
-    polar model); other specs are returned unchanged: their images are what they are."""
+    polar model) and input recipe (``recipe=fetalnav``: the release's crop and scaling); other
+    specs are returned unchanged: their images are what they are."""
     scheme = spec.split(":", 1)[0]
     if representation == "polar" and scheme == "sim" and "polar=" not in spec:
-        return spec + ("," if ":" in spec else ":") + "polar=1"
+        spec = spec + ("," if ":" in spec else ":") + "polar=1"
+    if recipe != "sonostream" and scheme == "sim" and "recipe=" not in spec:
+        spec = spec + ("," if ":" in spec else ":") + f"recipe={recipe}"
     return spec
 
 
@@ -239,7 +248,8 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     spec = spec.strip()
     kind, colon, rest = spec.partition(":")
     if kind == "sim":
-        opts = _options(rest, {"n": int, "seed": int, "style": str, "polar": int}, "sim")
+        opts = _options(rest, {"n": int, "seed": int, "style": str, "polar": int, "recipe": str},
+                        "sim")
         if opts.get("polar", 0) not in (0, 1):
             raise ValueError(f"sim polar must be 0 or 1, got {opts['polar']}")
         from engines.simulator.render import STYLES
