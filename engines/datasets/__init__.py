@@ -102,7 +102,7 @@ class SimDataset:
                     image = bytescale(image)
                 return Sample(image, f.labels, boxes, (pm, f.boxes))
         img, labels, boxes = self.sim.training_image(_index(i, self.n), self.input_size)
-        return Sample(img, labels, boxes)
+        return Sample(bytescale(img) if self.recipe.scale == "minmax" else img, labels, boxes)
 
 
 class FolderDataset:

@@ -1,5 +1,6 @@
 """The paper's data set format: MetaImage frames labelled in their headers."""
 
+import json
 import shutil
 import zlib
 from pathlib import Path
@@ -165,3 +166,46 @@ def copy_release_frame(folder: Path, name: str, labels: str) -> None:
     text = (DATA / "image.mhd").read_text().replace("Labels = Placenta, Limbs", labels)
     (folder / f"{name}.mhd").write_text(text.replace("image.raw", f"{name}.raw"))
     shutil.copy(DATA / "image.raw", folder / f"{name}.raw")
+
+
+def test_train_export_and_eval_on_a_metaimage_folder(tmp_path, capsys):
+    from engines.checkpoint import load_checkpoint
+    from engines.input_recipe import InputRecipe
+    from engines.model_info import ModelInfo
+    from streamer.cli import main
+
+    labels = ["Labels = Placenta, Limbs", "Label = Head", "Label = Background", "Label = Spine"]
+    for split, count in (("train", 8), ("validate", 4)):
+        for i in range(count):
+            copy_release_frame(tmp_path / split, f"f{i}", labels[i % len(labels)])
+    out = tmp_path / "run"
+    code = main(["train", "--data", f"fetalnav:{tmp_path}/train", "--val",
+                 f"fetalnav:{tmp_path}/validate", "--out", str(out), "--epochs", "1",
+                 "--batch-size", "4", "--input-size", "64", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    model = load_checkpoint(out / "model.pt")
+    assert model.cfg.classes == ("Background", "Head", "Limbs", "Placenta", "Spine")
+    assert model.cfg.representation == "polar"
+    assert InputRecipe.from_json(model.cfg.extra["recipe"]).aspect == 1.5
+    assert main(["export", "--checkpoint", str(out / "model.pt"), "--out",
+                 str(out / "model.onnx")]) == 0
+    assert ModelInfo.from_onnx(out / "model.onnx").recipe.name == "fetalnav"
+    code = main(["eval", "--onnx", str(out / "model.onnx"), "--data",
+                 f"fetalnav:{tmp_path}/validate", "--out", str(out / "eval"), "--quiet",
+                 "--examples", "0"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["frames"] == 4 and list(report["per_class"]) == list(model.cfg.classes)
+
+
+def test_validation_classes_must_match_training(tmp_path, capsys):
+    from streamer.cli import main
+
+    copy_release_frame(tmp_path / "train", "a", "Label = Head")
+    copy_release_frame(tmp_path / "validate", "a", "Label = Spine")
+    code = main(["train", "--data", f"fetalnav:{tmp_path}/train", "--val",
+                 f"fetalnav:{tmp_path}/validate", "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--input-size", "64", "--quiet"])
+    assert code == 2
+    assert "validation classes ['Spine'] differ from the training classes ['Head']" in \
+        capsys.readouterr().err

@@ -79,3 +79,38 @@ def test_crop_geometry_keeps_the_central_depths_or_angles_at_the_ratio():
     full = PolarMap(wide, 224)
     fu, fv = full.image_to_polar(x, y)
     assert fu.min() >= -1e-6 and fu.max() <= 224 + 1e-6 and fv.min() >= -1e-6
+
+
+def test_simulated_frames_for_a_release_model_follow_its_recipe():
+    from engines.datasets import for_representation, open_dataset
+
+    spec = for_representation("sim:n=3,seed=4", "polar", "fetalnav")
+    assert spec == "sim:n=3,seed=4,polar=1,recipe=fetalnav"
+    assert for_representation(spec, "polar", "fetalnav") == spec
+    plain, cut = open_dataset("sim:n=3,seed=4,polar=1", 64), open_dataset(spec, 64)
+    sectors = 0
+    for i in range(3):
+        s = cut[i]
+        assert s.image.min() == 0 and s.image.max() == 255  # min-max
+        if s.sector is None:  # a linear probe: no sector to cut
+            continue
+        sectors += 1
+        pm = s.sector[0]
+        g = pm.geometry
+        arc = 0.5 * (g.r_min + g.r_max) * (g.angle_max - g.angle_min)
+        assert math.isclose((g.r_max - g.r_min) / arc, 1.5, rel_tol=1e-6)
+        assert plain[i].sector[0].geometry != g
+    assert sectors >= 1
+    with pytest.raises(ValueError, match="unknown input recipe"):
+        open_dataset("sim:n=1,polar=1,recipe=nope")
+
+
+def test_eval_matches_label_columns_to_the_models_classes_by_name():
+    from engines.evaluation import align_labels
+
+    labels = np.array([[1, 0], [0, 1]], np.float32)
+    out = align_labels(labels, ("head", "limbs"), ("Abdomen", "Background", "Head", "Limbs"))
+    assert out.tolist() == [[0, 0, 1, 0], [0, 0, 0, 1]]
+    assert align_labels(labels, ("a", "b"), ("a", "b")) is labels
+    with pytest.raises(ValueError, match=r"\['spine'\] are not among the model's"):
+        align_labels(labels, ("head", "spine"), ("Head", "Limbs"))
