@@ -2,9 +2,12 @@
 
 Our format is a dict saved with ``torch.save``: ``format``, ``version``, ``config`` (the
 ModelConfig as a dict, which carries classes, activation and input size) and ``state_dict``.
-The release's keys are ``features.*``, ``spatial_pooling.adconv.*``, ``classifier.0.*``;
-its per-class variant's are ``features.*``, ``spatial_poolings.{i}.adconv.*``,
-``classifiers.{i}.*``.
+The release (ntoussaint/fetalnav) saves ``{'epoch', 'arch', 'state_dict', 'best_score'}`` with
+keys ``features.*``, ``spatial_pooling.adconv.*``, ``classifier.0.*``; its per-class variant
+(branch MultiLinearClassifier) ``features.*``, ``spatial_poolings.{i}.adconv.*``,
+``classifiers.{i}.weight/bias``. Imported, it keeps the release's class order (sorted label
+strings, Background a class of its own), its activation (independent sigmoids: it trained with
+multi-label losses) and its input recipe (polar frames, crop to 1.5, 224×224, min-max).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from engines.classes import REGIONS, RELEASE_CLASSES
+from engines.classes import RELEASE_CLASSES
+from engines.input_recipe import FETALNAV
 from engines.model import ModelConfig, SPNModel
 
 FORMAT = "sonostream-checkpoint"
@@ -54,6 +58,8 @@ def load_checkpoint(path: str | Path, **overrides) -> SPNModel:
         _load_state(model, payload["state_dict"], path)
         return model.eval()
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if isinstance(state, dict) and state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}  # saved from DataParallel
     if not isinstance(state, dict) or not any(k.startswith("features.") for k in state):
         raise ValueError(f"{path}: neither a sonostream checkpoint nor a fetalnav/SPN state dict")
     return import_release_state(state, **overrides).eval()
@@ -86,14 +92,20 @@ def _strip(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _classes_for(count: int, classes) -> tuple[tuple[str, ...], str]:
-    if classes is not None:
-        return tuple(classes), "softmax" if count == len(RELEASE_CLASSES) else "sigmoid"
-    if count == len(RELEASE_CLASSES):
-        return RELEASE_CLASSES, "softmax"
-    if count == len(REGIONS):
-        return REGIONS, "sigmoid"
-    raise ValueError(f"the checkpoint has {count} classes: pass their names (classes=...)")
+def _release_config(count: int, classes, overrides: dict) -> dict:
+    """Names, activation, representation and recipe of an imported model (overridable)."""
+    if classes is None:
+        if count != len(RELEASE_CLASSES):
+            raise ValueError(f"the checkpoint has {count} classes, the release's data set "
+                             f"{len(RELEASE_CLASSES)}: pass their names in output order (the "
+                             "sorted label strings of the data set it was trained on)")
+        classes = RELEASE_CLASSES
+    if len(classes) != count:
+        raise ValueError(f"{len(classes)} class names given for a checkpoint with {count} classes")
+    extra = {**overrides.pop("extra", {})}
+    extra.setdefault("recipe", dict(FETALNAV.__dict__))
+    return {"classes": tuple(classes), "activation": "sigmoid", "representation": "polar",
+            **overrides, "extra": extra}
 
 
 def import_release_state(state: dict, classes=None, **overrides) -> SPNModel:
@@ -102,9 +114,8 @@ def import_release_state(state: dict, classes=None, **overrides) -> SPNModel:
     if "spatial_pooling.adconv.weight" in state:
         conv = _strip(state, "spatial_pooling.adconv.")
         linear = _strip(state, "classifier.0.")
-        names, activation = _classes_for(linear["weight"].shape[0], classes)
-        cfg = ModelConfig(arch=arch, classes=names, activation=activation, head="shared",
-                          num_maps=conv["weight"].shape[0], **overrides)
+        cfg = ModelConfig(arch=arch, head="shared", num_maps=conv["weight"].shape[0],
+                          **_release_config(linear["weight"].shape[0], classes, overrides))
         head = {"adconv.weight": conv["weight"], "adconv.bias": conv["bias"],
                 "classifier.0.weight": linear["weight"], "classifier.0.bias": linear["bias"]}
     elif "spatial_poolings.0.adconv.weight" in state:
@@ -129,10 +140,9 @@ def _fuse_per_class(state: dict, arch: str, classes, overrides: dict):
     count = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"spatial_poolings\.(\d+)\.", k)))
     convs = [_strip(state, f"spatial_poolings.{i}.adconv.") for i in range(count)]
     linears = [_per_class_linear(state, i) for i in range(count)]
-    names, activation = _classes_for(count, classes)
     k = convs[0]["weight"].shape[0]
-    cfg = ModelConfig(arch=arch, classes=names, activation=activation, head="per_class",
-                      num_maps=k, **overrides)
+    cfg = ModelConfig(arch=arch, head="per_class", num_maps=k,
+                      **_release_config(count, classes, overrides))
     head = {
         "conv.weight": fuse_grouped([c["weight"] for c in convs]),
         "conv.bias": fuse_grouped([c["bias"] for c in convs]),

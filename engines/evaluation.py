@@ -51,6 +51,10 @@ def _on_sector(peak, box, sector):
     return (float(x), float(y)), polar_map.box_to_image(box) if box else None, sector_boxes
 
 
+def _box_key(frame_boxes, name: str):
+    return next((k for k in frame_boxes or () if k.lower() == name.lower()), None)
+
+
 def localise(maps: np.ndarray, boxes: list[tuple], classes, size: int) -> dict:
     """Pointing game and IoU per class over the frames where the class has a box.
 
@@ -60,12 +64,13 @@ def localise(maps: np.ndarray, boxes: list[tuple], classes, size: int) -> dict:
     for c, name in enumerate(classes):
         hits, ious = [], []
         for i, (frame_boxes, sector) in enumerate(boxes):  # per frame: its boxes, polar mapping
-            if not frame_boxes or name not in frame_boxes:
+            key = _box_key(frame_boxes, name)  # the release's "Head" is the simulator's "head"
+            if key is None:
                 continue
             peak, box = localisation.locate(maps[i, c], size)
             if sector is not None:
                 peak, box, frame_boxes = _on_sector(peak, box, sector)
-            gt = frame_boxes[name]
+            gt = frame_boxes[key]
             hits.append(localisation.inside(peak, gt))
             ious.append(localisation.iou(box, gt))
         if hits:
@@ -73,6 +78,24 @@ def localise(maps: np.ndarray, boxes: list[tuple], classes, size: int) -> dict:
                                "boxes": len(hits)}
     mean = lambda key: float(np.mean([v[key] for v in per_class.values()])) if per_class else 0.0  # noqa: E731
     return {"pointing_game": mean("pointing_game"), "iou": mean("iou"), "per_class": per_class}
+
+
+def align_labels(labels: np.ndarray, data_classes, model_classes) -> np.ndarray:
+    """Label columns in the model's class order, matched by name in any case (the release's
+    "Head" is our "head"); a model class the data set never names is absent from every frame."""
+    data_classes, model_classes = tuple(data_classes), tuple(model_classes)
+    if data_classes == model_classes:
+        return labels
+    column = {c.lower(): i for i, c in enumerate(data_classes)}
+    unknown = set(column) - {c.lower() for c in model_classes}
+    if unknown:
+        raise ValueError(f"the data set's classes {sorted(unknown)} are not among the model's "
+                         f"{list(model_classes)}")
+    out = np.zeros((len(labels), len(model_classes)), np.float32)
+    for j, name in enumerate(model_classes):
+        if name.lower() in column:
+            out[:, j] = labels[:, column[name.lower()]]
+    return out
 
 
 def evaluate(model_path, dataset, *, backend=None, batch_size=32, progress=True,
@@ -97,7 +120,8 @@ def evaluate(model_path, dataset, *, backend=None, batch_size=32, progress=True,
                      for j, img in enumerate(images[: keep - len(kept)])]
     predictor.close()
     prob = probabilities(np.concatenate(scores), info.activation)
-    labels = np.asarray(labels, np.float32)
+    labels = align_labels(np.asarray(labels, np.float32), getattr(dataset, "classes", info.classes),
+                          info.classes)
     report = detection_report(labels, prob, info.classes, threshold)
     report.update(frames=n, model=str(model_path), activation=info.activation,
                   classes=list(info.classes), threshold=threshold)

@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from engines.input_recipe import InputRecipe
 from engines.model import SPNModel
 from engines.model_info import ModelInfo
 
@@ -33,7 +34,7 @@ def model_info(model: SPNModel, *, iterations: int, mode: str, source_sha256: st
     return ModelInfo(
         classes=cfg.classes, activation=cfg.activation, input_size=cfg.input_size, arch=cfg.arch,
         head=cfg.head, map_kind=cfg.map_kind, representation=cfg.representation, proposal_mode=mode, iterations=iterations,
-        source_sha256=source_sha256,
+        source_sha256=source_sha256, recipe=InputRecipe.from_json(cfg.extra.get("recipe")),
     )
 
 

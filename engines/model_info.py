@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.classes import ACTIVATIONS
+from engines.input_recipe import SONOSTREAM, InputRecipe
 
 META_PREFIX = "sonostream."
 MODEL_VERSION = "1"
@@ -27,9 +28,12 @@ class ModelInfo:
     precision: str = "fp32"
     model_version: str = MODEL_VERSION
     source_sha256: str = ""
+    recipe: InputRecipe = SONOSTREAM  # how frames become its input (the release's, or ours)
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))
+        if not isinstance(self.recipe, InputRecipe):
+            object.__setattr__(self, "recipe", InputRecipe.from_json(self.recipe))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if not self.classes:
@@ -40,6 +44,7 @@ class ModelInfo:
     def to_metadata(self) -> dict[str, str]:
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
         values["classes"] = json.dumps(list(self.classes))
+        values["recipe"] = self.recipe.to_json()
         return {META_PREFIX + k: str(v) for k, v in values.items()}
 
     @classmethod

@@ -105,11 +105,16 @@ class Trainer:
         train = train or open_dataset(cfg.data, input_size=cfg.input_size)
         val = val or open_dataset(cfg.val, input_size=cfg.input_size)
         self.classes = tuple(train.classes)
+        if tuple(val.classes) != self.classes:
+            raise ValueError(f"the validation classes {list(val.classes)} differ from the "
+                             f"training classes {list(self.classes)}")
         self.train_x, self.train_y = materialise(train, cfg.progress, "training frames")
         self.val_x, self.val_y = materialise(val, cfg.progress, "validation frames")
         representation = cfg.representation or getattr(train, "representation", "sector")
+        recipe = getattr(train, "recipe", None)  # the data set's input recipe (fetalnav: data)
         mcfg = ModelConfig(arch=cfg.arch, head=cfg.head, classes=self.classes,
-                           input_size=cfg.input_size, representation=representation)
+                           input_size=cfg.input_size, representation=representation,
+                           extra={"recipe": dict(recipe.__dict__)} if recipe else {})
         self.model = SPNModel(mcfg)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)

@@ -488,7 +488,8 @@ def build_pipeline(config: Config, source, backend, sinks: list, metrics: Pipeli
                       str(desc.get("precision", info.precision)))
     metrics.set_source_up(False)
     stages = Stages(
-        preprocess=Preprocessor(resolve_representation(config.preprocess, info), info.input_size),
+        preprocess=Preprocessor(resolve_representation(config.preprocess, info), info.input_size,
+                                recipe=info.recipe),
         infer=InferenceStage(backend),
         postprocess=Postprocessor(info.classes, info.activation, config.postprocess),
         publish=PublishStage(list(sinks), metrics, LatencyRecord()),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.classes import is_region
 from engines.localisation import locate
 from engines.scoring import probabilities
 from streamer.config import PostprocessConfig
@@ -75,6 +76,7 @@ class Postprocessor:
         level, present = self.hysteresis.update(probabilities(scores, self.activation))
         results = []
         for i, name in enumerate(self.classes):
-            where = localise(maps[i], crop, self.config.box_fraction)
+            where = (localise(maps[i], crop, self.config.box_fraction) if is_region(name)
+                     else Localisation(None, None))  # Background: a score, never a place
             results.append(ClassResult(name, float(level[i]), bool(present[i]), where.peak, where.box))
         return tuple(results), (maps_uint8(maps) if self.config.maps else None)

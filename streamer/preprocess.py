@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engines.input_recipe import SONOSTREAM, InputRecipe
 from engines.polar import PolarMap, estimate_geometry
 from streamer.config import PreprocessConfig
 from streamer.frames import Frame, InvalidFrame
@@ -188,8 +189,10 @@ class SectorFitter:
     on a 1080p screen's fan a fit takes 7 ms instead of 80, within 2 px of the full-resolution fit.
     """
 
-    def __init__(self, size: int, threshold: int, retry_after: int = 150):
+    def __init__(self, size: int, threshold: int, retry_after: int = 150,
+                 recipe: InputRecipe = SONOSTREAM):
         self.size, self.threshold, self.retry_after = size, threshold, retry_after
+        self.recipe = recipe  # the model's: the release crops its polar frames to a ratio
         self.rect: Rect | None = None
         self.map: PolarMap | None = None
         self.seen: np.ndarray | None = None
@@ -218,7 +221,7 @@ class SectorFitter:
         if g is not None:
             g = dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
                                     r_max=g.r_max * k)
-            self.map = PolarMap(g, self.size)
+            self.map = PolarMap(self.recipe.polar_geometry(g), self.size)
             log.info("polar resampling after %d frame(s): %s", self.frames, g)
         elif self.frames + FIT_EVERY > FIT_FRAMES:
             log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
@@ -227,8 +230,9 @@ class SectorFitter:
 class Preprocessor:
     """Stage: Frame → Prepared (model tensor + crop geometry)."""
 
-    def __init__(self, config: PreprocessConfig, input_size: int, tolerance: int = 3):
-        self.config = config
+    def __init__(self, config: PreprocessConfig, input_size: int, tolerance: int = 3,
+                 recipe: InputRecipe = SONOSTREAM):
+        self.config, self.recipe = config, recipe
         self.size = input_size
         self.tolerance = tolerance
         self.roi: Rect | None = None
@@ -237,7 +241,8 @@ class Preprocessor:
         self._detections = 0
         self._seen: np.ndarray | None = None  # fading max of the screens detection looked at
         self._out = np.empty((1, 1, input_size, input_size), np.float32)
-        self._fitter = SectorFitter(input_size, config.threshold, config.redetect_every or 150)
+        self._fitter = SectorFitter(input_size, config.threshold, config.redetect_every or 150,
+                                    recipe)
 
     def process(self, frame: Frame) -> Prepared:
         image = frame.image
@@ -247,12 +252,14 @@ class Preprocessor:
         grey = _grey(image[y : y + h, x : x + w])
         pmap = self._polar((x, y, w, h), grey) if self.config.representation == "polar" else None
         if pmap is None:
-            small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
-            crop = Crop(x, y, w, h, self.size)
+            cx, cy, w, h = self.recipe.crop_rect((0, 0, w, h))  # the recipe's aspect, if any
+            small = cv2.resize(grey[cy : cy + h, cx : cx + w], (self.size, self.size),
+                               interpolation=cv2.INTER_AREA)
+            crop = Crop(x + cx, y + cy, w, h, self.size)
         else:
             small, crop = pmap.to_polar(grey), PolarCrop(x, y, w, h, self.size, pmap)
         out = np.empty_like(self._out)  # fresh: the tensor may outlive this call
-        np.multiply(small, np.float32(1 / 255), out=out[0, 0], casting="unsafe")
+        self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
         return Prepared(out, crop)
 
     def _polar(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:

@@ -11,6 +11,8 @@ Specs:
       map onto our regions as brain->head, abdomen->abdomen, thorax->thorax, femur->limbs;
       maternal cervix and "Other" are all-zero rows. It has no spine or placenta plane, so
       those two columns are always 0 (it cannot train or evaluate them).
+  ``fetalnav:/dir[,aspect=1.5,spacing=0.5]``  the paper's layout: MetaImage frames labelled in
+      their headers, through the release's input recipe (`engines.datasets.fetalnav`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import cv2
 import numpy as np
 
 from engines.classes import REGIONS
+from engines.input_recipe import bytescale
 
 Box = tuple[float, float, float, float]
 
@@ -71,7 +74,8 @@ class SimDataset:
     classes = REGIONS
 
     def __init__(self, n: int = 1000, seed: int = 0, style: str = "train", input_size: int = 224,
-                 polar: bool = False):
+                 polar: bool = False, recipe: str = "sonostream"):
+        from engines.input_recipe import recipe_named
         from engines.simulator import ScannerSimulator, SimConfig
 
         if n < 1:
@@ -79,6 +83,7 @@ class SimDataset:
         self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
         self.sim = ScannerSimulator(SimConfig(seed=seed, style=style))
+        self.recipe = recipe_named(recipe)
 
     def __len__(self) -> int:
         return self.n
@@ -90,11 +95,14 @@ class SimDataset:
             f = self.sim.frame(_index(i, self.n))
             geometry = estimate_geometry(f.fan_mask)  # as the streamer fits it, on the exact fan
             if geometry is not None:
-                pm = PolarMap(geometry, self.input_size)
+                pm = PolarMap(self.recipe.polar_geometry(geometry), self.input_size)
                 boxes = {k: pm.box_to_polar(b) for k, b in f.boxes.items()}
-                return Sample(pm.to_polar(f.image), f.labels, boxes, (pm, f.boxes))
+                image = pm.to_polar(f.image)
+                if self.recipe.scale == "minmax":
+                    image = bytescale(image)
+                return Sample(image, f.labels, boxes, (pm, f.boxes))
         img, labels, boxes = self.sim.training_image(_index(i, self.n), self.input_size)
-        return Sample(img, labels, boxes)
+        return Sample(bytescale(img) if self.recipe.scale == "minmax" else img, labels, boxes)
 
 
 class FolderDataset:
@@ -219,12 +227,15 @@ def _options(text: str, allowed: dict[str, type], kind: str) -> dict:
     return out
 
 
-def for_representation(spec: str, representation: str) -> str:
+def for_representation(spec: str, representation: str, recipe: str = "sonostream") -> str:
     """The spec with simulated frames in the model's representation (``polar=1`` added for a
-    polar model); other specs are returned unchanged: their images are what they are."""
+    polar model) and input recipe (``recipe=fetalnav``: the release's crop and scaling); other
+    specs are returned unchanged: their images are what they are."""
     scheme = spec.split(":", 1)[0]
     if representation == "polar" and scheme == "sim" and "polar=" not in spec:
-        return spec + ("," if ":" in spec else ":") + "polar=1"
+        spec = spec + ("," if ":" in spec else ":") + "polar=1"
+    if recipe != "sonostream" and scheme == "sim" and "recipe=" not in spec:
+        spec = spec + ("," if ":" in spec else ":") + f"recipe={recipe}"
     return spec
 
 
@@ -237,7 +248,8 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     spec = spec.strip()
     kind, colon, rest = spec.partition(":")
     if kind == "sim":
-        opts = _options(rest, {"n": int, "seed": int, "style": str, "polar": int}, "sim")
+        opts = _options(rest, {"n": int, "seed": int, "style": str, "polar": int, "recipe": str},
+                        "sim")
         if opts.get("polar", 0) not in (0, 1):
             raise ValueError(f"sim polar must be 0 or 1, got {opts['polar']}")
         from engines.simulator.render import STYLES
@@ -256,6 +268,14 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
         if not os.path.isdir(path):
             raise ValueError(f"fetal_planes dataset: {path!r} is not a directory")
         return FetalPlanesDataset(path, input_size, **_options(tail, {"split": str}, "fetal_planes"))
+    if kind == "fetalnav" and colon:
+        from engines.datasets.fetalnav import FetalnavDataset
+
+        path, _, tail = rest.partition(",")
+        if not os.path.isdir(path):
+            raise ValueError(f"fetalnav dataset: {path!r} is not a directory")
+        return FetalnavDataset(path, input_size, **_options(tail, {"aspect": float, "spacing": float},
+                                                            "fetalnav"))
     if os.path.isdir(spec):
         if os.path.isfile(os.path.join(spec, "labels.csv")):
             return FolderDataset(spec, input_size)
@@ -263,7 +283,8 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
             return FetalPlanesDataset(spec, input_size)
         raise ValueError(f"directory {spec!r} has neither labels.csv nor {FETAL_PLANES_CSV}")
     raise ValueError(f"unknown dataset spec {spec!r}; expected sim[:k=v,...], folder:<dir>, "
-                     "fetal_planes:<dir>[,split=train|test] or a directory with labels.csv")
+                     "fetal_planes:<dir>[,split=train|test], fetalnav:<dir> or a directory with "
+                     "labels.csv")
 
 
 __all__ = ["Dataset", "FetalPlanesDataset", "FolderDataset", "PLANE_TO_REGION", "Sample",

@@ -55,7 +55,7 @@ def run(args) -> int:
         raise ValueError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
     from engines.datasets import for_representation
 
-    data = for_representation(args.data, info.representation)
+    data = for_representation(args.data, info.representation, info.recipe.name)
     if info.representation == "polar" and data.split(":", 1)[0] != "sim":
         log_polar_note(data)
     frames = load_frames(data, info.input_size, args.frames)
@@ -85,7 +85,8 @@ def run(args) -> int:
             from calibration.report import evaluate_pair
             from engines.datasets import open_dataset
 
-            dataset = open_dataset(for_representation(args.eval_data, info.representation),
+            dataset = open_dataset(for_representation(args.eval_data, info.representation,
+                                                      info.recipe.name),
                                    input_size=info.input_size)
             report["accuracy"] = {name: evaluate_pair(args.onnx, path, dataset)
                                   for name, path in (("fp16", fp16_path), ("int8", Path(args.out)))}

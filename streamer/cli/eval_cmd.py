@@ -29,13 +29,15 @@ def run(args) -> int:
     model = args.checkpoint or args.onnx or default_onnx()
     if str(model).endswith(".onnx"):
         info = ModelInfo.from_onnx(model)
-        size, representation = info.input_size, info.representation
+        size, representation, recipe = info.input_size, info.representation, info.recipe.name
     else:
         from engines.checkpoint import read_checkpoint
+        from engines.input_recipe import InputRecipe
 
         config = read_checkpoint(model).get("config", {})
         size, representation = config.get("input_size", 224), config.get("representation", "sector")
-    args.data = for_representation(args.data, representation)
+        recipe = InputRecipe.from_json(config.get("extra", {}).get("recipe")).name
+    args.data = for_representation(args.data, representation, recipe)
     dataset = open_dataset(args.data, input_size=size)
     report, ex = evaluate(model, dataset, batch_size=args.batch_size, progress=not args.quiet,
                           threshold=args.threshold, keep=args.examples)

@@ -16,6 +16,11 @@ def add_arguments(p) -> None:
     p.add_argument("--mode", choices=("unrolled", "stationary"), default="unrolled",
                    help="static soft-proposal form")
     p.add_argument("--batch", choices=("1", "dynamic"), default="1", help="batch dimension")
+    p.add_argument("--classes", help="with a checkpoint from the paper's code: its class names in "
+                   "output order, comma-separated (default: the release's Abdomen, Background, "
+                   "Head, Limbs, Placenta, Spine, Thorax)")
+    p.add_argument("--activation", choices=("sigmoid", "softmax"),
+                   help="with a checkpoint from the paper's code (default: sigmoid, as it trained)")
 
 
 def run(args) -> int:
@@ -34,7 +39,10 @@ def run(args) -> int:
         model, digest = SPNModel(ModelConfig(arch=args.arch, head=args.head)).eval(), ""
     else:
         path = args.checkpoint or default_checkpoint()
-        model, digest = load_checkpoint(path), file_sha256(path)
+        overrides = {"classes": [c.strip() for c in args.classes.split(",")]} if args.classes else {}
+        if args.activation:
+            overrides["activation"] = args.activation
+        model, digest = load_checkpoint(path, **overrides), file_sha256(path)
     out = export_onnx(model, args.out, iterations=args.iterations, mode=args.mode,
                       dynamic_batch=args.batch == "dynamic", source_sha256=digest)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from engines.checkpoint import fuse_grouped, infer_arch, load_checkpoint, save_checkpoint
-from engines.classes import REGIONS, RELEASE_CLASSES
+from engines.classes import RELEASE_CLASSES
+from engines.input_recipe import FETALNAV, InputRecipe
 from engines.model import ModelConfig, SPNModel
 from engines.soft_proposal import SoftProposal
 
@@ -39,15 +40,21 @@ def test_arch_is_inferred_from_release_features(arch):
     assert infer_arch(release_state(SPNModel(ModelConfig(arch=arch, num_maps=8)))) == arch
 
 
-def test_release_checkpoint_with_background_loads_as_softmax(tmp_path):
+def test_release_checkpoint_loads_with_sorted_labels_sigmoid_and_its_recipe(tmp_path):
     torch.manual_seed(0)
-    source = SPNModel(ModelConfig(arch="vgg13_bn", classes=RELEASE_CLASSES, num_maps=32,
-                                  activation="softmax"))
+    source = SPNModel(ModelConfig(arch="vgg13_bn", classes=RELEASE_CLASSES, num_maps=32))
     path = tmp_path / "fetalnav.pth.tar"
-    torch.save({"epoch": 30, "state_dict": release_state(source)}, path)
+    torch.save({"epoch": 30, "arch": "vgg13_bn", "state_dict": release_state(source),
+                "best_score": 0.5}, path)
     loaded = load_checkpoint(path)
-    assert loaded.cfg.classes == RELEASE_CLASSES and loaded.cfg.activation == "softmax"
+    assert loaded.cfg.classes == tuple(sorted(RELEASE_CLASSES)) == RELEASE_CLASSES
+    assert RELEASE_CLASSES[1] == "Background" and loaded.cfg.activation == "sigmoid"
     assert loaded.cfg.arch == "vgg13_bn" and loaded.cfg.num_maps == 32
+    assert loaded.cfg.representation == "polar"
+    assert InputRecipe.from_json(loaded.cfg.extra["recipe"]) == FETALNAV
+    # our format keeps what the import decided
+    again = load_checkpoint(save_checkpoint(loaded, tmp_path / "ours.pt"))
+    assert again.cfg.classes == RELEASE_CLASSES and again.cfg.extra == loaded.cfg.extra
     x = torch.rand(1, 1, 224, 224)
     assert torch.allclose(outputs(source, x)[0], outputs(loaded, x)[0], atol=1e-6)
 
@@ -55,15 +62,15 @@ def test_release_checkpoint_with_background_loads_as_softmax(tmp_path):
 def test_per_class_release_checkpoint_loads_into_the_fused_head(tmp_path):
     torch.manual_seed(0)
     base = SPNModel(ModelConfig(arch="resnet18", num_maps=16))
-    convs = [nn.Conv2d(512, 16, 3, padding=1, groups=2) for _ in REGIONS]
-    linears = [nn.Linear(16, 1) for _ in REGIONS]
+    convs = [nn.Conv2d(512, 16, 3, padding=1, groups=2) for _ in RELEASE_CLASSES]
+    linears = [nn.Linear(16, 1) for _ in RELEASE_CLASSES]
     state = {k: v for k, v in base.state_dict().items() if k.startswith("features.")}
     for i, (conv, linear) in enumerate(zip(convs, linears, strict=True)):
         state |= {f"spatial_poolings.{i}.adconv.{k}": v for k, v in conv.state_dict().items()}
-        state |= {f"classifiers.{i}.0.{k}": v for k, v in linear.state_dict().items()}
+        state |= {f"classifiers.{i}.{k}": v for k, v in linear.state_dict().items()}
     torch.save(state, tmp_path / "per_class.pth")
     loaded = load_checkpoint(tmp_path / "per_class.pth", input_size=224)
-    assert loaded.cfg.head == "per_class" and loaded.cfg.classes == REGIONS
+    assert loaded.cfg.head == "per_class" and loaded.cfg.classes == RELEASE_CLASSES
 
     x = torch.rand(1, 1, 224, 224)
     sp = SoftProposal("converge")

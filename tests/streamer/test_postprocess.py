@@ -68,7 +68,8 @@ def test_per_class_thresholds_softmax_with_background():
     assert sum(r.score for r in results) == pytest.approx(1.0)
     assert [r.present for r in results] == [False, True, False]
     assert u8.dtype == np.uint8 and u8.shape == (3, 7, 7) and (u8.max(axis=(1, 2)) == 255).all()
-    assert all(r.peak is not None and r.box is not None for r in results)
+    assert all(r.peak is not None and r.box is not None for r in results[:2])
+    assert results[2].peak is None and results[2].box is None  # background names no place
 
 
 def test_maps_uint8_handles_negative_and_flat_maps():
