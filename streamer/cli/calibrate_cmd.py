@@ -60,7 +60,9 @@ def run(args) -> int:
         log_polar_note(data)
     frames = load_frames(data, info.input_size, args.frames)
     calib, held = split(frames, args.held_out)
-    held = held if len(held) else calib
+    if not len(held) and (args.report or args.proposal == "auto"):
+        raise ValueError("--held-out 0 leaves no frames to judge INT8 on (the report and "
+                         "--proposal auto need them): give --held-out ≥ 1")
     tried = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.proposal == "auto":

@@ -75,11 +75,46 @@ def test_per_class_and_stationary_forms_export_with_parity(tmp_path):
         assert ModelInfo.from_onnx(path).proposal_mode == mode
 
 
-def test_check_graph_refuses_control_flow(compact_onnx):
-    graph = onnx.load(str(compact_onnx))
-    graph.graph.node[0].op_type = "Loop"
-    with pytest.raises(Exception, match="Loop|not static|allow"):
-        check_graph(graph)
+def _valid_graph(node: onnx.NodeProto, opset: int = 18) -> onnx.ModelProto:
+    """A one-node model that onnx.checker accepts: x [1] float -> y [1] float."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        initializer=[helper.make_tensor("n", TensorProto.INT64, [], [3]),
+                     helper.make_tensor("c", TensorProto.BOOL, [], [True])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_check_graph_refuses_a_valid_graph_with_a_loop():
+    """Valid ONNX (the checker passes), but a Loop is control flow: not static."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["x_in", "x_in"], ["x_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [1])])
+    model = _valid_graph(helper.make_node("Loop", ["n", "c", "x"], ["y"], body=body))
+    with pytest.raises(ValueError, match=r"not static: it contains \['Loop'\]"):
+        check_graph(model)
+
+
+def test_check_graph_refuses_ops_outside_the_tensorrt_allow_list():
+    from onnx import helper
+
+    with pytest.raises(ValueError, match=r"allow-list: \['Sin'\]"):
+        check_graph(_valid_graph(helper.make_node("Sin", ["x"], ["y"])))
+    with pytest.raises(ValueError, match="opset 16 < 17"):
+        check_graph(_valid_graph(helper.make_node("Relu", ["x"], ["y"]), opset=16))
+    check_graph(_valid_graph(helper.make_node("Relu", ["x"], ["y"])))  # allowed op, opset 18
 
 
 def test_cli_exports_a_briefly_trained_checkpoint(tmp_path, capsys):
