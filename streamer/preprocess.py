@@ -238,14 +238,18 @@ class Preprocessor:
         self._seen: np.ndarray | None = None  # fading max of the screens detection looked at
         self._out = np.empty((1, 1, input_size, input_size), np.float32)
         self._fitter = SectorFitter(input_size, config.threshold, config.redetect_every or 150)
+        self._area, self._area_map = None, None  # the source's scan area and its polar map
 
     def process(self, frame: Frame) -> Prepared:
         image = frame.image
         if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
             raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
-        x, y, w, h = self._roi(image)
+        area = frame.area if self.config.mode == "auto" else None  # the scanner's own crop
+        x, y, w, h = self._roi(image) if area is None else self._area_rect(area, image)
         grey = _grey(image[y : y + h, x : x + w])
-        pmap = self._polar((x, y, w, h), grey) if self.config.representation == "polar" else None
+        pmap = None
+        if self.config.representation == "polar":
+            pmap = self._polar((x, y, w, h), grey) if area is None else self._area_polar(area)
         if pmap is None:
             small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
             crop = Crop(x, y, w, h, self.size)
@@ -254,6 +258,21 @@ class Preprocessor:
         out = np.empty_like(self._out)  # fresh: the tensor may outlive this call
         np.multiply(small, np.float32(1 / 255), out=out[0, 0], casting="unsafe")
         return Prepared(out, crop)
+
+    @staticmethod
+    def _area_rect(area, image: np.ndarray) -> Rect:
+        x, y, w, h = area.rect
+        if x + w > image.shape[1] or y + h > image.shape[0]:
+            raise InvalidFrame(f"scan area {area.rect} lies outside the {image.shape[1]}x"
+                               f"{image.shape[0]} frame")
+        return x, y, w, h
+
+    def _area_polar(self, area) -> PolarMap | None:
+        """The polar map of the source's sector (made once per scan area; None: plain crop)."""
+        if area is not self._area:
+            self._area = area
+            self._area_map = None if area.sector is None else PolarMap(area.sector, self.size)
+        return self._area_map
 
     def _polar(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:
         """The sector's polar map; None (a plain crop) until it is known, or when the fan is no

@@ -1,0 +1,334 @@
+"""DICOM ultrasound: cine loops read with pydicom and checked before a frame is played, frames
+decoded one at a time, and the scanner's Sequence of Ultrasound Regions (0018,6011) as the scan
+area, the seed of the sector fit and the pixel spacing.
+
+Only image, timing and calibration attributes are read; nothing this module returns, logs or
+raises carries a patient attribute (name, ID, birth date...). pydicom is an optional extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engines.polar import SectorGeometry, estimate_geometry
+
+log = logging.getLogger(__name__)
+EXTRA = "pip install 'sonostream[dicom]'"
+US_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.6.1": "US Image",
+    "1.2.840.10008.5.1.4.1.1.3.1": "US Multi-frame Image",
+    "1.2.840.10008.5.1.4.1.1.6": "US Image (retired)",
+    "1.2.840.10008.5.1.4.1.1.3": "US Multi-frame Image (retired)",
+}
+PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR")
+MIN_SIDE, MAX_SIDE, MAX_FRAMES = 16, 8192, 100_000
+DEFAULT_FPS = 30.0
+REGION_TYPES = {0: "none", 1: "tissue", 2: "colour flow", 3: "PW spectral Doppler",
+                4: "CW spectral Doppler", 0xA: "ECG trace", 0xD: "grey bar", 0xE: "colour bar"}
+CM = 3  # Physical Units: centimetres
+FIT_FRAMES = 16  # frames of a loop the sector is fitted on (spread over the loop)
+Rect = tuple[int, int, int, int]  # x, y, w, h
+
+
+class DicomError(ValueError):
+    """Input that cannot be played; the message is one line and names the file."""
+
+
+def pydicom_module():
+    try:
+        import pydicom
+    except ImportError:
+        raise DicomError(f"DICOM input needs pydicom, an optional extra: {EXTRA}") from None
+    return pydicom
+
+
+@dataclass(frozen=True)
+class UsRegion:
+    """One item of the Sequence of Ultrasound Regions, in frame pixels."""
+
+    rect: Rect
+    spatial_format: int  # 1: 2D
+    data_type: int  # 1: tissue, 2: colour flow...
+    reference: tuple[float, float] | None  # the reference pixel (probe face centre), absolute
+    mm_per_px: tuple[float, float] | None  # when both directions are in centimetres
+
+    @property
+    def kind(self) -> str:
+        return REGION_TYPES.get(self.data_type, f"type {self.data_type:#x}")
+
+    @property
+    def is_tissue(self) -> bool:
+        return self.spatial_format == 1 and self.data_type == 1
+
+    def __str__(self) -> str:
+        x, y, w, h = self.rect
+        return f"{self.kind} region x={x} y={y} w={w} h={h}"
+
+
+@dataclass(frozen=True)
+class ScanArea:
+    """Where the scanner says its image lies: the crop (no fan search), the sector within it (crop
+    coordinates; None: crop plainly) and millimetres per source pixel (x, y) when calibrated."""
+
+    rect: Rect
+    sector: SectorGeometry | None = None
+    mm_per_px: tuple[float, float] | None = None
+
+
+def _int(ds, name: str, default=None):
+    value = ds.get(name, default)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        raise DicomError(f"{name} is not a number: {value!r}") from None
+
+
+def _float(item, name: str) -> float | None:
+    value = item.get(name)
+    try:
+        value = float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+class DicomLoop:
+    """One DICOM file, checked when opened: frames come out as uint8 grey [H, W] or BGR [H, W, 3]."""
+
+    def __init__(self, path: str):
+        self.path, self.name = str(path), os.path.basename(str(path))
+        try:
+            self._check()
+        except DicomError as exc:
+            raise DicomError(f"{self.name}: {exc}") from None
+
+    def _check(self) -> None:
+        pydicom = pydicom_module()
+        try:
+            ds = pydicom.dcmread(self.path)
+        except pydicom.errors.InvalidDicomError:
+            raise DicomError("not a DICOM file (no DICM preamble)") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise DicomError(f"unreadable DICOM file ({type(exc).__name__})") from None
+        self.ds = ds
+        sop, modality = str(ds.get("SOPClassUID", "")), str(ds.get("Modality", ""))
+        if sop not in US_SOP_CLASSES and modality != "US":
+            raise DicomError(f"not ultrasound (Modality {modality or 'missing'}, SOP class "
+                             f"{sop or 'missing'}); only US Image and US Multi-frame Image play")
+        if "PixelData" not in ds:
+            raise DicomError("has no pixel data")
+        self.rows, self.cols = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
+        self.frames = _int(ds, "NumberOfFrames", 1)
+        self.samples, self.bits = _int(ds, "SamplesPerPixel", 1), _int(ds, "BitsAllocated", 8)
+        if not (MIN_SIDE <= self.rows <= MAX_SIDE and MIN_SIDE <= self.cols <= MAX_SIDE
+                and 1 <= self.frames <= MAX_FRAMES):
+            raise DicomError(f"absurd dimensions {self.rows}x{self.cols} x {self.frames} frames "
+                             f"(rows and columns {MIN_SIDE}..{MAX_SIDE}, 1..{MAX_FRAMES} frames)")
+        if self.samples not in (1, 3) or self.bits not in (8, 16):
+            raise DicomError(f"unsupported pixels: {self.samples} samples of {self.bits} bits")
+        self.photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+        if self.photometric not in PHOTOMETRIC:
+            raise DicomError(f"unsupported Photometric Interpretation {self.photometric!r}")
+        self.syntax = ds.file_meta.get("TransferSyntaxUID")
+        if self.syntax is None:
+            raise DicomError("has no Transfer Syntax UID in its file meta information")
+        self._check_decoder(pydicom)
+        self._check_length(pydicom)
+        self.intervals_ms, self.timing = frame_intervals(ds, self.frames)
+        self.regions = read_regions(ds, self.cols, self.rows)
+
+    def _check_decoder(self, pydicom) -> None:
+        from pydicom.pixels import get_decoder
+
+        label = f"{self.syntax.name} ({self.syntax})"
+        try:
+            decoder = get_decoder(self.syntax)
+        except NotImplementedError:
+            raise DicomError(f"pixel data are {label}, which pydicom cannot decode; convert the "
+                             "file to JPEG or uncompressed") from None
+        if not decoder.is_available:
+            need = "; ".join(decoder.missing_dependencies)
+            raise DicomError(f"pixel data are {label} and no decoder for it is installed: {EXTRA}"
+                             f" (or install one of: {need})")
+
+    def _check_length(self, pydicom) -> None:
+        if self.syntax.is_encapsulated:
+            from pydicom.encaps import generate_frames
+
+            try:
+                got = sum(1 for _ in generate_frames(self.ds.PixelData, number_of_frames=self.frames))
+            except (ValueError, KeyError, EOFError) as exc:
+                raise DicomError(f"broken encapsulated pixel data ({exc})") from None
+            if got < self.frames:
+                raise DicomError(f"pixel data hold {got} compressed frame(s), NumberOfFrames says "
+                                 f"{self.frames}")
+            return
+        from pydicom.pixels.utils import get_expected_length
+
+        need, have = get_expected_length(self.ds, "bytes"), len(self.ds.PixelData)
+        if have < need:
+            raise DicomError(f"pixel data are {have} bytes, shorter than Rows x Columns x Frames "
+                             f"({self.rows}x{self.cols}x{self.frames}, {self.samples} sample(s) "
+                             f"of {self.bits} bits) = {need}")
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` decoded to uint8 grey or BGR."""
+        from pydicom.pixels import apply_color_lut, pixel_array
+
+        arr = pixel_array(self.ds, index=index)  # YBR is converted to RGB
+        if self.photometric == "PALETTE COLOR":
+            arr = apply_color_lut(arr, self.ds)
+        if arr.dtype != np.uint8:
+            top = float(arr.max()) if self.photometric == "PALETTE COLOR" else None
+            arr = _to_uint8(arr, _int(self.ds, "BitsStored", self.bits), top)
+        if self.photometric == "MONOCHROME1":
+            arr = 255 - arr
+        if arr.ndim == 3:
+            arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+        return arr
+
+    def offsets_ms(self) -> np.ndarray:
+        """Each frame's time from the first one."""
+        return np.concatenate([[0.0], np.cumsum(self.intervals_ms[:-1])])
+
+    def describe(self) -> dict:
+        """What the logs may say about the file (no patient attribute)."""
+        return {"file": self.name, "rows": self.rows, "columns": self.cols, "frames": self.frames,
+                "photometric": self.photometric, "transfer_syntax": self.syntax.name,
+                "timing": self.timing, "regions": [str(r) for r in self.regions]}
+
+
+def _to_uint8(arr: np.ndarray, bits_stored: int, top: float | None) -> np.ndarray:
+    scale = 255.0 / (top or (2 ** min(bits_stored, 16) - 1) or 1)
+    return np.clip(arr.astype(np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
+
+
+def frame_intervals(ds, frames: int) -> tuple[np.ndarray, str]:
+    """(ms from each frame to the next, looping back after the last; which attribute said so):
+    Frame Time Vector, Frame Time, Cine Rate, Recommended Display Frame Rate, else 30 fps."""
+    vector = ds.get("FrameTimeVector")
+    if vector is not None and frames > 1:
+        v = np.atleast_1d(np.asarray(vector, dtype=np.float64))
+        if len(v) == frames and np.all(np.isfinite(v[1:])) and np.all(v[1:] > 0):
+            steps = v[1:]  # v[0] is 0: the first frame's increment
+            return np.append(steps, np.median(steps)), "FrameTimeVector"
+        log.warning("ignoring a Frame Time Vector of %d value(s) for %d frames", len(v), frames)
+    for name, to_ms in (("FrameTime", float), ("CineRate", lambda r: 1000.0 / float(r)),
+                        ("RecommendedDisplayFrameRate", lambda r: 1000.0 / float(r))):
+        value = ds.get(name)
+        try:
+            ms = to_ms(value) if value not in (None, "") else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            ms = None
+        if ms is not None and math.isfinite(ms) and 0 < ms <= 60_000:
+            return np.full(frames, ms), name
+    return np.full(frames, 1000.0 / DEFAULT_FPS), f"none given, {DEFAULT_FPS:g} fps assumed"
+
+
+def read_regions(ds, width: int, height: int) -> list[UsRegion]:
+    """The Sequence of Ultrasound Regions, each clipped to the frame; empty when absent."""
+    regions = []
+    for item in ds.get("SequenceOfUltrasoundRegions", []) or []:
+        bounds = [item.get(k) for k in ("RegionLocationMinX0", "RegionLocationMinY0",
+                                        "RegionLocationMaxX1", "RegionLocationMaxY1")]
+        if any(b is None for b in bounds):
+            continue
+        x0, y0 = max(0, int(bounds[0])), max(0, int(bounds[1]))
+        x1, y1 = min(width - 1, int(bounds[2])), min(height - 1, int(bounds[3]))
+        if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
+            log.warning("ignoring an ultrasound region outside the frame or too small: %s", bounds)
+            continue
+        ref = (item.get("ReferencePixelX0"), item.get("ReferencePixelY0"))
+        reference = None if None in ref else (int(bounds[0]) + float(ref[0]) + 0.5,
+                                              int(bounds[1]) + float(ref[1]) + 0.5)
+        regions.append(UsRegion((x0, y0, x1 - x0 + 1, y1 - y0 + 1),
+                                int(item.get("RegionSpatialFormat", 0) or 0),
+                                int(item.get("RegionDataType", 0) or 0), reference,
+                                _spacing_mm(item)))
+    return regions
+
+
+def _spacing_mm(item) -> tuple[float, float] | None:
+    if item.get("PhysicalUnitsXDirection") != CM or item.get("PhysicalUnitsYDirection") != CM:
+        return None
+    dx, dy = _float(item, "PhysicalDeltaX"), _float(item, "PhysicalDeltaY")
+    if dx is None or dy is None or dx <= 0 or dy <= 0:
+        return None
+    return round(abs(dx) * 10, 6), round(abs(dy) * 10, 6)
+
+
+def tissue_region(regions: list[UsRegion], name: str = "") -> UsRegion | None:
+    """The 2D tissue region (the largest if several), saying in the log which one and why."""
+    tissue = [r for r in regions if r.is_tissue]
+    if not tissue:
+        if regions:
+            log.info("%s: no 2D tissue region among %s; searching the fan on the pixels", name,
+                     ", ".join(map(str, regions)))
+        return None
+    best = max(tissue, key=lambda r: r.rect[2] * r.rect[3])
+    others = [r for r in regions if r is not best]
+    if others:
+        log.info("%s: %d ultrasound regions; using the %s (ignoring %s)", name, len(regions), best,
+                 ", ".join(map(str, others)))
+    return best
+
+
+def scan_area(loop: DicomLoop, region: UsRegion, threshold: int = 8) -> ScanArea:
+    """The region as the crop and its sector fitted inside it: on the brightest of frames spread
+    through the loop (one frame's shadows can hide much of a fan), median-filtered (codec noise),
+    then aligned on the reference pixel (the probe face's centre, on the sector's axis)."""
+    x, y, w, h = region.rect
+    brightest = None
+    for i in np.unique(np.linspace(0, loop.frames - 1, min(FIT_FRAMES, loop.frames)).astype(int)):
+        crop = loop.frame(int(i))[y : y + h, x : x + w]
+        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+        brightest = grey.copy() if brightest is None else np.maximum(brightest, grey, out=brightest)
+    bg = float(np.median(brightest[[0, 0, -1, -1], [0, -1, 0, -1]]))  # corners lie outside
+    k = max(1, int(np.ceil(max(w, h) / 400)))  # fitted on about 400 px, as the live fitter does
+    g = estimate_geometry((cv2.medianBlur(brightest, 3) > bg + threshold)[::k, ::k])
+    if g is not None:
+        g = dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
+                                r_max=g.r_max * k)
+        g = _seed_reference(g, region, loop.name)
+    return ScanArea(region.rect, g, region.mm_per_px)
+
+
+def _seed_reference(g: SectorGeometry, region: UsRegion, name: str) -> SectorGeometry | None:
+    """The sector's axis moved onto the reference pixel (the probe face's centre, or the apex of a
+    phased array); a fit that misses it by more than a few pixels is not the scanner's sector."""
+    if region.reference is None:
+        return g
+    mid = (g.angle_min + g.angle_max) / 2
+    ax, ay = region.rect[0] + g.apex[0], region.rect[1] + g.apex[1]
+    face = (ax + g.r_min * math.sin(mid), ay + g.r_min * math.cos(mid))
+    off = min(math.dist(face, region.reference), math.dist((ax, ay), region.reference))
+    if off > max(8.0, 0.05 * g.r_max):
+        log.warning("%s: the sector fitted in the tissue region misses its reference pixel by "
+                    "%.0f px; cropping without polar resampling", name, off)
+        return None
+    return dataclasses.replace(g, apex=(g.apex[0] + region.reference[0] - face[0], g.apex[1]))
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def dicom_files(path: str) -> list[str]:
+    """A file, or a folder's ``.dcm`` files in natural name order (frame2 before frame10)."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise DicomError(f"no DICOM file or folder at {path}")
+    names = [n for n in os.listdir(path) if n.lower().endswith((".dcm", ".dicom"))
+             and os.path.isfile(os.path.join(path, n))]
+    if not names:
+        raise DicomError(f"folder {path} holds no .dcm files")
+    key = lambda n: [int(t) if t.isdigit() else t.lower() for t in _DIGITS.split(n)]  # noqa: E731
+    return [os.path.join(path, n) for n in sorted(names, key=key)]
