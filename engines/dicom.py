@@ -281,16 +281,22 @@ def tissue_region(regions: list[UsRegion], name: str = "") -> UsRegion | None:
     return best
 
 
+def brightest_frame(loop: DicomLoop) -> np.ndarray:
+    """The per-pixel maximum (grey) of up to FIT_FRAMES frames spread through the loop."""
+    out = None
+    for i in np.unique(np.linspace(0, loop.frames - 1, min(FIT_FRAMES, loop.frames)).astype(int)):
+        frame = loop.frame(int(i))
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        out = grey.copy() if out is None else np.maximum(out, grey, out=out)
+    return out
+
+
 def scan_area(loop: DicomLoop, region: UsRegion, threshold: int = 8) -> ScanArea:
     """The region as the crop and its sector fitted inside it: on the brightest of frames spread
     through the loop (one frame's shadows can hide much of a fan), median-filtered (codec noise),
     then aligned on the reference pixel (the probe face's centre, on the sector's axis)."""
     x, y, w, h = region.rect
-    brightest = None
-    for i in np.unique(np.linspace(0, loop.frames - 1, min(FIT_FRAMES, loop.frames)).astype(int)):
-        crop = loop.frame(int(i))[y : y + h, x : x + w]
-        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-        brightest = grey.copy() if brightest is None else np.maximum(brightest, grey, out=brightest)
+    brightest = brightest_frame(loop)[y : y + h, x : x + w]
     bg = float(np.median(brightest[[0, 0, -1, -1], [0, -1, 0, -1]]))  # corners lie outside
     k = max(1, int(np.ceil(max(w, h) / 400)))  # fitted on about 400 px, as the live fitter does
     g = estimate_geometry((cv2.medianBlur(brightest, 3) > bg + threshold)[::k, ::k])
