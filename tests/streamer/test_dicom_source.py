@@ -68,6 +68,34 @@ def test_jpeg_baseline_loop_decodes(cine, tmp_path):
     assert out[0].area is not None and out[0].area.sector is not None
 
 
+def test_jpeg_through_pydicom_matches_the_opencv_path(cine, tmp_path):
+    """Baseline JPEG is decoded by OpenCV (fast); pydicom's plugins must give the same frame."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGBaseline8Bit
+
+    from engines.dicom import DicomLoop
+
+    if not get_decoder(JPEGBaseline8Bit).is_available:
+        pytest.skip("no JPEG decoder plugin installed")
+    loop = DicomLoop(write_dicom(tmp_path / "j.dcm", cine.frames[:2], jpeg=True))
+    fast = loop.frame(1)
+    loop._opencv_jpeg = False
+    assert np.abs(loop.frame(1).astype(int) - fast).mean() < 1.0
+
+
+def test_rle_lossless_loop_decodes_exactly(cine, tmp_path):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    path = write_dicom(tmp_path / "rle.dcm", cine.frames[:3])
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless, np.stack([f[..., ::-1] for f in cine.frames[:3]]))
+    ds.save_as(path)
+    out = _read_all(f"dicom:{path}")
+    assert len(out) == 3 and all(np.array_equal(f.image, w) for f, w in zip(out, cine.frames,
+                                                                              strict=False))
+
+
 def test_realtime_follows_the_frame_time_vector(cine, tmp_path):
     vector = [0, 30, 90, 30, 90, 30]  # ms from the previous frame
     path = write_dicom(tmp_path / "ftv.dcm", cine.frames, frame_time_vector=vector)
