@@ -38,6 +38,17 @@ REGION_TYPES = {0: "none", 1: "tissue", 2: "colour flow", 3: "PW spectral Dopple
 CM = 3  # Physical Units: centimetres
 FIT_FRAMES = 16  # frames of a loop the sector is fitted on (spread over the loop)
 Rect = tuple[int, int, int, int]  # x, y, w, h
+# The only attributes read: patient, study and institution attributes are never even parsed.
+READ_TAGS = [
+    "SOPClassUID", "Modality", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PhotometricInterpretation",
+    "PlanarConfiguration", "FrameTime", "FrameTimeVector", "CineRate", "FrameIncrementPointer",
+    "RecommendedDisplayFrameRate", "SequenceOfUltrasoundRegions", "PixelData",
+    "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+    *(f"{c}PaletteColorLookupTable{p}" for c in ("Red", "Green", "Blue")
+      for p in ("Descriptor", "Data")),
+    *(f"Segmented{c}PaletteColorLookupTableData" for c in ("Red", "Green", "Blue")),
+]
 
 
 class DicomError(ValueError):
@@ -115,7 +126,7 @@ class DicomLoop:
     def _check(self) -> None:
         pydicom = pydicom_module()
         try:
-            ds = pydicom.dcmread(self.path)
+            ds = pydicom.dcmread(self.path, specific_tags=READ_TAGS)
         except pydicom.errors.InvalidDicomError:
             raise DicomError("not a DICOM file (no DICM preamble)") from None
         except (OSError, ValueError, EOFError) as exc:

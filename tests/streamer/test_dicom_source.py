@@ -216,6 +216,9 @@ def test_run_reports_mm_per_px_peaks_in_the_region_and_no_patient_data(
     everything = (record.read_text() + out + err + caplog.text
                   + generate_latest(keep_metrics[0].registry).decode())
     assert "the tissue region" in caplog.text  # the logs did speak about the file
+    from engines.dicom import DicomLoop
+
+    assert not any(k in DicomLoop(path).ds for k in PATIENT)  # never even parsed
     for value in PATIENT.values():
         for token in value.replace("^", " ").split():
             assert token not in everything
