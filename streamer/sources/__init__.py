@@ -9,7 +9,8 @@ item, the source's target (a path, a device, an endpoint)::
     zmq:tcp://127.0.0.1:5550             zmq:tcp://127.0.0.1:5550,timeout=5,topic=frames
     dicom:exam.dcm                       dicom:/exams/day1,realtime=1,loop=1
 
-A spec with no known scheme is a video file path (use that form for paths containing commas).
+A spec with no known scheme is a video file path (use that form for paths containing commas),
+or a DICOM file when it ends in .dcm.
 Each entry names where its class lives, so OpenCV capture or pyzmq load only when chosen.
 """
 
@@ -43,6 +44,8 @@ def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
     if not spec or not spec.strip():
         raise ValueError(f"empty source spec; use {USAGE}")
     match = _SCHEME.match(spec)
+    if os.path.isfile(spec) and spec.lower().endswith((".dcm", ".dicom")):
+        return "dicom", {"path": spec}
     if not match or os.path.isfile(spec):
         return "file", {"path": spec}
     kind = match.group(1)

@@ -303,6 +303,14 @@ def test_missing_pydicom_names_the_extra(monkeypatch, tmp_path, cine):
         create_source(f"dicom:{path}").open()
 
 
+def test_a_bare_dcm_path_is_a_dicom_source(cine, tmp_path):
+    from streamer.sources import parse_source_spec
+
+    path = str(write_dicom(tmp_path / "exam,1.dcm", cine.frames[:2]))
+    assert parse_source_spec(path) == ("dicom", {"path": path})
+    assert len(_read_all(path)) == 2
+
+
 def test_missing_file_is_refused_at_the_spec():
     with pytest.raises(ValueError, match="DICOM file or folder not found"):
         create_source("dicom:/nonexistent/exam.dcm")
