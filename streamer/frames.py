@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engines.dicom import ScanArea
 
 
 class InvalidFrame(Exception):
@@ -26,6 +30,7 @@ class Frame:
     image: np.ndarray  # uint8 [H, W] grey or [H, W, 3] BGR
     t_capture_ns: int = field(default_factory=time.monotonic_ns)  # monotonic, when grabbed
     t_source_ns: int | None = None  # the source's own timestamp (wire header t_ns), if any
+    area: ScanArea | None = None  # where the scanner says its image lies (DICOM regions), if known
 
 
 @dataclass(frozen=True)
@@ -73,3 +78,4 @@ class FrameResult:
     classes: tuple[ClassResult, ...]
     timing: Timing
     maps: np.ndarray | None = None  # uint8 [C, h, w], 0..255 scaled per class
+    mm_per_px: tuple[float, float] | None = None  # (x, y) from the scanner's calibration, if any

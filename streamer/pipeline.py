@@ -435,7 +435,8 @@ class Pipeline:
         classes, maps = self.stages.postprocess.process(out.scores[0], out.maps[0], prepared.crop)
         timing.postprocess_end = time.monotonic_ns()
         return FrameResult(self.stream, frame.seq, frame.t_source_ns, tuple(frame.image.shape[:2]),
-                           classes, timing, maps)
+                           classes, timing, maps,
+                           mm_per_px=frame.area.mm_per_px if frame.area is not None else None)
 
     def _hand_on_result(self, result: FrameResult) -> None:
         self.accounting.add("processed")

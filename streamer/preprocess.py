@@ -243,14 +243,18 @@ class Preprocessor:
         self._out = np.empty((1, 1, input_size, input_size), np.float32)
         self._fitter = SectorFitter(input_size, config.threshold, config.redetect_every or 150,
                                     recipe)
+        self._area, self._area_map = None, None  # the source's scan area and its polar map
 
     def process(self, frame: Frame) -> Prepared:
         image = frame.image
         if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
             raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
-        x, y, w, h = self._roi(image)
+        area = frame.area if self.config.mode == "auto" else None  # the scanner's own crop
+        x, y, w, h = self._roi(image) if area is None else self._area_rect(area, image)
         grey = _grey(image[y : y + h, x : x + w])
-        pmap = self._polar((x, y, w, h), grey) if self.config.representation == "polar" else None
+        pmap = None
+        if self.config.representation == "polar":
+            pmap = self._polar((x, y, w, h), grey) if area is None else self._area_polar(area)
         if pmap is None:
             cx, cy, w, h = self.recipe.crop_rect((0, 0, w, h))  # the recipe's aspect, if any
             small = cv2.resize(grey[cy : cy + h, cx : cx + w], (self.size, self.size),
@@ -261,6 +265,22 @@ class Preprocessor:
         out = np.empty_like(self._out)  # fresh: the tensor may outlive this call
         self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
         return Prepared(out, crop)
+
+    @staticmethod
+    def _area_rect(area, image: np.ndarray) -> Rect:
+        x, y, w, h = area.rect
+        if x + w > image.shape[1] or y + h > image.shape[0]:
+            raise InvalidFrame(f"scan area {area.rect} lies outside the {image.shape[1]}x"
+                               f"{image.shape[0]} frame")
+        return x, y, w, h
+
+    def _area_polar(self, area) -> PolarMap | None:
+        """The polar map of the source's sector (made once per scan area; None: plain crop)."""
+        if area is not self._area:
+            self._area = area
+            self._area_map = (None if area.sector is None else
+                              PolarMap(self.recipe.polar_geometry(area.sector), self.size))
+        return self._area_map
 
     def _polar(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:
         """The sector's polar map; None (a plain crop) until it is known, or when the fan is no

@@ -159,6 +159,7 @@ def result_dict(result: FrameResult) -> dict:
         "classes": {c.name: {"score": round(float(c.score), 5), "present": bool(c.present),
                              "peak": _ints(c.peak), "box": _ints(c.box)} for c in result.classes},
         "latency_ms": result.timing.latency_ms(),
+        **({} if result.mm_per_px is None else {"mm_per_px": [float(v) for v in result.mm_per_px]}),
     }
 
 
@@ -199,6 +200,12 @@ class DetectionMessage:
     @property
     def present(self) -> list[str]:
         return [name for name, c in self.classes.items() if c.present]
+
+    @property
+    def mm_per_px(self) -> tuple[float, float] | None:
+        """(x, y) millimetres per source pixel, when the source is calibrated (DICOM regions)."""
+        v = self.raw.get("mm_per_px")
+        return None if v is None else (float(v[0]), float(v[1]))
 
 
 @dataclass(frozen=True)

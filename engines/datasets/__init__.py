@@ -13,6 +13,8 @@ Specs:
       those two columns are always 0 (it cannot train or evaluate them).
   ``fetalnav:/dir[,aspect=1.5,spacing=0.5]``  the paper's layout: MetaImage frames labelled in
       their headers, through the release's input recipe (`engines.datasets.fetalnav`).
+  ``dicom:DIR[,polar=0|1]``  labelled DICOM exams: ``labels.csv`` (``file``, optional ``frames``
+      range, one 0/1 column per class) beside the .dcm files (``engines.datasets.dicom``).
 """
 
 from __future__ import annotations
@@ -232,7 +234,7 @@ def for_representation(spec: str, representation: str, recipe: str = "sonostream
     polar model) and input recipe (``recipe=fetalnav``: the release's crop and scaling); other
     specs are returned unchanged: their images are what they are."""
     scheme = spec.split(":", 1)[0]
-    if representation == "polar" and scheme == "sim" and "polar=" not in spec:
+    if representation == "polar" and scheme in ("sim", "dicom") and "polar=" not in spec:
         spec = spec + ("," if ":" in spec else ":") + "polar=1"
     if recipe != "sonostream" and scheme == "sim" and "recipe=" not in spec:
         spec = spec + ("," if ":" in spec else ":") + f"recipe={recipe}"
@@ -263,6 +265,11 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
         if not os.path.isdir(rest):
             raise ValueError(f"folder dataset: {rest!r} is not a directory")
         return FolderDataset(rest, input_size)
+    if kind == "dicom" and colon:
+        from engines.datasets.dicom import DicomDataset
+
+        path, _, tail = rest.partition(",")
+        return DicomDataset(path, input_size, **_options(tail, {"polar": int}, "dicom"))
     if kind == "fetal_planes" and colon:
         path, _, tail = rest.partition(",")
         if not os.path.isdir(path):
@@ -283,8 +290,8 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
             return FetalPlanesDataset(spec, input_size)
         raise ValueError(f"directory {spec!r} has neither labels.csv nor {FETAL_PLANES_CSV}")
     raise ValueError(f"unknown dataset spec {spec!r}; expected sim[:k=v,...], folder:<dir>, "
-                     "fetal_planes:<dir>[,split=train|test], fetalnav:<dir> or a directory with "
-                     "labels.csv")
+                     "fetal_planes:<dir>[,split=train|test], fetalnav:<dir>, "
+                     "dicom:<dir>[,polar=1] or a directory with labels.csv")
 
 
 __all__ = ["Dataset", "FetalPlanesDataset", "FolderDataset", "PLANE_TO_REGION", "Sample",

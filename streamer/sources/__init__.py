@@ -7,8 +7,10 @@ item, the source's target (a path, a device, an endpoint)::
     clip.avi                             file:clip.avi,realtime=1,loop=1
     capture:0                            capture:/dev/video2,width=1920,height=1080,fps=60,fourcc=MJPG
     zmq:tcp://127.0.0.1:5550             zmq:tcp://127.0.0.1:5550,timeout=5,topic=frames
+    dicom:exam.dcm                       dicom:/exams/day1,realtime=1,loop=1
 
-A spec with no known scheme is a video file path (use that form for paths containing commas).
+A spec with no known scheme is a video file path (use that form for paths containing commas),
+or a DICOM file when it ends in .dcm.
 Each entry names where its class lives, so OpenCV capture or pyzmq load only when chosen.
 """
 
@@ -26,9 +28,11 @@ REGISTRY: dict[str, str] = {
     "file": "streamer.sources.video_file_source:VideoFileSource",
     "capture": "streamer.sources.capture_source:CaptureSource",
     "zmq": "streamer.sources.zmq_source:ZmqSource",
+    "dicom": "streamer.sources.dicom_source:DicomSource",
 }
-TARGETS: dict[str, str] = {"file": "path", "capture": "device", "zmq": "endpoint"}
-USAGE = "sim[:key=value,...], a video file path, capture:<index|/dev/videoN>[,...] or zmq:<endpoint>"
+TARGETS: dict[str, str] = {"file": "path", "capture": "device", "zmq": "endpoint", "dicom": "path"}
+USAGE = ("sim[:key=value,...], a video file path, capture:<index|/dev/videoN>[,...], zmq:<endpoint> "
+         "or dicom:<file or folder>")
 _SCHEME = re.compile(r"^([a-z][a-z0-9_]*)(?::|$)")
 
 __all__ = ["REGISTRY", "Pacer", "Source", "create_source", "open_source", "parse_source_spec",
@@ -40,6 +44,8 @@ def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
     if not spec or not spec.strip():
         raise ValueError(f"empty source spec; use {USAGE}")
     match = _SCHEME.match(spec)
+    if os.path.isfile(spec) and spec.lower().endswith((".dcm", ".dicom")):
+        return "dicom", {"path": spec}
     if not match or os.path.isfile(spec):
         return "file", {"path": spec}
     kind = match.group(1)

@@ -1,0 +1,143 @@
+"""Labelled DICOM exams: ``dicom:DIR[,polar=1]`` with ``labels.csv`` beside the .dcm files.
+
+``labels.csv`` columns: ``file`` (relative to DIR), an optional ``frames`` column, then one 0/1
+column per class. ``frames`` empty labels every frame of the file; ``N`` or ``A-B`` (inclusive,
+counted from 0) labels a frame range, so one loop can carry several rows. Each labelled frame is
+one sample, cropped as the streamer crops it: the file's tissue region (else the largest bright
+area of its frames), grey, resized; ``polar=1`` resamples a sector to polar form.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import cv2
+import numpy as np
+
+from engines.datasets import Sample, _index
+from engines.dicom import DicomError, DicomLoop, ScanArea, UsRegion, brightest_frame, scan_area
+from engines.dicom import tissue_region as pick_tissue_region
+
+
+def _frame_range(text: str, frames: int, where: str) -> range:
+    text = text.strip()
+    if not text:
+        return range(frames)
+    first, dash, last = text.partition("-")
+    try:
+        a, b = int(first), int(last) if dash else int(first)
+    except ValueError:
+        raise ValueError(f"{where}: frames must be empty, N or A-B, got {text!r}") from None
+    if not 0 <= a <= b < frames:
+        raise ValueError(f"{where}: frames {text} outside the file's 0-{frames - 1}")
+    return range(a, b + 1)
+
+
+def _bright_area(loop: DicomLoop, threshold: int = 8) -> UsRegion:
+    """No regions in the file: the bounding box of the largest bright area (text opened away)."""
+    brightest = brightest_frame(loop)
+    mask = (brightest > float(np.median(brightest)) + threshold).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count < 2:
+        h, w = brightest.shape
+        return UsRegion((0, 0, w, h), 1, 1, None, None)
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return UsRegion(tuple(int(v) for v in stats[i, :4]), 1, 1, None, None)
+
+
+class DicomDataset:
+    """Frames of labelled DICOM loops (decoded when asked for; the last file is kept open)."""
+
+    def __init__(self, root: str, input_size: int = 224, polar: int = 0,
+                 csv_name: str = "labels.csv"):
+        if polar not in (0, 1):
+            raise ValueError(f"dicom polar must be 0 or 1, got {polar}")
+        path = os.path.join(root, csv_name)
+        if not os.path.isfile(path):
+            raise ValueError(f"dicom dataset {root!r} has no {csv_name}")
+        self.root, self.input_size, self.polar = root, int(input_size), bool(polar)
+        self.representation = "polar" if self.polar else "sector"
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        header = [c.strip() for c in rows[0]] if rows else []
+        ranged = len(header) > 1 and header[1] == "frames"
+        if not header or header[0] != "file" or len(header) < 2 + ranged:
+            raise ValueError(f"{path}: header must be 'file', optionally 'frames', then one column "
+                             "per class")
+        self.classes = tuple(header[1 + ranged:])
+        self.items: list[tuple[str, int]] = []  # (file, frame index)
+        labels, self._frames, seen = [], {}, set()
+        for ln, row in enumerate(rows[1:], start=2):
+            if not row or not "".join(row).strip():
+                continue
+            where = f"{path}:{ln}"
+            if len(row) != len(header):
+                raise ValueError(f"{where}: expected {len(header)} columns, got {len(row)}")
+            file = os.path.join(root, row[0].strip())
+            y = self._labels(row[1 + ranged:], where)
+            for i in _frame_range(row[1] if ranged else "", self._count(file, where), where):
+                if (file, i) in seen:
+                    raise ValueError(f"{where}: frame {i} of {row[0].strip()} is labelled twice")
+                seen.add((file, i))
+                self.items.append((file, i))
+                labels.append(y)
+        if not self.items:
+            raise ValueError(f"{path}: no labelled frames")
+        self.labels = np.array(labels, np.float32)
+        self._areas: dict[str, tuple[ScanArea, object]] = {}  # file -> (area, its PolarMap)
+        self._open: tuple[str, DicomLoop] | None = None
+
+    @staticmethod
+    def _labels(values: list[str], where: str) -> np.ndarray:
+        try:
+            y = [float(v) for v in values]
+        except ValueError:
+            y = [-1.0]
+        if any(v not in (0.0, 1.0) for v in y):
+            raise ValueError(f"{where}: labels must be 0 or 1, got {values}")
+        return np.array(y, np.float32)
+
+    def _count(self, file: str, where: str) -> int:
+        if file not in self._frames:
+            if not os.path.isfile(file):
+                raise ValueError(f"{where}: DICOM file {os.path.basename(file)!r} not found")
+            try:
+                self._frames[file] = DicomLoop(file).frames
+            except DicomError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        return self._frames[file]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _loop(self, file: str) -> DicomLoop:
+        if self._open is None or self._open[0] != file:
+            self._open = (file, DicomLoop(file))
+        return self._open[1]
+
+    def area(self, file: str) -> tuple[ScanArea, object]:
+        """A file's crop and sector as the streamer finds them, with the sector's PolarMap when
+        polar (computed once per file)."""
+        if file not in self._areas:
+            from engines.polar import PolarMap
+
+            loop = self._loop(file)
+            area = scan_area(loop, pick_tissue_region(loop.regions, loop.name) or _bright_area(loop))
+            pmap = PolarMap(area.sector, self.input_size) if self.polar and area.sector else None
+            self._areas[file] = (area, pmap)
+        return self._areas[file]
+
+    def __getitem__(self, i: int) -> Sample:
+        i = _index(i, len(self.items))
+        file, index = self.items[i]
+        area, pmap = self.area(file)
+        image = self._loop(file).frame(index)
+        x, y, w, h = area.rect
+        grey = image[y : y + h, x : x + w]
+        grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY) if grey.ndim == 3 else grey
+        if pmap is not None:
+            return Sample(pmap.to_polar(grey), self.labels[i].copy(), None)
+        small = cv2.resize(grey, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
+        return Sample(small, self.labels[i].copy(), None)

@@ -1,0 +1,240 @@
+"""One DICOM ultrasound file, checked when opened, its frames decoded one at a time.
+
+Only the attributes in ``READ_TAGS`` are parsed: patient, study and institution attributes never
+are, so nothing this module returns, logs or raises can carry them. pydicom is an optional extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+
+import cv2
+import numpy as np
+
+from engines.dicom.regions import read_regions
+
+log = logging.getLogger(__name__)
+EXTRA = "pip install 'sonostream[dicom]'"
+US_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.6.1": "US Image",
+    "1.2.840.10008.5.1.4.1.1.3.1": "US Multi-frame Image",
+    "1.2.840.10008.5.1.4.1.1.6": "US Image (retired)",
+    "1.2.840.10008.5.1.4.1.1.3": "US Multi-frame Image (retired)",
+}
+PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR")
+MIN_SIDE, MAX_SIDE, MAX_FRAMES = 16, 8192, 100_000
+DEFAULT_FPS = 30.0
+OPENCV_JPEG = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")  # JPEG baseline, extended
+OPENCV_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "YBR_FULL", "YBR_FULL_422")
+# The only attributes read: patient, study and institution attributes are never even parsed.
+READ_TAGS = [
+    "SOPClassUID", "Modality", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PhotometricInterpretation",
+    "PlanarConfiguration", "FrameTime", "FrameTimeVector", "CineRate", "FrameIncrementPointer",
+    "RecommendedDisplayFrameRate", "SequenceOfUltrasoundRegions", "PixelData",
+    "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+    *(f"{c}PaletteColorLookupTable{p}" for c in ("Red", "Green", "Blue")
+      for p in ("Descriptor", "Data")),
+    *(f"Segmented{c}PaletteColorLookupTableData" for c in ("Red", "Green", "Blue")),
+]
+
+
+class DicomError(ValueError):
+    """Input that cannot be played; the message is one line and names the file."""
+
+
+def pydicom_module():
+    try:
+        import pydicom
+    except ImportError:
+        raise DicomError(f"DICOM input needs pydicom, an optional extra: {EXTRA}") from None
+    return pydicom
+
+
+def _int(ds, name: str, default=None):
+    value = ds.get(name, default)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        raise DicomError(f"{name} is not a number: {value!r}") from None
+
+
+class DicomLoop:
+    """One DICOM file, checked when opened: frames come out as uint8 grey [H, W] or BGR [H, W, 3]."""
+
+    def __init__(self, path: str):
+        self.path, self.name = str(path), os.path.basename(str(path))
+        try:
+            self._check()
+        except DicomError as exc:
+            raise DicomError(f"{self.name}: {exc}") from None
+
+    def _check(self) -> None:
+        pydicom = pydicom_module()
+        try:
+            ds = pydicom.dcmread(self.path, specific_tags=READ_TAGS)
+        except pydicom.errors.InvalidDicomError:
+            raise DicomError("not a DICOM file (no DICM preamble)") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise DicomError(f"unreadable DICOM file ({type(exc).__name__})") from None
+        self.ds = ds
+        sop, modality = str(ds.get("SOPClassUID", "")), str(ds.get("Modality", ""))
+        if sop not in US_SOP_CLASSES and modality != "US":
+            raise DicomError(f"not ultrasound (Modality {modality or 'missing'}, SOP class "
+                             f"{sop or 'missing'}); only US Image and US Multi-frame Image play")
+        if "PixelData" not in ds:
+            raise DicomError("has no pixel data")
+        self.rows, self.cols = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
+        self.frames = _int(ds, "NumberOfFrames", 1)
+        self.samples, self.bits = _int(ds, "SamplesPerPixel", 1), _int(ds, "BitsAllocated", 8)
+        if not (MIN_SIDE <= self.rows <= MAX_SIDE and MIN_SIDE <= self.cols <= MAX_SIDE
+                and 1 <= self.frames <= MAX_FRAMES):
+            raise DicomError(f"absurd dimensions {self.rows}x{self.cols} x {self.frames} frames "
+                             f"(rows and columns {MIN_SIDE}..{MAX_SIDE}, 1..{MAX_FRAMES} frames)")
+        if self.samples not in (1, 3) or self.bits not in (8, 16):
+            raise DicomError(f"unsupported pixels: {self.samples} samples of {self.bits} bits")
+        self.photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+        if self.photometric not in PHOTOMETRIC:
+            raise DicomError(f"unsupported Photometric Interpretation {self.photometric!r}")
+        self.syntax = ds.file_meta.get("TransferSyntaxUID")
+        if self.syntax is None:
+            raise DicomError("has no Transfer Syntax UID in its file meta information")
+        self._check_decoder(pydicom)
+        self._check_length(pydicom)
+        self.intervals_ms, self.timing = frame_intervals(ds, self.frames)
+        self.regions = read_regions(ds, self.cols, self.rows)
+
+    def _check_decoder(self, pydicom) -> None:
+        from pydicom.pixels import get_decoder
+
+        self._opencv_jpeg = (self.syntax in OPENCV_JPEG and self.bits == 8
+                             and self.photometric in OPENCV_PHOTOMETRIC)
+        if self._opencv_jpeg or not self.syntax.is_compressed:
+            return
+        label = f"{self.syntax.name} ({self.syntax})"
+        try:
+            decoder = get_decoder(self.syntax)
+        except NotImplementedError:
+            raise DicomError(f"pixel data are {label}, which pydicom cannot decode; convert the "
+                             "file to JPEG or uncompressed") from None
+        if not decoder.is_available:
+            need = "; ".join(decoder.missing_dependencies)
+            raise DicomError(f"pixel data are {label} and no decoder for it is installed: {EXTRA}"
+                             f" (or install one of: {need})")
+
+    def _check_length(self, pydicom) -> None:
+        self._encoded: list[bytes] | None = None  # compressed frames, split once
+        if self.syntax.is_encapsulated:
+            from pydicom.encaps import generate_frames
+
+            try:
+                self._encoded = list(generate_frames(self.ds.PixelData,
+                                                     number_of_frames=self.frames))
+            except (ValueError, KeyError, EOFError) as exc:
+                raise DicomError(f"broken encapsulated pixel data ({exc})") from None
+            if len(self._encoded) < self.frames:
+                raise DicomError(f"pixel data hold {len(self._encoded)} compressed frame(s), "
+                                 f"NumberOfFrames says {self.frames}")
+            return
+        from pydicom.pixels.utils import get_expected_length
+
+        need, have = get_expected_length(self.ds, "bytes"), len(self.ds.PixelData)
+        if have < need:
+            raise DicomError(f"pixel data are {have} bytes, shorter than Rows x Columns x Frames "
+                             f"({self.rows}x{self.cols}x{self.frames}, {self.samples} sample(s) "
+                             f"of {self.bits} bits) = {need}")
+        self._native8 = (self.bits == 8 and self.photometric in ("MONOCHROME1", "MONOCHROME2", "RGB")
+                         and _int(self.ds, "PlanarConfiguration", 0) == 0)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` decoded to uint8 grey or BGR."""
+        arr = None
+        if self._opencv_jpeg:  # OpenCV's libjpeg-turbo: ~10 ms a 1080p frame, pydicom's ~20x that
+            arr = cv2.imdecode(np.frombuffer(self._encoded[index], np.uint8), cv2.IMREAD_UNCHANGED)
+            if arr is not None and arr.shape[:2] != (self.rows, self.cols):
+                arr = None
+            if arr is not None and arr.ndim == 3:  # already BGR
+                return arr
+        elif self._encoded is None and self._native8:  # a view of the frame's bytes
+            shape = (self.rows, self.cols) + ((3,) if self.samples == 3 else ())
+            size = int(np.prod(shape))
+            arr = np.frombuffer(self.ds.PixelData, np.uint8, size, index * size).reshape(shape)
+        if arr is None:
+            arr = self._pydicom_frame(index)
+        if self.photometric == "MONOCHROME1":
+            arr = 255 - arr
+        if arr.ndim == 3:
+            arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+        return arr
+
+    def _pydicom_frame(self, index: int) -> np.ndarray:
+        """Grey or RGB uint8 through pydicom's decoders (YBR converted here: faster)."""
+        from pydicom.pixels import apply_color_lut, pixel_array
+
+        ybr = self.photometric.startswith("YBR")
+        arr = pixel_array(self.ds, index=index, raw=ybr)
+        if self.photometric == "PALETTE COLOR":
+            arr = apply_color_lut(arr, self.ds)
+        if arr.dtype != np.uint8:
+            top = float(arr.max()) if self.photometric == "PALETTE COLOR" else None
+            arr = _to_uint8(arr, _int(self.ds, "BitsStored", self.bits), top)
+        if ybr:  # Y Cb Cr (full range, as JPEG) → RGB
+            arr = cv2.cvtColor(np.ascontiguousarray(arr[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
+        return arr
+
+    def offsets_ms(self) -> np.ndarray:
+        """Each frame's time from the first one."""
+        return np.concatenate([[0.0], np.cumsum(self.intervals_ms[:-1])])
+
+    def describe(self) -> dict:
+        """What the logs may say about the file (no patient attribute)."""
+        return {"file": self.name, "rows": self.rows, "columns": self.cols, "frames": self.frames,
+                "photometric": self.photometric, "transfer_syntax": self.syntax.name,
+                "timing": self.timing, "regions": [str(r) for r in self.regions]}
+
+
+def _to_uint8(arr: np.ndarray, bits_stored: int, top: float | None) -> np.ndarray:
+    scale = 255.0 / (top or (2 ** min(bits_stored, 16) - 1) or 1)
+    return np.clip(arr.astype(np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
+
+
+def frame_intervals(ds, frames: int) -> tuple[np.ndarray, str]:
+    """(ms from each frame to the next, looping back after the last; which attribute said so):
+    Frame Time Vector, Frame Time, Cine Rate, Recommended Display Frame Rate, else 30 fps."""
+    vector = ds.get("FrameTimeVector")
+    if vector is not None and frames > 1:
+        v = np.atleast_1d(np.asarray(vector, dtype=np.float64))
+        if len(v) == frames and np.all(np.isfinite(v[1:])) and np.all(v[1:] > 0):
+            steps = v[1:]  # v[0] is 0: the first frame's increment
+            return np.append(steps, np.median(steps)), "FrameTimeVector"
+        log.warning("ignoring a Frame Time Vector of %d value(s) for %d frames", len(v), frames)
+    for name, to_ms in (("FrameTime", float), ("CineRate", lambda r: 1000.0 / float(r)),
+                        ("RecommendedDisplayFrameRate", lambda r: 1000.0 / float(r))):
+        value = ds.get(name)
+        try:
+            ms = to_ms(value) if value not in (None, "") else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            ms = None
+        if ms is not None and math.isfinite(ms) and 0 < ms <= 60_000:
+            return np.full(frames, ms), name
+    return np.full(frames, 1000.0 / DEFAULT_FPS), f"none given, {DEFAULT_FPS:g} fps assumed"
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def dicom_files(path: str) -> list[str]:
+    """A file, or a folder's ``.dcm`` files in natural name order (frame2 before frame10)."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise DicomError(f"no DICOM file or folder at {path}")
+    names = [n for n in os.listdir(path) if n.lower().endswith((".dcm", ".dicom"))
+             and os.path.isfile(os.path.join(path, n))]
+    if not names:
+        raise DicomError(f"folder {path} holds no .dcm files")
+    key = lambda n: [int(t) if t.isdigit() else t.lower() for t in _DIGITS.split(n)]  # noqa: E731
+    return [os.path.join(path, n) for n in sorted(names, key=key)]
