@@ -156,6 +156,19 @@ def test_build_arguments_and_errors(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_build_command_batch_8_makes_a_plan_that_opens(compact_onnx_dynamic, tmp_path, gpu, capsys):
+    plan = tmp_path / "m.plan"
+    argv = ["build", "--onnx", str(compact_onnx_dynamic), "--out", str(plan), "--batch", "8"]
+    assert main([*argv, "--no-tf32", "--device", "cuda:1"]) == 0
+    side = Sidecar.read(plan)
+    assert (side.batch_range, side.tf32, side.gpu_name) == ([1, 8], False, "NVIDIA L4")
+    assert "batches 1..8, strict FP32" in capsys.readouterr().out
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda:1")) as be:
+        assert be.infer(np.zeros((8, 1, 224, 224), np.float32)).scores.shape == (8, 6)
+    assert main([*argv, "--device", "cpu"]) == 2
+    assert "--device must be cuda" in capsys.readouterr().err
+
+
 def test_fake_tensorrt_refuses_what_the_real_api_lacks():
     ten, eleven = api_names(10), api_names(11)
     assert {"execute_async_v3", "set_input_shape", "set_device_memory", "num_errors"} <= ten & eleven
