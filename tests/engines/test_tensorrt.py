@@ -309,36 +309,3 @@ def test_tensorrt_matches_onnxruntime_on_gpu(compact_onnx_dynamic, tmp_path):
             got = be.infer(x)
         np.testing.assert_allclose(got.scores, want.scores, atol=1e-3)
         np.testing.assert_allclose(got.maps, want.maps, atol=1e-3 * np.abs(want.maps).max() + 1e-6)
-
-
-def _gpu_check():
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("gpu_check", root / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return root, module
-
-
-def test_gpu_check_without_gpu_exits_with_a_clear_message(monkeypatch, capsys):
-    import torch
-
-    root, gpu_check = _gpu_check()
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert gpu_check.main(["--out", "unused"]) == 3
-    assert "no CUDA GPU visible" in capsys.readouterr().err
-    assert (root / "scripts" / "gpu_check").stat().st_mode & 0o111
-
-
-def test_gpu_check_cpu_dry_run_writes_its_report(tmp_path):
-    import json
-
-    _, gpu_check = _gpu_check()
-    assert gpu_check.main(["--cpu-dry-run", "--iters", "2", "--models", "default", "--out", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "gpu_check.json").read_text())
-    rows = {r["variant"]: r for r in report["models"][0]["rows"]}
-    assert set(rows) == {"torch fp32", "onnxruntime cpu"} and all("error" not in r for r in rows.values())
-    assert rows["torch fp32"]["decisions_agree"] and rows["torch fp32"]["max_abs_dprob"] < 1e-4
-    assert "| torch fp32 |" in (tmp_path / "gpu_check.md").read_text()
