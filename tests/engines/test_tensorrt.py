@@ -299,13 +299,14 @@ def test_tensorrt_matches_onnxruntime_on_gpu(compact_onnx_dynamic, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     pytest.importorskip("tensorrt")
-    onnx_path = tmp_path / "m.onnx"
-    onnx_path.write_bytes(compact_onnx_dynamic.read_bytes())
-    x = np.random.default_rng(0).random((1, 1, 224, 224), dtype=np.float32)
-    with create_backend("onnxruntime", onnx_path) as ref:
-        want = ref.infer(x)
-    for graphs in (False, True):
-        with create_backend("tensorrt", onnx_path, BackendOptions(device="cuda", cuda_graphs=graphs)) as be:
-            got = be.infer(x)
-        np.testing.assert_allclose(got.scores, want.scores, atol=1e-3)
-        np.testing.assert_allclose(got.maps, want.maps, atol=1e-3 * np.abs(want.maps).max() + 1e-6)
+    plan = tmp_path / "m.plan"
+    build_plan(compact_onnx_dynamic, plan, BuildOptions((1, 4)))
+    rng = np.random.default_rng(0)
+    with create_backend("onnxruntime", compact_onnx_dynamic) as ref:
+        for graphs in (False, True):
+            with create_backend("tensorrt", plan, BackendOptions(device="cuda", cuda_graphs=graphs)) as be:
+                for b in (1, 4, 1, 2):  # graphs captured at several sizes, replayed in turn
+                    x = rng.random((b, 1, 224, 224), dtype=np.float32)
+                    want, got = ref.infer(x), be.infer(x)
+                    np.testing.assert_allclose(got.scores, want.scores, atol=1e-2)
+                    np.testing.assert_allclose(got.maps, want.maps, atol=1e-2 * np.abs(want.maps).max() + 1e-6)
