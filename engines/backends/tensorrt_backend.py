@@ -24,8 +24,7 @@ from engines.model_info import ModelInfo, file_sha256
 
 log = logging.getLogger(__name__)
 NEEDS_PLAN = ("{path} is an ONNX model and the tensorrt backend runs TensorRT plans: build one with "
-              "`streamer build --onnx {path} --out MODEL.plan` and run that (or give the backend "
-              "a plan cache folder to build into: build_if_missing)")
+              "`streamer build --onnx {path} --out MODEL.plan` and run that")
 
 
 @dataclass
