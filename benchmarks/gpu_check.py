@@ -39,7 +39,7 @@ PARITY_FRAMES = "sim:n=32,seed=1000"  # held-out frames, 32 = every batch size d
 WHEELS = ("onnx==1.23.2", "onnxscript==0.7.2")  # engines' ONNX metadata; export for TensorRT rows
 NOT_CARRIED = ("numpy", "sympy", "mpmath")  # torch, CuPy and ONNX Runtime bring them
 REQUIRED = {"numpy": "numpy", "torch": "PyTorch", "onnx": "onnx (carried wheel)",
-            "onnxruntime": "ONNX Runtime", "engines.backends.torch_backend": "sonostream's engines"}
+            "onnxruntime": "ONNX Runtime", "engines.export": "sonostream's engines (model, export)"}
 OPTIONAL = {"tensorrt": "TensorRT rows skipped", "cuda.bindings": "TensorRT rows need cuda-python",
             "onnxscript": "no ONNX export here, so no TensorRT rows"}
 NO_GPU = ("gpu_check: no CUDA GPU visible to torch (torch.cuda.is_available() is False); run it on a "
