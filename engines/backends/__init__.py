@@ -43,6 +43,7 @@ def backend_for(path: str | Path) -> str:
     return BY_SUFFIX[suffix]
 
 
-def create_backend(name: str, model_path: str | Path, options: BackendOptions | None = None) -> Backend:
-    """A backend object, not yet opened (open() loads and warms it up)."""
-    return backend_class(name)(model_path, options)
+def create_backend(name: str, model_path: str | Path, options: BackendOptions | None = None,
+                   **extra) -> Backend:
+    """A backend object, not yet opened (open() loads and warms it up); extra: backend-specific."""
+    return backend_class(name)(model_path, options, **extra)

@@ -27,6 +27,7 @@ class Sidecar:
     batch_range: list  # [min, max] of the optimisation profile
     onnx_sha256: str
     model_metadata: dict = field(default_factory=dict)
+    tf32: bool = True  # FP32 layers may run in TF32 (TensorRT's default); False: strict FP32
 
     def write(self, plan: str | Path) -> Path:
         path = sidecar_path(plan)

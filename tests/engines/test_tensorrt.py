@@ -17,63 +17,28 @@ from engines.tensorrt.build import BuildOptions, build_plan, ensure_plan
 from engines.tensorrt.sidecar import PlanMismatch, Sidecar, decide
 from streamer.cli import build_parser, main
 from streamer.cli.build_cmd import parse_batches
+from tests.engines.fake_tensorrt import FakeCudart, api_names, expected, fake_trt
 
 ENV = {"tensorrt_version": "10.13.0", "gpu_name": "NVIDIA H100", "compute_capability": "9.0"}
 
 
-class Recorder:
-    """Any attribute is a callable that records its call and returns another Recorder."""
+@pytest.fixture
+def gpu(monkeypatch):
+    """The TensorRT and cuda-python fakes installed as the modules the code imports."""
+    log: list = []
+    trt = fake_trt(log)
+    cuda_pkg, bindings = types.ModuleType("cuda"), types.ModuleType("cuda.bindings")
+    bindings.runtime, cuda_pkg.bindings = trt._cudart, bindings
+    for name, mod in {"tensorrt": trt, "cuda": cuda_pkg, "cuda.bindings": bindings,
+                      "cuda.bindings.runtime": trt._cudart}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    return types.SimpleNamespace(trt=trt, rt=trt._cudart, log=log)
 
-    def __init__(self, log, name):
-        self._log, self._name = log, name
 
-    def __getattr__(self, attr):
-        return Recorder(self._log, f"{self._name}.{attr}")
-
-    def __call__(self, *args, **kwargs):
-        self._log.append((self._name, args, kwargs))
-        return Recorder(self._log, self._name + "()")
-
-
-def fake_trt(log, version="10.13.0", dynamic=True):
-    trt = types.SimpleNamespace(__version__=version)
-    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=2)
-    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    trt.Logger = type("Logger", (), {"WARNING": 2, "VERBOSE": 4, "__init__": lambda s, lvl: log.append(("Logger", (lvl,), {}))})
-
-    class Builder(Recorder):
-        def __init__(self, logger):
-            super().__init__(log, "builder")
-
-        def create_network(self, flags):
-            log.append(("builder.create_network", (flags,), {}))
-            net = Recorder(log, "network")
-            net.get_input = lambda i: types.SimpleNamespace(name="input", shape=(-1 if dynamic else 1, 1, 224, 224))
-            return net
-
-        def build_serialized_network(self, network, config):
-            log.append(("builder.build_serialized_network", (), {}))
-            return b"PLAN"
-
-    class Config(Recorder):
-        def get_timing_cache(self):
-            return types.SimpleNamespace(serialize=lambda: b"CACHE")
-
-    Builder.create_builder_config = lambda self: (log.append(("builder.create_builder_config", (), {})),
-                                                  Config(log, "config"))[1]
-
-    class OnnxParser(Recorder):
-        num_errors = 0
-
-        def __init__(self, network, logger):
-            super().__init__(log, "parser")
-
-        def parse_from_file(self, path):
-            log.append(("parser.parse_from_file", (path,), {}))
-            return True
-
-    trt.Builder, trt.OnnxParser = Builder, OnnxParser
-    return trt
+def _plan(onnx, tmp_path, trt, batches=(1, 8), gpu=0, name="m.plan"):
+    env = {"tensorrt_version": trt.__version__, **FakeCudart.device_env(gpu)}
+    build_plan(onnx, tmp_path / name, BuildOptions(batches), trt=trt, env=env)
+    return tmp_path / name
 
 
 def test_build_calls_the_real_api_in_order(compact_onnx_dynamic, tmp_path):
@@ -84,16 +49,16 @@ def test_build_calls_the_real_api_in_order(compact_onnx_dynamic, tmp_path):
     names = [c[0] for c in log]
     order = ["builder.create_network", "parser.parse_from_file", "builder.create_builder_config",
              "config.set_memory_pool_limit", "config.create_timing_cache", "config.set_timing_cache",
-             "builder.create_optimization_profile", "builder.create_optimization_profile().set_shape",
+             "builder.create_optimization_profile", "profile.set_shape",
              "config.add_optimization_profile", "builder.build_serialized_network"]
     assert [n for n in names if n in order] == order
     calls = {c[0]: c for c in log}
     assert calls["builder.create_network"][1] == (1 << 2,)  # STRONGLY_TYPED, no precision flags
     assert calls["config.set_memory_pool_limit"][1] == ("WORKSPACE", 512 << 20)
-    assert calls["builder.create_optimization_profile().set_shape"][1] == (
+    assert calls["profile.set_shape"][1] == (
         "input", [1, 1, 224, 224], [8, 1, 224, 224], [32, 1, 224, 224])
-    assert not any("BuilderFlag" in n or "set_flag" in n for n in names)
-    assert (tmp_path / "m.plan").read_bytes() == b"PLAN" and cache.read_bytes() == b"CACHE"
+    assert not any("BuilderFlag" in n or "flag" in n for n in names)  # TF32 stays allowed by default
+    assert (tmp_path / "m.plan").read_bytes() == b"PLAN:1:32" and cache.read_bytes() == b"CACHE"
     again = Sidecar.read(tmp_path / "m.plan")
     assert again == side and side.batch_range == [1, 32] and side.precision == "fp32"
     assert side.onnx_sha256 == file_sha256(compact_onnx_dynamic) and side.gpu_name == "NVIDIA H100"
@@ -191,52 +156,157 @@ def test_build_arguments_and_errors(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_build_command_batch_8_makes_a_plan_that_opens(compact_onnx_dynamic, tmp_path, gpu, capsys):
+    plan = tmp_path / "m.plan"
+    argv = ["build", "--onnx", str(compact_onnx_dynamic), "--out", str(plan), "--batch", "8"]
+    assert main([*argv, "--no-tf32", "--device", "cuda:1"]) == 0
+    side = Sidecar.read(plan)
+    assert (side.batch_range, side.tf32, side.gpu_name) == ([1, 8], False, "NVIDIA L4")
+    assert "batches 1..8, strict FP32" in capsys.readouterr().out
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda:1")) as be:
+        assert be.infer(np.zeros((8, 1, 224, 224), np.float32)).scores.shape == (8, 6)
+    assert main([*argv, "--device", "cpu"]) == 2
+    assert "--device must be cuda" in capsys.readouterr().err
+
+
+def test_fake_tensorrt_refuses_what_the_real_api_lacks():
+    ten, eleven = api_names(10), api_names(11)
+    assert {"execute_async_v3", "set_input_shape", "set_device_memory", "num_errors"} <= ten & eleven
+    assert "execute_async_v2" not in ten | eleven  # removed in TensorRT 10
+    assert "FP16" in ten and "FP16" not in eleven and "EXPLICIT_BATCH" not in eleven
+    trt = fake_trt([], version="11.4.0")
+    with pytest.raises(AttributeError, match="not in TensorRT 11"):
+        trt.BuilderFlag.FP16  # noqa: B018
+    with pytest.raises(AttributeError, match="execute_async_v2"):
+        trt.Runtime(None).deserialize_cuda_engine(b"PLAN:1:1").create_execution_context().execute_async_v2  # noqa: B018
+
+
+@pytest.mark.parametrize("version", ["10.16.1", "11.4.0"])
+def test_build_uses_only_names_both_versions_have(version, compact_onnx_dynamic, tmp_path):
+    log = []
+    build_plan(compact_onnx_dynamic, tmp_path / "m.plan", BuildOptions((1,), tf32=False),
+               trt=fake_trt(log, version), env={**ENV, "tensorrt_version": version})
+    assert ("config.clear_flag", ("TF32",), {}) in log  # strict FP32 asked for
+    assert Sidecar.read(tmp_path / "m.plan").tf32 is False
+
+
+@pytest.mark.parametrize("batches, profile", [((8,), (1, 8, 8)), ((8, 32), (1, 8, 32)), ((1,), (1, 1, 1))])
+def test_profile_always_starts_at_batch_one(batches, profile, compact_onnx_dynamic, tmp_path, gpu):
+    plan = _plan(compact_onnx_dynamic, tmp_path, gpu.trt, batches)
+    shape = next(c[1] for c in gpu.log if c[0] == "profile.set_shape")
+    assert tuple(s[0] for s in shape[1:]) == profile
+    assert Sidecar.read(plan).batch_range == [1, profile[2]]
+    x = np.random.default_rng(0).random((1, 1, 224, 224), dtype=np.float32)
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda")) as be:  # warms up at batch 1
+        np.testing.assert_allclose(be.infer(x).scores, expected(x)[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_every_batch_size_has_its_own_context_and_graph(graphs, compact_onnx_dynamic, tmp_path, gpu):
+    plan = _plan(compact_onnx_dynamic, tmp_path, gpu.trt, (1, 8))
+    rng = np.random.default_rng(1)
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda", cuda_graphs=graphs)) as be:
+        for b in (1, 2, 1, 8, 2, 1):  # capture b1, capture b2, replay b1 ...
+            x = rng.random((b, 1, 224, 224), dtype=np.float32)
+            out = be.infer(x)
+            np.testing.assert_allclose(out.scores, expected(x)[0], rtol=1e-5)
+            np.testing.assert_allclose(out.maps, expected(x)[1], rtol=1e-5)
+        assert be.describe().get("graph_batches") == ([1, 2, 8] if graphs else [])
+    shapes = [c[1][1] for c in gpu.log if c[0] == "context.set_input_shape"]
+    assert len(gpu.trt._contexts) == 3 and sorted(s[0] for s in shapes) == [1, 2, 8]
+    memory = {c[1] for c in gpu.log if c[0] == "context.set_device_memory"}
+    assert len(memory) == 1  # one scratch allocation shared by the contexts
+
+
+def test_failed_enqueue_is_an_error_not_the_previous_outputs(compact_onnx_dynamic, tmp_path, gpu):
+    plan = _plan(compact_onnx_dynamic, tmp_path, gpu.trt, (1, 8))
+    x = np.random.default_rng(2).random((1, 1, 224, 224), dtype=np.float32)
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda")) as be:
+        be.infer(x)
+        gpu.trt._contexts[0]._fail = 1
+        with pytest.raises(BackendError, match="execute_async_v3 returned False"):
+            be.infer(x * 0.5)
+        np.testing.assert_allclose(be.infer(x * 0.5).scores, expected(x * 0.5)[0], rtol=1e-5)
+
+
+def test_refused_input_shape_is_an_error(compact_onnx_dynamic, tmp_path, gpu):
+    plan = _plan(compact_onnx_dynamic, tmp_path, gpu.trt, (1, 8))
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda")) as be:
+        be.engine._range = (1, 4)  # an engine whose profile disagrees with its sidecar
+        with pytest.raises(BackendError, match=r"refused input shape \[6, 1, 224, 224\]"):
+            be.infer(np.zeros((6, 1, 224, 224), np.float32))
+
+
+def test_failed_capture_ends_it_and_runs_without_a_graph(compact_onnx_dynamic, tmp_path, gpu):
+    plan = _plan(compact_onnx_dynamic, tmp_path, gpu.trt, (1, 8))
+    x = np.random.default_rng(3).random((4, 1, 224, 224), dtype=np.float32)
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda", cuda_graphs=True)) as be:
+        gpu.rt.fail_capture = True
+        out = be.infer(x)
+        np.testing.assert_allclose(out.scores, expected(x)[0], rtol=1e-5)
+        assert be.describe().get("graph_batches") == [1]
+        np.testing.assert_allclose(be.infer(x).scores, expected(x)[0], rtol=1e-5)
+    names = [c[0] for c in gpu.log]
+    assert names.count("cudart.cudaStreamBeginCapture") == names.count("cudart.cudaStreamEndCapture") == 2
+    assert "cudart.cudaGetLastError" in names and not gpu.rt.capturing and not gpu.rt.graphs
+
+
+def test_close_destroys_graphs_and_frees_memory(compact_onnx_dynamic, tmp_path, gpu):
+    plan = _plan(compact_onnx_dynamic, tmp_path, gpu.trt, (1, 8))
+    be = create_backend("tensorrt", plan, BackendOptions(device="cuda", cuda_graphs=True)).open()
+    be.infer(np.zeros((3, 1, 224, 224), np.float32))
+    assert len(gpu.rt.execs) == 2 and not gpu.rt.graphs  # a graph goes once instantiated
+    be.close()
+    assert not gpu.rt.execs and not gpu.rt.mem and not gpu.rt.pinned
+
+
+def test_device_index_is_used_in_every_thread(compact_onnx_dynamic, tmp_path, gpu):
+    import threading
+
+    plan = _plan(compact_onnx_dynamic, tmp_path, gpu.trt, (1, 8), gpu=1)
+    with pytest.raises(PlanMismatch, match="NVIDIA L4.*NVIDIA H100"):
+        create_backend("tensorrt", plan, BackendOptions(device="cuda")).open()  # GPU 0 is an H100
+    x = np.random.default_rng(4).random((2, 1, 224, 224), dtype=np.float32)
+    with create_backend("tensorrt", plan, BackendOptions(device="cuda:1", cuda_graphs=True)) as be:
+        assert be.describe()["gpu"] == "NVIDIA L4"
+        got = []
+        worker = threading.Thread(target=lambda: got.append(be.infer(x)))  # the pipeline's thread
+        worker.start()
+        worker.join()
+        np.testing.assert_allclose(got[0].scores, expected(x)[0], rtol=1e-5)
+    with pytest.raises(BackendError, match=r"cuda:5 asked for.*2 GPU"):
+        create_backend("tensorrt", plan, BackendOptions(device="cuda:5")).open()
+
+
+def test_onnx_is_not_built_beside_itself(compact_onnx_dynamic, tmp_path, gpu):
+    onnx_path = tmp_path / "models" / "m.onnx"
+    onnx_path.parent.mkdir()
+    onnx_path.write_bytes(compact_onnx_dynamic.read_bytes())
+    with pytest.raises(BackendError, match="streamer build --onnx"):
+        create_backend("tensorrt", onnx_path, BackendOptions(device="cuda")).open()
+    cache = tmp_path / "plans"
+    for _ in range(2):
+        with create_backend("tensorrt", onnx_path, BackendOptions(device="cuda"), build_if_missing=cache) as be:
+            be.infer(np.zeros((1, 1, 224, 224), np.float32))
+    assert [c[0] for c in gpu.log].count("builder.build_serialized_network") == 1  # built once, reused
+    assert sorted(p.name for p in onnx_path.parent.iterdir()) == ["m.onnx"]
+    assert len(list(cache.glob("m.*.plan"))) == 1
+
+
 @pytest.mark.gpu
 def test_tensorrt_matches_onnxruntime_on_gpu(compact_onnx_dynamic, tmp_path):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     pytest.importorskip("tensorrt")
-    onnx_path = tmp_path / "m.onnx"
-    onnx_path.write_bytes(compact_onnx_dynamic.read_bytes())
-    x = np.random.default_rng(0).random((1, 1, 224, 224), dtype=np.float32)
-    with create_backend("onnxruntime", onnx_path) as ref:
-        want = ref.infer(x)
-    for graphs in (False, True):
-        with create_backend("tensorrt", onnx_path, BackendOptions(device="cuda", cuda_graphs=graphs)) as be:
-            got = be.infer(x)
-        np.testing.assert_allclose(got.scores, want.scores, atol=1e-3)
-        np.testing.assert_allclose(got.maps, want.maps, atol=1e-3 * np.abs(want.maps).max() + 1e-6)
-
-
-def _gpu_check():
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("gpu_check", root / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return root, module
-
-
-def test_gpu_check_without_gpu_exits_with_a_clear_message(monkeypatch, capsys):
-    import torch
-
-    root, gpu_check = _gpu_check()
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert gpu_check.main(["--out", "unused"]) == 3
-    assert "no CUDA GPU visible" in capsys.readouterr().err
-    assert (root / "scripts" / "gpu_check").stat().st_mode & 0o111
-
-
-def test_gpu_check_cpu_dry_run_writes_its_report(tmp_path):
-    import json
-
-    _, gpu_check = _gpu_check()
-    assert gpu_check.main(["--cpu-dry-run", "--iters", "2", "--models", "default", "--out", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "gpu_check.json").read_text())
-    rows = {r["variant"]: r for r in report["models"][0]["rows"]}
-    assert set(rows) == {"torch fp32", "onnxruntime cpu"} and all("error" not in r for r in rows.values())
-    assert rows["torch fp32"]["decisions_agree"] and rows["torch fp32"]["max_abs_dprob"] < 1e-4
-    assert "| torch fp32 |" in (tmp_path / "gpu_check.md").read_text()
+    plan = tmp_path / "m.plan"
+    build_plan(compact_onnx_dynamic, plan, BuildOptions((1, 4)))
+    rng = np.random.default_rng(0)
+    with create_backend("onnxruntime", compact_onnx_dynamic) as ref:
+        for graphs in (False, True):
+            with create_backend("tensorrt", plan, BackendOptions(device="cuda", cuda_graphs=graphs)) as be:
+                for b in (1, 4, 1, 2):  # graphs captured at several sizes, replayed in turn
+                    x = rng.random((b, 1, 224, 224), dtype=np.float32)
+                    want, got = ref.infer(x), be.infer(x)
+                    np.testing.assert_allclose(got.scores, want.scores, atol=1e-2)
+                    np.testing.assert_allclose(got.maps, want.maps, atol=1e-2 * np.abs(want.maps).max() + 1e-6)
