@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
-from mlserver.metrics.registry import REGISTRY
 from mlserver.types import (
     InferenceRequest,
     InferenceResponse,
@@ -19,7 +18,7 @@ from mlserver.types import (
     MetadataTensor,
     Parameters,
 )
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
 
 from engines.backends import BackendOptions, create_backend
 from engines.serving.contract import INPUT, INPUT_DATATYPE, OUTPUTS, PLATFORM, model_parameters
@@ -28,9 +27,7 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 
 def _metric(kind, name: str, doc: str, **kw):
-    """One collector per process (the registry outlives a model reload)."""
-    if name in REGISTRY:
-        return REGISTRY[name]
+    """In the default registry, which MLServer serves when the model runs in its own process."""
     return kind(name, doc, ["model"], registry=REGISTRY, **kw)
 
 
