@@ -8,6 +8,8 @@ it forms are observed in ``sonostream_server_batch_size``.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
@@ -66,7 +68,8 @@ class SonostreamRuntime(MLModel):
         if frames.dtype != np.uint8:
             raise ValueError(f"input {INPUT} must be UINT8, got {frames.dtype}")
         batch = frames.reshape(-1, 1, self.info.input_size, self.info.input_size)
-        out = self.backend.infer(np.multiply(batch, self.scale, dtype=np.float32))
+        # in a worker thread: the event loop keeps answering health, metadata and metrics
+        out = await asyncio.to_thread(self.backend.infer, np.multiply(batch, self.scale, dtype=np.float32))
         BATCH_SIZE.labels(self.name).observe(batch.shape[0])
         FRAMES.labels(self.name).inc(batch.shape[0])
         return InferenceResponse(
