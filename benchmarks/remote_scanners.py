@@ -227,7 +227,9 @@ def markdown(record: dict) -> str:
               f"remote {sat['remote_fps']} frames/s, mean server batch "
               f"{sat['server_batches']['mean_batch']}."]
     m = record.get("machine", {})
-    lines += ["", f"Machine: {m.get('cpu', m)}"]
+    lines += ["", f"Machine: {m.get('cpu', m)}, {m.get('cores_usable', '?')} cores, load average "
+              f"at start {m.get('load_average_at_start')} (other work shared the cores: compare "
+              "the columns of one row, not rows of different runs)."]
     return "\n".join(lines) + "\n"
 
 
