@@ -61,14 +61,14 @@ def _check_model(opts) -> None:
 
 
 def run(args) -> int:
-    try:
-        import mlserver  # noqa: F401
-    except ImportError as exc:
-        raise CommandError(f"serve needs MLServer (pip install 'sonostream[serve]'): {exc}") from None
+    import importlib.util
+
+    opts = _options(args)  # bad flags and files first: one line, before any server library loads
+    if importlib.util.find_spec("mlserver") is None:
+        raise CommandError("serve needs MLServer: pip install 'sonostream[serve]'")
+    _check_model(opts)
     from engines.serving.mlserver_server import serve
 
-    opts = _options(args)
-    _check_model(opts)
     print(f"serving {opts.model.name} as {opts.name!r}: grpc {opts.host}:{opts.grpc_port}, "
           f"http {opts.host}:{opts.http_port} (GET /v2/health/ready), metrics "
           f"{opts.host}:{opts.metrics_port}/metrics", flush=True)

@@ -17,6 +17,7 @@ if importlib.util.find_spec("mlserver") is None:
     pytest.skip("mlserver is not installed (pip install 'sonostream[serve]')", allow_module_level=True)
 
 from engines.backends import BackendError, create_backend  # noqa: E402
+from engines.backends.base import BackendUnavailable  # noqa: E402
 from engines.backends.remote_backend import RemoteBackend, parse_target, remote_target  # noqa: E402
 from engines.defaults import default_onnx  # noqa: E402
 from streamer.cli import main  # noqa: E402
@@ -101,6 +102,48 @@ def test_wrong_model_name_is_one_line_and_exit_2(server, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and "no model 'nope'" in err and server.url in err
+
+
+def test_a_server_that_stops_answering_times_out_and_backs_off(server):
+    """SIGSTOP: the server holds the connection but never answers; each call ends at the timeout
+    (never a hang), the link goes down, calls in the backoff fail at once, SIGCONT recovers."""
+    import signal
+
+    backend = create_backend("remote", f"{server.url}/sonostream").open()
+    backend.timeout_s, backend.retry_initial_s = 0.5, 0.3
+    x = np.zeros((1, 1, 224, 224), np.float32)
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="DEADLINE_EXCEEDED"):
+            backend.infer(x)
+        assert time.monotonic() - started < 2.0
+        assert not backend.up and backend.describe()["link"]["failures"] == 1
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="next try in"):
+            backend.infer(x)  # inside the backoff: refused without touching the network
+        assert time.monotonic() - started < 0.05
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    time.sleep(0.35)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            backend.infer(x)
+            break
+        except BackendUnavailable:
+            assert time.monotonic() < deadline, "no recovery after SIGCONT"
+            time.sleep(0.1)
+    assert backend.up and backend.describe()["link"]["skipped"] >= 1
+    backend.close()
+
+
+def test_serve_refuses_bad_input_in_one_line(capsys, tmp_path):
+    assert main(["serve", "--model", str(tmp_path / "missing.onnx")]) == 2
+    assert main(["serve", "--grpc-port", "9000", "--http-port", "9000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "model file not found" in err[0] and "different" in err[1]
+    assert "mlserver" not in sys.modules  # validation loads no server library
 
 
 def test_server_not_there_at_start_is_a_clear_error_quickly():
