@@ -58,6 +58,7 @@ async def _serve(opts: ServeOptions) -> None:
     with tempfile.TemporaryDirectory(prefix="sonostream-serve-") as workdir:
         settings, model = _settings(opts, Path(workdir))
         server = MLServer(settings)
+        logging.getLogger("mlserver").propagate = False  # it has its own handler: one line each
         await server.start(models_settings=[model])
 
 

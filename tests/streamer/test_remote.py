@@ -44,6 +44,10 @@ def _run_args(server, stream: str, record, frames: int = 15) -> list[str]:
 
 
 def test_two_streamers_share_one_server(server, tmp_path):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/v2/health/ready") as r:
+        assert r.status == 200
     records = {s: tmp_path / f"{s}.jsonl" for s in ("left", "right")}
     before = server.batch_sizes()
     procs = [subprocess.Popen([sys.executable, "-m", "streamer", *_run_args(server, s, r)],
