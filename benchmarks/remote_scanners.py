@@ -126,6 +126,29 @@ def batch_histogram(before: dict, after: dict) -> dict:
             "by_size": calls}
 
 
+def payload_round_trips(url: str, frames, calls: int = 200) -> dict:
+    """One client, back to back: the round trip sending UINT8 (scaled on the server) against
+    sending the FP32 tensor itself, alternating call by call so both see the same load."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url.removeprefix("grpc://"))
+    outputs = [grpcclient.InferRequestedOutput(n) for n in ("scores", "maps")]
+    times = {"UINT8": [], "FP32": []}
+    for k in range(2 * calls):
+        kind = "UINT8" if k % 2 else "FP32"
+        x = frames[k % len(frames)]
+        data = np.rint(x * 255).astype(np.uint8) if kind == "UINT8" else x
+        start = time.perf_counter()
+        inp = grpcclient.InferInput("frames", list(data.shape), kind)
+        inp.set_data_from_numpy(data)
+        client.infer("sonostream", [inp], outputs=outputs)
+        times[kind].append(time.perf_counter() - start)
+    client.close()
+    return {kind: {"bytes": int(frames[0].size * (1 if kind == "UINT8" else 4)),
+                   "p50_ms": round(float(np.percentile(t, 50) * 1e3), 2),
+                   "p99_ms": round(float(np.percentile(t, 99) * 1e3), 2)} for kind, t in times.items()}
+
+
 def export_dynamic(tmp: Path) -> Path:
     from engines.checkpoint import load_checkpoint
     from engines.defaults import default_checkpoint
@@ -177,6 +200,8 @@ def main(argv=None) -> int:
             }
             saturation["server_batches"] = batch_histogram(before, server.batch_sizes())
             print(json.dumps(saturation), flush=True)
+            payload = payload_round_trips(server.url, frames)
+            print(json.dumps(payload), flush=True)
         finally:
             server.stop()
     record = {"benchmark": "remote_scanners",
@@ -184,7 +209,7 @@ def main(argv=None) -> int:
               "fps": args.fps, "seconds": args.seconds,
               "max_batch": args.max_batch, "max_queue_delay_ms": args.max_queue_delay_ms,
               "server": "streamer serve (MLServer 1.7.1, parallel_workers 0, ONNX Runtime CPU)",
-              "server_start_s": round(start_s, 1), "payload_bytes": {"uint8": 224 * 224, "fp32": 4 * 224 * 224},
+              "server_start_s": round(start_s, 1), "payload": payload,
               "machine": _machine(), "rows": rows, "saturation": saturation}
     if args.out:
         out = Path(args.out)
@@ -226,6 +251,10 @@ def markdown(record: dict) -> str:
               f"model in-process or all on the server): in-process {sat['in_process_fps']} frames/s, "
               f"remote {sat['remote_fps']} frames/s, mean server batch "
               f"{sat['server_batches']['mean_batch']}."]
+    pay = record["payload"]
+    lines += ["", "Round trip of one frame, one client, back to back (p50 / p99): "
+              + ", ".join(f"{k} ({v['bytes'] // 1000} KB) {v['p50_ms']} / {v['p99_ms']} ms"
+                          for k, v in pay.items()) + "."]
     m = record.get("machine", {})
     lines += ["", f"Machine: {m.get('cpu', m)}, {m.get('cores_usable', '?')} cores, load average "
               f"at start {m.get('load_average_at_start')} (other work shared the cores: compare "

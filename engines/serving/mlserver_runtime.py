@@ -65,11 +65,13 @@ class SonostreamRuntime(MLModel):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         frames = NumpyCodec.decode_input(payload.inputs[0])
-        if frames.dtype != np.uint8:
-            raise ValueError(f"input {INPUT} must be UINT8, got {frames.dtype}")
         batch = frames.reshape(-1, 1, self.info.input_size, self.info.input_size)
+        if frames.dtype == np.uint8:
+            batch = np.multiply(batch, self.scale, dtype=np.float32)
+        elif frames.dtype != np.float32:  # FP32 (already scaled) is taken too, at 4x the bytes
+            raise ValueError(f"input {INPUT} must be UINT8 (or FP32 in [0, 1]), got {frames.dtype}")
         # in a worker thread: the event loop keeps answering health, metadata and metrics
-        out = await asyncio.to_thread(self.backend.infer, np.multiply(batch, self.scale, dtype=np.float32))
+        out = await asyncio.to_thread(self.backend.infer, batch)
         BATCH_SIZE.labels(self.name).observe(batch.shape[0])
         FRAMES.labels(self.name).inc(batch.shape[0])
         return InferenceResponse(
