@@ -97,15 +97,22 @@ class RemoteBackend(Backend):
             ("grpc.min_reconnect_backoff_ms", 100), ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", int(self.retry_max_s * 1000)),
         ])
+        try:
+            info = self._wait_for_model()
+        except BaseException:
+            self._client.close()
+            raise
+        self.link = Link(state="up")
+        return info
+
+    def _wait_for_model(self) -> ModelInfo:
         deadline = time.monotonic() + self.connect_wait_s
         delay = self.retry_initial_s
         while True:
             try:
-                info = self._describe_model()
-                break
+                return self._describe_model()
             except BackendUnavailable as exc:
                 if time.monotonic() + delay > deadline:
-                    self._client.close()
                     raise BackendError(f"cannot reach the inference server at grpc://{self.url} "
                                        f"({exc}); is `streamer serve` or Triton running there?"
                                        ) from None
@@ -113,8 +120,6 @@ class RemoteBackend(Backend):
                             self.url, exc, delay)
                 time.sleep(delay)
                 delay = min(2 * delay, self.retry_max_s)
-        self.link = Link(state="up")
-        return info
 
     def _describe_model(self) -> ModelInfo:
         """Triton: the model config's parameters; MLServer/`streamer serve`: the metadata's."""
@@ -235,6 +240,9 @@ def _metadata_parameters(meta) -> dict[str, str]:
     from google.protobuf import unknown_fields
     from tritonclient.grpc import service_pb2
 
+    if "parameters" in meta.DESCRIPTOR.fields_by_name:  # a client whose protos know the field
+        return {k: str(getattr(v, v.WhichOneof("parameter_choice") or "string_param"))
+                for k, v in meta.parameters.items()}
     entry_type = service_pb2.ModelInferRequest.ParametersEntry
     out = {}
     for field in unknown_fields.UnknownFieldSet(meta):
