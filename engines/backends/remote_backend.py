@@ -34,11 +34,11 @@ def parse_target(target: str) -> tuple[str, str]:
     """``grpc://host[:port][/model]`` → ("host:port", model)."""
     parts = urlsplit(target)
     if parts.scheme != "grpc" or not parts.hostname:
-        raise ValueError(f"remote server must be grpc://HOST:PORT[/MODEL], got {target!r}")
+        raise BackendError(f"remote server must be grpc://HOST:PORT[/MODEL], got {target!r}")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError:
-        raise ValueError(f"remote server {target!r} has a bad port") from None
+        raise BackendError(f"remote server {target!r} has a bad port") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{host}:{port}", parts.path.strip("/") or DEFAULT_MODEL_NAME
 

@@ -54,10 +54,13 @@ def _check_model(opts) -> None:
     """Open the model once here, so a bad file is one clear line rather than a server log."""
     from engines.backends import BackendOptions, backend_for, create_backend
 
-    backend = create_backend(opts.backend or backend_for(opts.model), opts.model,
-                             BackendOptions(device=opts.device, warmup=1))
-    with backend:
-        pass
+    try:
+        backend = create_backend(opts.backend or backend_for(opts.model), opts.model,
+                                 BackendOptions(device=opts.device, warmup=1))
+        with backend:
+            pass
+    except ValueError as exc:  # not a sonostream model, an unknown backend or device
+        raise CommandError(f"cannot serve {opts.model}: {exc}") from None
 
 
 def run(args) -> int:

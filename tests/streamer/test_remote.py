@@ -145,8 +145,16 @@ def test_a_server_that_stops_answering_times_out_and_backs_off(server):
 def test_serve_refuses_bad_input_in_one_line(capsys, tmp_path):
     assert main(["serve", "--model", str(tmp_path / "missing.onnx")]) == 2
     assert main(["serve", "--grpc-port", "9000", "--http-port", "9000"]) == 2
+    import onnx
+
+    model = onnx.load(str(default_onnx()))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    assert main(["serve", "--model", str(tmp_path / "plain.onnx")]) == 2
+    assert main(["run", "--backend", "remote", "--server", "http://gpu:8000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "model file not found" in err[0] and "different" in err[1]
+    assert len(err) == 4 and "model file not found" in err[0] and "different" in err[1]
+    assert "not a sonostream model" in err[2] and "grpc://HOST:PORT" in err[3]
     assert "mlserver" not in sys.modules  # validation loads no server library
 
 
@@ -215,7 +223,7 @@ def test_targets_and_config():
     assert parse_target("grpc://10.0.0.5") == ("10.0.0.5:8001", "sonostream")
     assert remote_target("grpc://h:1", "m") == "grpc://h:1/m"
     for bad in ("http://h:8000", "h:8001", "grpc://h:notaport"):
-        with pytest.raises(ValueError):
+        with pytest.raises(BackendError, match="grpc://HOST:PORT|bad port"):
             parse_target(bad)
     with pytest.raises(ValueError, match="needs server"):
         ModelConfig(backend="remote")
