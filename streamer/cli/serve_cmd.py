@@ -58,9 +58,12 @@ def _check_model(opts) -> None:
         backend = create_backend(opts.backend or backend_for(opts.model), opts.model,
                                  BackendOptions(device=opts.device, warmup=1))
         with backend:
-            pass
+            fixed = backend.fixed_batch
     except ValueError as exc:  # not a sonostream model, an unknown backend or device
         raise CommandError(f"cannot serve {opts.model}: {exc}") from None
+    if fixed == 1 and opts.max_batch > 1:
+        print(f"note: {opts.model.name} takes batches of 1, so batched frames run one by one; "
+              "export it with --batch dynamic to share one model call", flush=True)
 
 
 def run(args) -> int:
