@@ -1,7 +1,8 @@
 """What a sonostream model looks like on a v2 inference server (no serving library imported).
 
 The client sends the model input as UINT8 [B, 1, S, S] (the preprocessed frame before its /255
-scaling: a quarter of the FP32 bytes) and the server scales it; the answer is FP32 ``scores``
+scaling: a quarter of the FP32 bytes; exact for that scaling, within half a grey level for an
+input scaled otherwise, e.g. min-max) and the server scales it; the answer is FP32 ``scores``
 [B, C] and ``maps`` [B, C, h, w]. The model's own description (classes, activation,
 representation, input size...) travels as the model's parameters, under the same
 ``sonostream.*`` keys as the ONNX metadata.
