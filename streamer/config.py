@@ -44,9 +44,13 @@ class ModelConfig:
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 0  # 0: the runtime's default
+    server: str = ""  # backend "remote": the v2 inference server, grpc://HOST:PORT
+    remote_model: str = ""  # the model's name on that server (empty: sonostream)
 
     def __post_init__(self):
         _check(self.threads >= 0, "[model] threads must be ≥ 0")
+        _check(self.backend != "remote" or bool(self.server),
+               "[model] backend 'remote' needs server = grpc://HOST:PORT (--server)")
         _check(self.precision in ("fp32", "fp16", "int8"), "[model] precision must be fp32, fp16 or int8")
 
 

@@ -33,6 +33,8 @@ class PipelineMetrics:
                                  ["stream", "queue"], registry=r)
         self.source_up = Gauge("streamer_source_up", "1 while the source delivers, 0 while lost",
                                ["stream"], registry=r)
+        self.backend_up = Gauge("streamer_backend_up", "1 while the inference backend answers, "
+                                "0 while a remote server is unreachable", ["stream"], registry=r)
         self.model_info = Gauge("streamer_model_info", "The model being served (value 1)",
                                 ["model", "backend", "precision"], registry=r)
         for outcome in OUTCOMES:  # present from the start, at 0
@@ -55,6 +57,9 @@ class PipelineMetrics:
 
     def set_source_up(self, up: bool) -> None:
         self.source_up.labels(self.stream).set(1 if up else 0)
+
+    def set_backend_up(self, up: bool) -> None:
+        self.backend_up.labels(self.stream).set(1 if up else 0)
 
     def set_model(self, model: str, backend: str, precision: str) -> None:
         self.model_info.labels(model, backend, precision).set(1)

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from engines.backends.base import BackendUnavailable
 from streamer.config import Config
 from streamer.frames import Frame, FrameResult, InvalidFrame, SourceEnded, SourceLost, Timing
 from streamer.metrics import LatencyRecord, PipelineMetrics
@@ -421,6 +422,9 @@ class Pipeline:
             return step(*(args or (frame,)))
         except InvalidFrame as exc:
             self._count_invalid(exc)
+        except BackendUnavailable as exc:  # a remote engine that is down: like a lost source
+            self.accounting.add("dropped")
+            self._invalid_log(logging.WARNING, "frame %s dropped: %s", frame.seq, exc)
         except Exception as exc:  # a frame the model cannot take: count it, keep going
             self.accounting.add("invalid")
             self._invalid_log(logging.ERROR, "frame %s failed in processing: %s", frame.seq, exc,
@@ -466,6 +470,7 @@ class Pipeline:
 
     def _report(self) -> None:
         self.metrics.set_fps(self._fps)
+        self.metrics.set_backend_up(getattr(self.backend, "up", True))
         self.metrics.set_queue_depth("input", len(self.frames))
         self.metrics.set_queue_depth("prepared", len(self.prepared))
         self.metrics.set_queue_depth("publish", len(self.results))

@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "onnxruntime": "engines.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "torch": "engines.backends.torch_backend:TorchBackend",
     "tensorrt": "engines.backends.tensorrt_backend:TensorRTBackend",
+    "remote": "engines.backends.remote_backend:RemoteBackend",
 }
 
 BY_SUFFIX: dict[str, str] = {

@@ -21,6 +21,10 @@ class BackendError(RuntimeError):
     """A backend cannot load or run the model; the message says why and what to do."""
 
 
+class BackendUnavailable(BackendError):
+    """A remote backend's server cannot be reached now; it retries with backoff by itself."""
+
+
 @dataclass(frozen=True)
 class Inference:
     scores: np.ndarray  # [B, C] float32 logits

@@ -10,7 +10,7 @@ def add_arguments(p) -> None:
     src.add_argument("--checkpoint", help="sonostream or fetalnav checkpoint (default: the bundled model)")
     src.add_argument("--arch", help="random-initialised architecture (for tests and timing)")
     p.add_argument("--head", choices=("shared", "per_class"), default="shared", help="with --arch")
-    p.add_argument("--out", required=True, help="output .onnx path")
+    p.add_argument("--out", help="output .onnx path (required unless --triton-repo)")
     p.add_argument("--iterations", type=int, default=None,
                    help="unrolled soft-proposal iterations (default: the model's)")
     p.add_argument("--mode", choices=("unrolled", "stationary"), default="unrolled",
@@ -21,9 +21,27 @@ def add_arguments(p) -> None:
                    "Head, Limbs, Placenta, Spine, Thorax)")
     p.add_argument("--activation", choices=("sigmoid", "softmax"),
                    help="with a checkpoint from the paper's code (default: sigmoid, as it trained)")
+    p.add_argument("--triton-repo", metavar="DIR", help="also write a Triton model repository for "
+                   "that ONNX (or the bundled model without --out): see docs/deploy.md")
+    p.add_argument("--plan", help="with --triton-repo: serve this TensorRT plan (built from it)")
+
+
+def _triton_repo(args, onnx) -> None:
+    from engines.defaults import default_onnx
+    from engines.serving.triton_repo import write_triton_repo
+
+    config = write_triton_repo(onnx or default_onnx(), args.triton_repo, plan=args.plan)
+    print(f"wrote {config.parent} (Triton model repository {args.triton_repo})")
 
 
 def run(args) -> int:
+    if args.plan and not args.triton_repo:
+        raise ValueError("--plan goes with --triton-repo")
+    if not args.out:
+        if not args.triton_repo:
+            raise ValueError("--out is required (or --triton-repo for the bundled model)")
+        _triton_repo(args, None)
+        return 0
     try:
         from engines.checkpoint import load_checkpoint
         from engines.export import export_onnx
@@ -46,4 +64,6 @@ def run(args) -> int:
     out = export_onnx(model, args.out, iterations=args.iterations, mode=args.mode,
                       dynamic_batch=args.batch == "dynamic", source_sha256=digest)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    if args.triton_repo:
+        _triton_repo(args, out)
     return 0

@@ -20,6 +20,10 @@ def add_arguments(p) -> None:
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--backend", help="inference backend (default: onnxruntime)")
     p.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
+    p.add_argument("--server", metavar="URL", help="with --backend remote: the v2 inference "
+                                                   "server, grpc://HOST:PORT (no local model file)")
+    p.add_argument("--remote-model", metavar="NAME", help="the model's name on --server "
+                                                          "(default: sonostream)")
     p.add_argument("--publish", metavar="ENDPOINT", help="ZMQ PUB endpoint (default tcp://127.0.0.1:5556)")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback publish endpoint")
     p.add_argument("--metrics-port", type=int, metavar="N", help="Prometheus port on 127.0.0.1 "
@@ -43,7 +47,8 @@ def config_from_args(args):
     return override(
         base,
         source={"spec": args.source},
-        model={"path": args.model, "backend": args.backend, "device": args.device},
+        model={"path": args.model, "backend": args.backend, "device": args.device,
+               "server": args.server, "remote_model": args.remote_model},
         publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
                  "stream": args.stream, "record": args.record},
         metrics={"port": args.metrics_port},
@@ -53,8 +58,13 @@ def config_from_args(args):
     )
 
 
-def _model_path(config) -> Path:
+def _model_path(config) -> Path | str:
     from engines.defaults import default_onnx
+
+    if config.model.backend == "remote":  # the model lives on an inference server
+        from engines.backends.remote_backend import remote_target
+
+        return remote_target(config.model.server, config.model.remote_model)
 
     path = Path(config.model.path) if config.model.path else default_onnx()
     if not path.is_file():
