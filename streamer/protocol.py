@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from streamer.errors import UserError
 from streamer.frames import ClassResult, Frame, FrameResult, InvalidFrame
 
 VERSION = 1
@@ -232,7 +233,7 @@ def encoded_size(data, fmt: str) -> tuple[int, int]:
 def check_stream_name(stream: str) -> str:
     """Stream names go into topics, so they are kept to letters, digits, '_' and '-'."""
     if not isinstance(stream, str) or not _STREAM_NAME.match(stream):
-        raise ValueError(f"stream name must be 1-64 of [A-Za-z0-9_-], got {stream!r}")
+        raise UserError(f"stream name must be 1-64 of [A-Za-z0-9_-], got {stream!r}")
     return stream
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from streamer.errors import UserError
+
 HELP = "quantise an ONNX model to INT8 (explicit Q/DQ) from representative frames"
 
 
@@ -47,12 +49,12 @@ def run(args) -> int:
     from engines.precision import convert_fp16
 
     if args.frames < 2 or args.held_out < 0 or args.held_out >= args.frames:
-        raise ValueError("--frames must be ≥ 2 and --held-out between 0 and --frames - 1")
+        raise UserError("--frames must be ≥ 2 and --held-out between 0 and --frames - 1")
     if not Path(args.onnx).is_file():
         raise FileNotFoundError(f"ONNX model not found: {args.onnx}")
     info = ModelInfo.from_onnx(args.onnx)
     if info.precision != "fp32":
-        raise ValueError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
+        raise UserError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
     from engines.datasets import for_representation
 
     data = for_representation(args.data, info.representation)

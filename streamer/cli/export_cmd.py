@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streamer.errors import UserError
+
 HELP = "export a model to ONNX with the soft proposal unrolled to a fixed count"
 
 
@@ -24,12 +26,12 @@ def run(args) -> int:
         from engines.export import export_onnx
         from engines.model import ModelConfig, SPNModel
     except ImportError as exc:
-        raise ValueError(f"export needs torch (pip install 'sonostream[train]'): {exc}") from exc
+        raise UserError(f"export needs torch (pip install 'sonostream[train]'): {exc}") from exc
     from engines.defaults import default_checkpoint
     from engines.model_info import file_sha256
 
     if args.iterations is not None and args.iterations < 1:
-        raise ValueError("--iterations must be ≥ 1")
+        raise UserError("--iterations must be ≥ 1")
     if args.arch:
         model, digest = SPNModel(ModelConfig(arch=args.arch, head=args.head)).eval(), ""
     else:
