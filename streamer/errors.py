@@ -14,8 +14,10 @@ class UserError(ValueError):
 
 
 @contextlib.contextmanager
-def user_input(what: str, errors: tuple[type[BaseException], ...] = (Exception,)):
-    """Turn ``errors`` raised while reading user input into one UserError naming ``what``.
+def user_input(what: str, errors: tuple[type[BaseException], ...] = (Exception,),
+               subject: object = None):
+    """Turn ``errors`` raised while reading user input into one UserError naming ``what`` (left
+    out when the error already names ``subject``, e.g. the file's path).
 
     Wrap only the step that reads the input (opening a model, a checkpoint, a video, a data
     set), never the work done with it, so a bug there still gives a traceback."""
@@ -25,4 +27,6 @@ def user_input(what: str, errors: tuple[type[BaseException], ...] = (Exception,)
         raise
     except errors as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if subject is not None and str(subject) in reason:
+            raise UserError(reason) from exc
         raise UserError(f"{what}: {reason}") from exc

@@ -42,17 +42,15 @@ def run(args) -> int:
 
     import onnx
 
-    from calibration.frames import load_frames, split
+    from calibration.frames import split
     from calibration.int8 import choose_proposal_precision, quantize_int8
     from calibration.report import compare, write_report
-    from engines.model_info import ModelInfo
     from engines.precision import convert_fp16
+    from streamer.cli import inputs
 
     if args.frames < 2 or args.held_out < 0 or args.held_out >= args.frames:
         raise UserError("--frames must be ≥ 2 and --held-out between 0 and --frames - 1")
-    if not Path(args.onnx).is_file():
-        raise FileNotFoundError(f"ONNX model not found: {args.onnx}")
-    info = ModelInfo.from_onnx(args.onnx)
+    info = inputs.model_info(args.onnx)
     if info.precision != "fp32":
         raise UserError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
     from engines.datasets import for_representation
@@ -60,7 +58,7 @@ def run(args) -> int:
     data = for_representation(args.data, info.representation)
     if info.representation == "polar" and data.split(":", 1)[0] != "sim":
         log_polar_note(data)
-    frames = load_frames(data, info.input_size, args.frames)
+    frames = inputs.frames(data, info.input_size, args.frames)
     calib, held = split(frames, args.held_out)
     held = held if len(held) else calib
     tried = {}
@@ -85,10 +83,8 @@ def run(args) -> int:
                   "results": results}
         if args.eval_data:
             from calibration.report import evaluate_pair
-            from engines.datasets import open_dataset
 
-            dataset = open_dataset(for_representation(args.eval_data, info.representation),
-                                   input_size=info.input_size)
+            dataset = inputs.dataset(args.eval_data, info.representation, info.input_size)
             report["accuracy"] = {name: evaluate_pair(args.onnx, path, dataset)
                                   for name, path in (("fp16", fp16_path), ("int8", Path(args.out)))}
         js, md = write_report(report, args.report)

@@ -22,13 +22,13 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     try:
-        from engines.checkpoint import load_checkpoint
         from engines.export import export_onnx
         from engines.model import ModelConfig, SPNModel
     except ImportError as exc:
         raise UserError(f"export needs torch (pip install 'sonostream[train]'): {exc}") from exc
     from engines.defaults import default_checkpoint
     from engines.model_info import file_sha256
+    from streamer.cli import inputs
 
     if args.iterations is not None and args.iterations < 1:
         raise UserError("--iterations must be ≥ 1")
@@ -36,7 +36,7 @@ def run(args) -> int:
         model, digest = SPNModel(ModelConfig(arch=args.arch, head=args.head)).eval(), ""
     else:
         path = args.checkpoint or default_checkpoint()
-        model, digest = load_checkpoint(path), file_sha256(path)
+        model, digest = inputs.load_model(path), file_sha256(path)
     out = export_onnx(model, args.out, iterations=args.iterations, mode=args.mode,
                       dynamic_batch=args.batch == "dynamic", source_sha256=digest)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")

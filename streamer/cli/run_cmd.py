@@ -93,7 +93,7 @@ def _open_parts(config, stack: contextlib.ExitStack):
     source = create_source(config.source.spec)
     m = config.model
     path = _model_path(config)
-    with user_input(f"cannot load model {path}"):
+    with user_input(f"cannot load model {path}", subject=path):
         backend = create_backend(m.backend, path, BackendOptions(device=m.device, precision=m.precision,
                                                                   threads=m.threads))
         stack.callback(backend.close)
@@ -114,7 +114,8 @@ def _open_parts(config, stack: contextlib.ExitStack):
         check_remote(f"tcp://{config.metrics.host}:{config.metrics.port}", encrypted=False,
                      insecure=config.publish.insecure, what="metrics (HTTP)",
                      allow_remote=config.publish.allow_remote)
-        server = MetricsServer(metrics.registry, config.metrics.port, config.metrics.host).start()
+        with user_input("metrics", (ValueError, OSError)):
+            server = MetricsServer(metrics.registry, config.metrics.port, config.metrics.host).start()
         stack.callback(server.stop)
     return source, backend, sinks, metrics
 
