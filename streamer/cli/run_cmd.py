@@ -106,9 +106,10 @@ def _open_parts(config, stack: contextlib.ExitStack):
         stack.callback(sink.close)
         sinks.append(sink.open())
     if config.publish.record:
-        recorder = RecordingSink(path=config.publish.record)
-        stack.callback(recorder.close)
-        sinks.append(recorder.open())
+        with user_input("--record", (ValueError, OSError)):
+            recorder = RecordingSink(path=config.publish.record)
+            stack.callback(recorder.close)
+            sinks.append(recorder.open())
     metrics = PipelineMetrics(config.publish.stream)
     if config.metrics.port:
         check_remote(f"tcp://{config.metrics.host}:{config.metrics.port}", encrypted=False,
