@@ -171,7 +171,7 @@ def _raw_image(part, fmt: str, shape: list[int]) -> np.ndarray:
 
 
 def _decode_image(part, fmt: str, shape: list[int], max_pixels: int) -> np.ndarray:
-    data = memoryview(part).cast("B") if not isinstance(part, bytes) else part
+    data = memoryview(part).cast("B")
     height, width = encoded_size(data, fmt)  # before decoding: a small file may declare a huge image
     if [height, width] != list(shape[:2]):
         raise InvalidFrame(f"{fmt} image is {height}x{width}, header says {shape}")
@@ -196,19 +196,21 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (baseline, progressive, lossless...); C4, C8 and CC are not frames
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
+_MAX_JPEG_STEPS = 4096  # markers and fill bytes looked at before the frame header
 
 
 def encoded_size(data, fmt: str) -> tuple[int, int]:
     """(height, width) from a PNG's IHDR or a JPEG's SOF segment, without decoding pixels."""
-    data = bytes(data[:65536]) if fmt == "jpeg" else bytes(data[:32])
+    data = memoryview(data).cast("B")
     if fmt == "png":
-        if len(data) < 24 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        if len(data) < 24 or bytes(data[:8]) != _PNG_SIGNATURE or bytes(data[12:16]) != b"IHDR":
             raise InvalidFrame("pixels are not a png image (no PNG signature and IHDR)")
         return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    if data[:2] != b"\xff\xd8":
+    if bytes(data[:2]) != b"\xff\xd8":
         raise InvalidFrame("pixels are not a jpeg image (no SOI marker)")
-    i = 2
-    while i + 4 <= len(data):
+    i, steps = 2, 0
+    while i + 4 <= len(data) and steps < _MAX_JPEG_STEPS:  # a file of fill bytes ends here too
+        steps += 1
         if data[i] != 0xFF:
             raise InvalidFrame(f"jpeg marker expected at byte {i}")
         marker = data[i + 1]
@@ -226,7 +228,7 @@ def encoded_size(data, fmt: str) -> tuple[int, int]:
         if marker in (0xD9, 0xDA) or length < 2:  # end of image or scan data before a frame header
             break
         i += 2 + length
-    raise InvalidFrame("jpeg has no frame header (SOF) in its first 64 kB")
+    raise InvalidFrame(f"jpeg has no frame header (SOF) in its first {steps} markers")
 
 
 # -- results out --------------------------------------------------------------------------------

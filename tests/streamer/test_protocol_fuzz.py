@@ -46,6 +46,7 @@ KILLERS = {
     "jpeg SOI only": [b"frames", header(fmt="jpeg"), b"\xff\xd8"],
     "jpeg garbage after SOI": [b"frames", header(fmt="jpeg"), b"\xff\xd8\xff\xc0\x00\x11" + b"\xff" * 40],
     "huge seq float": [b"frames", header(seq=1e308), b""],
+    "jpeg of fill bytes": [b"frames", header(fmt="jpeg"), b"\xff\xd8" + b"\xff" * 2_000_000],
 }
 
 
