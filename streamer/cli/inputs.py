@@ -36,21 +36,22 @@ def checkpoint(path: str | Path) -> dict:
         return read_checkpoint(path)
 
 
-def load_model(path: str | Path):
+def load_model(path: str | Path, **overrides):
     """A torch model from a checkpoint (ours or the paper's), or one line."""
     existing(path, "checkpoint")
     with user_input(f"cannot load checkpoint {path}", subject=path):
         from engines.checkpoint import load_checkpoint
 
-        return load_checkpoint(path)
+        return load_checkpoint(path, **overrides)
 
 
-def dataset(spec: str, representation: str, input_size: int):
-    """A labelled data set from its spec, as the model's representation needs it, or one line."""
+def dataset(spec: str, representation: str, input_size: int, *form):
+    """A labelled data set from its spec, as the model's representation (and ``form``: what
+    else for_representation takes) needs it, or one line."""
     from engines.datasets import for_representation, open_dataset
 
     with user_input(f"cannot open data {spec!r}"):
-        return open_dataset(for_representation(spec, representation), input_size=input_size)
+        return open_dataset(for_representation(spec, representation, *form), input_size=input_size)
 
 
 def frames(spec: str, size: int, count: int):
