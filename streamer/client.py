@@ -3,6 +3,9 @@
     with ResultSubscriber("tcp://127.0.0.1:5556", stream="us0") as sub:
         for msg in sub.messages(idle_timeout=5.0):
             print(msg.seq, msg.present)
+
+A remote streamer publishes with CurveZMQ: pass ``server_key`` (its public key file) and
+``client_key`` (this side's secret key file, whose public half the streamer allows).
 """
 
 from __future__ import annotations
@@ -13,43 +16,56 @@ from collections.abc import Iterator
 
 import zmq
 
+from streamer.errors import UserError
 from streamer.protocol import (
     DetectionMessage,
     MapMessage,
+    MessageError,
     StatusMessage,
     check_stream_name,
     decode_message,
 )
+from streamer.security import check_remote, client_keys, make_client
 
 log = logging.getLogger(__name__)
 Message = DetectionMessage | MapMessage | StatusMessage
 TOPIC_KINDS = ("det", "map", "status")
+MAX_MESSAGE_BYTES = 64 << 20  # results and maps are far smaller; a larger part drops the peer
 
-__all__ = ["DetectionMessage", "MapMessage", "Message", "ResultSubscriber", "StatusMessage"]
+__all__ = ["DetectionMessage", "MapMessage", "Message", "MessageError", "ResultSubscriber",
+           "StatusMessage"]
 
 
 class ResultSubscriber:
-    """SUB socket connected to a streamer's PUB; messages that fail to decode are counted and
-    skipped. With ``stream`` given, only that stream's exact topics are returned."""
+    """SUB socket connected to a streamer's PUB; messages that fail to decode (whatever they
+    hold) are counted in ``invalid`` and skipped. With ``stream`` given, only that stream's exact
+    topics are returned. A non-loopback endpoint needs CurveZMQ keys or ``insecure=True``."""
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5556", stream: str | None = None,
-                 topics: tuple[str, ...] = ("det",), hwm: int = 100):
+                 topics: tuple[str, ...] = ("det",), hwm: int = 100, *,
+                 server_key: str | None = None, client_key: str | None = None,
+                 insecure: bool = False):
         unknown = set(topics) - set(TOPIC_KINDS)
         if unknown or not topics:
-            raise ValueError(f"topics must be among {TOPIC_KINDS}, got {tuple(topics)}")
+            raise UserError(f"topics must be among {TOPIC_KINDS}, got {tuple(topics)}")
         self.endpoint, self.stream, self.topics = endpoint, stream, tuple(topics)
         self._wanted = {f"{t}.{check_stream_name(stream)}".encode() for t in topics} if stream else None
+        keys = client_keys(server_key, client_key)
+        check_remote(endpoint, encrypted=keys is not None, insecure=insecure, what="subscribing to results")
         self.invalid = 0
         self._sock = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         for t in self.topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, f"{t}.{stream or ''}".encode())
         try:
+            if keys is not None:
+                make_client(self._sock, keys)
             self._sock.connect(endpoint)
         except zmq.ZMQError as exc:
             self._sock.close()
-            raise ValueError(f"cannot connect to {endpoint}: {exc}") from None
+            raise UserError(f"cannot connect to {endpoint}: {exc}") from None
 
     def recv(self, timeout: float | None = None) -> Message | None:
         """The next message, or None if none came within ``timeout`` seconds (None: wait)."""
@@ -63,7 +79,7 @@ class ResultSubscriber:
                 continue  # prefix match of another stream (us1 vs us10)
             try:
                 return decode_message(parts)
-            except ValueError as exc:
+            except MessageError as exc:
                 self.invalid += 1
                 log.debug("skipping a message that does not decode: %s", exc)
 

@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamer.errors import UserError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -20,7 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise UserError(message)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class PostprocessConfig:
 class PublishConfig:
     endpoint: str = "tcp://127.0.0.1:5556"  # empty: publish nowhere (metrics only)
     allow_remote: bool = False  # frames are patient data: bind to loopback unless told otherwise
+    curve_secret: str = ""  # CurveZMQ: the publisher's secret key file (streamer keys)
+    curve_clients: str = ""  # CurveZMQ: folder of the client public keys allowed to subscribe
+    insecure: bool = False  # remote without CurveZMQ (plaintext patient data; logs a warning)
     stream: str = "main"
     status_interval_s: float = 1.0
     record: str = ""  # a file to append every result (JSON lines) to; empty: no recording
@@ -115,6 +120,8 @@ class PublishConfig:
         from streamer.protocol import check_stream_name
 
         check_stream_name(self.stream)  # the endpoint is checked (loopback unless allowed) on bind
+        _check(bool(self.curve_secret) == bool(self.curve_clients),
+               "[publish] CurveZMQ needs both curve_secret and curve_clients")
         _check(0.05 <= self.status_interval_s <= 60, "[publish] status_interval_s must be in [0.05, 60]")
 
 
@@ -152,6 +159,15 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
+    def __post_init__(self):
+        from streamer.security import is_local_host
+
+        m, p = self.metrics, self.publish
+        if m.port and not is_local_host(m.host):  # metrics are plaintext HTTP: no keys to give
+            _check(p.allow_remote and p.insecure,
+                   f"[metrics] host {m.host} is not loopback: serving metrics to the network "
+                   "needs --allow-remote and, as the endpoint is plaintext HTTP, --insecure")
+
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}
 
@@ -166,15 +182,15 @@ def _coerce(where: str, value, hint):
         return float(value)
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{where} must be a list, got {value!r}")
+            raise UserError(f"{where} must be a list, got {value!r}")
         return tuple(_coerce(where, v, args[0]) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{where} must be a table, got {value!r}")
+            raise UserError(f"{where} must be a table, got {value!r}")
         return {k: _coerce(f"{where}.{k}", v, args[1]) for k, v in value.items()}
     expected = origin or hint
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-        raise ValueError(f"{where} must be {expected.__name__}, got {value!r}")
+        raise UserError(f"{where} must be {expected.__name__}, got {value!r}")
     return value
 
 
@@ -184,16 +200,16 @@ def section_from_dict(name: str, values: dict):
     known = [f.name for f in dataclasses.fields(cls)]
     for key in values:
         if key not in hints:
-            raise ValueError(f"unknown key {key!r} in section [{name}]; known: {', '.join(known)}")
+            raise UserError(f"unknown key {key!r} in section [{name}]; known: {', '.join(known)}")
     return cls(**{k: _coerce(f"[{name}] {k}", v, hints[k]) for k, v in values.items()})
 
 
 def config_from_dict(data: dict) -> Config:
     for name, values in data.items():
         if name not in SECTIONS:
-            raise ValueError(f"unknown section [{name}]; known: {', '.join(SECTIONS)}")
+            raise UserError(f"unknown section [{name}]; known: {', '.join(SECTIONS)}")
         if not isinstance(values, dict):
-            raise ValueError(f"[{name}] must be a table of keys, got {values!r}")
+            raise UserError(f"[{name}] must be a table of keys, got {values!r}")
     return Config(**{name: section_from_dict(name, values) for name, values in data.items()})
 
 
@@ -204,11 +220,11 @@ def load_config(path: str | Path) -> Config:
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
     try:
         return config_from_dict(data)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise UserError(f"{path}: {exc}") from None
 
 
 def override(config: Config, **sections: dict) -> Config:

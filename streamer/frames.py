@@ -21,7 +21,12 @@ class SourceLost(Exception):
 
 
 class SourceEnded(Exception):
-    """A finite source (a file) has no more frames."""
+    """A finite source (a file) has no more frames; ``complete`` is False when it ended early
+    (fewer frames than its container says: truncated or corrupt), which is a failure."""
+
+    def __init__(self, message: str = "", complete: bool = True):
+        super().__init__(message)
+        self.complete = complete
 
 
 @dataclass

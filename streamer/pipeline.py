@@ -161,7 +161,7 @@ class Accounting:
 
 @dataclass
 class SourceState:
-    state: str = "connecting"  # connecting | up | lost | ended | failed
+    state: str = "connecting"  # connecting | up (a frame came) | lost | ended | incomplete | failed
     retries: int = 0
     retry_in_s: float = 0.0
     error: str = ""
@@ -181,6 +181,8 @@ class Pipeline:
         self.prepared = FrameSlot(1, lossless=True)
         self.results = FrameSlot(config.pipeline.publish_queue_size, lossless=True)
         self.source_state = SourceState()
+        self._source_open = False
+        self._source_bugs: set[type] = set()
         self._source_drops_seen = 0
         self._stop = threading.Event()
         self._source_done = threading.Event()
@@ -270,41 +272,47 @@ class Pipeline:
 
     # -- source thread --------------------------------------------------------------------
     def _open_source(self, first: bool = False) -> bool:
+        """Open (or reopen) the source. The first open failing is an error for the caller; later
+        failures back off. The source counts as up only once a frame arrives (_source_up)."""
         try:
             self.source.open()
-        except SourceLost as exc:
-            if first and self.frames.lossless:  # a file that is not there is an error, not a retry
-                raise
-            self._source_lost(exc)
-            return False
         except Exception as exc:
-            if first:
+            if first:  # a file or device that is not there at start: one line, exit 2
                 raise
-            self._source_lost(SourceLost(f"reopen failed: {exc}"))
+            self._source_lost(exc if isinstance(exc, SourceLost) else SourceLost(f"reopen failed: {exc}"))
             return False
-        if self.source_state.state != "up":
-            log.info("source %s is up", getattr(self.source, "kind", "?"))
-        self.source_state = SourceState("up", self.source_state.retries)
-        self.metrics.set_source_up(True)
+        self._source_open = True
         return True
 
+    def _source_up(self) -> None:
+        if self.source_state.state != "up":
+            log.info("source %s is up", getattr(self.source, "kind", "?"))
+            self.source_state = SourceState("up", self.source_state.retries)
+            self.metrics.set_source_up(True)
+
     def _source_lost(self, exc: Exception) -> None:
+        """Down until a frame arrives again; the wait before each reopen doubles up to the max."""
         s = self.source_state
-        delay = self.config.source.retry_initial_s if s.state != "lost" else min(
+        first = s.state != "lost"
+        delay = self.config.source.retry_initial_s if first else min(
             2 * s.retry_in_s, self.config.source.retry_max_s)
-        self.source_state = SourceState("lost", s.retries + (s.state == "lost"), delay, str(exc))
+        self.source_state = SourceState("lost", s.retries + (not first), delay, str(exc))
         self.metrics.set_source_up(False)
-        log.warning("source lost (%s); retrying in %.1f s", exc, delay)
+        if first:  # one line per state change; the retries themselves log at debug level
+            log.warning("source lost (%s); reconnecting with backoff from %.1f s up to %.1f s",
+                        exc, delay, self.config.source.retry_max_s)
+        else:
+            log.debug("source still lost (%s); next try in %.1f s", exc, delay)
 
     def _source_loop(self) -> None:
         try:
             while not self._stop.is_set() and not self._enough_frames():
-                if self.source_state.state == "lost":
+                if not self._source_open:
                     if self._stop.wait(self.source_state.retry_in_s) or not self._open_source():
                         continue
                 if not self._read_one():
                     break
-        except Exception as exc:  # a bug in a source: end the stream, never the process
+        except Exception as exc:  # a bug outside read(): end the stream, and say so at exit
             log.exception("source thread failed: %s", exc)
             self.source_state.state, self.source_state.error = "failed", str(exc)
         finally:
@@ -312,7 +320,7 @@ class Pipeline:
             self._source_done.set()
 
     def _read_one(self) -> bool:
-        """Read and hand on one frame; False when the source has ended."""
+        """Read and hand on one frame; False when the source has ended (or failed, not live)."""
         try:
             frame = self.source.read(self.config.source.read_timeout_s)
             self._count_source_drops()
@@ -325,13 +333,38 @@ class Pipeline:
             self._close_source()
             self._source_lost(exc)
             return True
-        except SourceEnded:
-            self.source_state.state = "ended"
-            log.info("source ended")
+        except SourceEnded as exc:
+            if getattr(exc, "complete", True):
+                self.source_state.state = "ended"
+                log.info("source ended: %s", exc)
+            else:
+                self.source_state.state, self.source_state.error = "incomplete", str(exc)
+                log.error("source ended early: %s", exc)
             return False
+        except Exception as exc:  # a bug in the source: counted, logged, the source reopened
+            return self._source_failed(exc)
         if frame is not None:
             self.accounting.add("captured")
+            self._source_up()
             self._hand_on(frame)
+        return True
+
+    def _source_failed(self, exc: Exception) -> bool:
+        self._count_source_drops()
+        self.accounting.add("captured")
+        self.accounting.add("invalid")
+        first = type(exc) not in self._source_bugs
+        self._source_bugs.add(type(exc))
+        if first:
+            log.error("source %s failed reading a frame: %s", getattr(self.source, "kind", "?"),
+                      exc, exc_info=exc)
+        else:
+            self._invalid_log(logging.ERROR, "source failed again: %r", exc)
+        self._close_source()
+        if not getattr(self.source, "live", True):  # a file cannot resume where it was
+            self.source_state.state, self.source_state.error = "failed", f"{type(exc).__name__}: {exc}"
+            return False
+        self._source_lost(SourceLost(f"source failed: {type(exc).__name__}: {exc}"))
         return True
 
     def _count_source_drops(self) -> None:
@@ -362,6 +395,7 @@ class Pipeline:
         return c["captured"] - c["dropped"] - c["invalid"] >= limit
 
     def _close_source(self) -> None:
+        self._source_open = False
         try:
             self.source.close()
         except Exception as exc:

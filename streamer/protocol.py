@@ -2,12 +2,15 @@
 
 Every message is multipart with the topic as its own first part, so SUB sockets filter by prefix.
 Encoders return ``list[bytes]`` for ``send_multipart``; decoders take what ``recv_multipart``
-returns (bytes or zmq.Frame) and raise ``InvalidFrame`` (frames) or ``ValueError`` (results).
+returns (bytes or zmq.Frame) and are total: whatever arrives, the only exception they raise is
+``InvalidFrame`` (frames) or ``MessageError`` (results, maps, status; a ``ValueError``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from streamer.errors import UserError
 from streamer.frames import ClassResult, Frame, FrameResult, InvalidFrame
 
 VERSION = 1
@@ -25,7 +29,15 @@ FORMATS = RAW_FORMATS + ENCODED_FORMATS
 DTYPES = ("uint8",)
 FRAME_FIELDS = ("v", "seq", "t_ns", "shape", "dtype", "fmt")
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class MessageError(ValueError):
+    """An output message (det/map/status) that does not decode."""
+
+
 _ENCODE_EXT = {"jpeg": ".jpg", "png": ".png"}
+MAX_PIXELS = 4096 * 2160  # the largest frame accepted by default (DCI 4K)
+MAX_JSON_BYTES = 1 << 20  # headers and results are small; a larger JSON part is refused
 
 
 # -- frames in ----------------------------------------------------------------------------------
@@ -51,30 +63,65 @@ def encode_frame(image: np.ndarray, seq: int, t_ns: int, fmt: str = "bgr",
     return [bytes(topic), json.dumps(header, separators=(",", ":")).encode(), pixels]
 
 
-def decode_frame(parts) -> Frame:
-    """A Frame with a grey [h,w] or BGR [h,w,3] image (read-only when raw: no copy is made)."""
+def decode_frame(parts, topic: bytes | None = FRAME_TOPIC, max_pixels: int = MAX_PIXELS) -> Frame:
+    """A Frame with a grey [h,w] or BGR [h,w,3] image (read-only when raw: no copy is made).
+
+    Total: whatever the message holds, the only exception is InvalidFrame with the reason. The
+    topic must equal ``topic`` exactly (None: any); frames over ``max_pixels`` are refused, and
+    jpeg/png sizes are read from the image's own header before anything is decoded."""
+    try:
+        return _decode_frame(parts, topic, max_pixels)
+    except InvalidFrame:
+        raise
+    except Exception as exc:  # anything else a hostile message provokes is still one bad frame
+        raise InvalidFrame(f"frame does not decode: {type(exc).__name__}: {_short(exc)}") from None
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def max_frame_bytes(max_pixels: int = MAX_PIXELS) -> int:
+    """The largest message part a frame of at most ``max_pixels`` pixels needs (raw BGR, or an
+    encoded image that compressed badly), for ZMQ_MAXMSGSIZE."""
+    raw = 3 * max_pixels
+    return raw + raw // 64 + 65536
+
+
+def _decode_frame(parts, topic: bytes | None, max_pixels: int) -> Frame:
     if len(parts) != 3:
         raise InvalidFrame(f"expected 3 message parts [topic, header, pixels], got {len(parts)}")
-    header = _frame_header(parts[1])
+    if topic is not None and bytes(parts[0]) != topic:
+        raise InvalidFrame(f"topic {_short(bytes(parts[0]), 80)} is not {topic!r}")
+    header = _frame_header(parts[1], max_pixels)
     shape, fmt = header["shape"], header["fmt"]
     if fmt in ENCODED_FORMATS:
-        image = _decode_image(parts[2], fmt, shape)
+        image = _decode_image(parts[2], fmt, shape, max_pixels)
     else:
         image = _raw_image(parts[2], fmt, shape)
     return Frame(seq=header["seq"], image=image, t_source_ns=header["t_ns"])
 
 
 def _json(part, what: str, error=ValueError) -> dict:
+    data = bytes(part)
+    if len(data) > MAX_JSON_BYTES:
+        raise error(f"{what} is {len(data)} bytes, more than {MAX_JSON_BYTES}")
     try:
-        obj = json.loads(bytes(part).decode("utf-8"))
+        obj = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise error(f"{what} is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:
         raise error(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise error(f"{what} is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise error(f"{what} is not usable JSON: {_short(exc)}") from None
     if not isinstance(obj, dict):
         raise error(f"{what} must be a JSON object, got {type(obj).__name__}")
     if obj.get("v") != VERSION:
-        raise error(f"unsupported protocol version {obj.get('v')!r} (this side speaks v{VERSION})")
+        raise error(f"unsupported protocol version {_short(repr(obj.get('v')), 40)} "
+                    f"(this side speaks v{VERSION})")
     return obj
 
 
@@ -82,25 +129,33 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _frame_header(part) -> dict:
+def _frame_header(part, max_pixels: int) -> dict:
     h = _json(part, "frame header", InvalidFrame)
     missing = [f for f in FRAME_FIELDS if f not in h]
     if missing:
         raise InvalidFrame(f"frame header lacks field(s): {', '.join(missing)}")
     if not _is_int(h["seq"]) or not _is_int(h["t_ns"]):
-        raise InvalidFrame(f"seq and t_ns must be integers, got {h['seq']!r}, {h['t_ns']!r}")
+        raise InvalidFrame(f"seq and t_ns must be integers, got {_short(repr(h['seq']), 40)}, "
+                           f"{_short(repr(h['t_ns']), 40)}")
     if h["dtype"] not in DTYPES:
-        raise InvalidFrame(f"unknown dtype {h['dtype']!r} (supported: {', '.join(DTYPES)})")
+        raise InvalidFrame(f"unknown dtype {_short(repr(h['dtype']), 40)} (supported: {', '.join(DTYPES)})")
     if h["fmt"] not in FORMATS:
-        raise InvalidFrame(f"unknown fmt {h['fmt']!r} (supported: {', '.join(FORMATS)})")
+        raise InvalidFrame(f"unknown fmt {_short(repr(h['fmt']), 40)} (supported: {', '.join(FORMATS)})")
     shape = h["shape"]
     if (not isinstance(shape, list) or len(shape) not in (2, 3)
             or not all(_is_int(n) and n > 0 for n in shape)):
-        raise InvalidFrame(f"shape must be [h,w] or [h,w,c] of positive integers, got {shape!r}")
+        raise InvalidFrame(f"shape must be [h,w] or [h,w,c] of positive integers, "
+                           f"got {_short(repr(shape), 80)}")
     channels = shape[2] if len(shape) == 3 else 1
     if channels not in (1, 3):
         raise InvalidFrame(f"channel count must be 1 or 3, got {channels}")
+    _check_size(shape[0], shape[1], max_pixels, "shape")
     return h
+
+
+def _check_size(height: int, width: int, max_pixels: int, what: str) -> None:
+    if height * width > max_pixels:  # Python ints: no overflow whatever the header says
+        raise InvalidFrame(f"{what} {height}x{width} is more than max_pixels={max_pixels}")
 
 
 def _raw_image(part, fmt: str, shape: list[int]) -> np.ndarray:
@@ -108,16 +163,22 @@ def _raw_image(part, fmt: str, shape: list[int]) -> np.ndarray:
     if (fmt == "gray") != (channels == 1):
         raise InvalidFrame(f"fmt {fmt!r} does not match shape {shape} ({channels} channel(s))")
     buf = np.frombuffer(part, dtype=np.uint8)
-    if buf.size != int(np.prod(shape)):
-        raise InvalidFrame(f"pixel buffer has {buf.size} bytes, shape {shape} needs {int(np.prod(shape))}")
+    need = math.prod(shape)
+    if buf.size != need:
+        raise InvalidFrame(f"pixel buffer has {buf.size} bytes, shape {shape} needs {need}")
     image = buf.reshape(shape[:2] if channels == 1 else shape)
     return cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if fmt == "rgb" else image
 
 
-def _decode_image(part, fmt: str, shape: list[int]) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(part, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+def _decode_image(part, fmt: str, shape: list[int], max_pixels: int) -> np.ndarray:
+    data = memoryview(part).cast("B")
+    height, width = encoded_size(data, fmt)  # before decoding: a small file may declare a huge image
+    if [height, width] != list(shape[:2]):
+        raise InvalidFrame(f"{fmt} image is {height}x{width}, header says {shape}")
+    _check_size(height, width, max_pixels, f"{fmt} image")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise InvalidFrame(f"pixels are not a decodable {fmt} image ({len(part)} bytes)")
+        raise InvalidFrame(f"pixels are not a decodable {fmt} image ({len(data)} bytes)")
     if image.dtype != np.uint8:
         raise InvalidFrame(f"decoded {fmt} image is {image.dtype}, expected uint8")
     if image.ndim == 3 and image.shape[2] == 1:
@@ -131,11 +192,50 @@ def _decode_image(part, fmt: str, shape: list[int]) -> np.ndarray:
     return image
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless...); C4, C8 and CC are not frames
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
+_MAX_JPEG_STEPS = 4096  # markers and fill bytes looked at before the frame header
+
+
+def encoded_size(data, fmt: str) -> tuple[int, int]:
+    """(height, width) from a PNG's IHDR or a JPEG's SOF segment, without decoding pixels."""
+    data = memoryview(data).cast("B")
+    if fmt == "png":
+        if len(data) < 24 or bytes(data[:8]) != _PNG_SIGNATURE or bytes(data[12:16]) != b"IHDR":
+            raise InvalidFrame("pixels are not a png image (no PNG signature and IHDR)")
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    if bytes(data[:2]) != b"\xff\xd8":
+        raise InvalidFrame("pixels are not a jpeg image (no SOI marker)")
+    i, steps = 2, 0
+    while i + 4 <= len(data) and steps < _MAX_JPEG_STEPS:  # a file of fill bytes ends here too
+        steps += 1
+        if data[i] != 0xFF:
+            raise InvalidFrame(f"jpeg marker expected at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in _SOF_MARKERS:
+            if i + 9 > len(data) or length < 8:
+                break
+            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+        if marker in (0xD9, 0xDA) or length < 2:  # end of image or scan data before a frame header
+            break
+        i += 2 + length
+    raise InvalidFrame(f"jpeg has no frame header (SOF) in its first {steps} markers")
+
+
 # -- results out --------------------------------------------------------------------------------
 def check_stream_name(stream: str) -> str:
     """Stream names go into topics, so they are kept to letters, digits, '_' and '-'."""
     if not isinstance(stream, str) or not _STREAM_NAME.match(stream):
-        raise ValueError(f"stream name must be 1-64 of [A-Za-z0-9_-], got {stream!r}")
+        raise UserError(f"stream name must be 1-64 of [A-Za-z0-9_-], got {stream!r}")
     return stream
 
 
@@ -222,55 +322,76 @@ class StatusMessage:
     status: dict[str, Any]
 
 
+def _total(kind: str):
+    """Decorator: any exception a decoder meets on a hostile message becomes MessageError."""
+    def wrap(decoder):
+        @functools.wraps(decoder)
+        def decode(parts):
+            try:
+                return decoder(parts)
+            except MessageError:
+                raise
+            except Exception as exc:
+                raise MessageError(f"malformed {kind} message: {type(exc).__name__}: "
+                                   f"{_short(exc)}") from None
+        return decode
+    return wrap
+
+
 def _stream_of(parts, kind: str, count: int) -> str:
     if len(parts) != count:
-        raise ValueError(f"{kind} message must have {count} parts, got {len(parts)}")
+        raise MessageError(f"{kind} message must have {count} parts, got {len(parts)}")
     t = bytes(parts[0]).decode("utf-8", "replace")
     if not t.startswith(kind + "."):
-        raise ValueError(f"topic {t!r} is not a {kind} topic")
+        raise MessageError(f"topic {_short(t, 80)!r} is not a {kind} topic")
     return t[len(kind) + 1:]
 
 
+@_total("result")
 def decode_result(parts) -> DetectionMessage:
     stream = _stream_of(parts, "det", 2)
-    d = _json(parts[1], "result")
-    try:
-        classes = {name: ClassResult(name, float(c["score"]), bool(c["present"]),
-                                     _tuple(c.get("peak")), _tuple(c.get("box")))
-                   for name, c in d["classes"].items()}
-        return DetectionMessage(stream, int(d["seq"]), d.get("t_source_ns"),
-                                tuple(d["frame_shape"]), classes, dict(d.get("latency_ms", {})), d)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed result message: {exc!r}") from None
+    d = _json(parts[1], "result", MessageError)
+    classes = {str(name): ClassResult(str(name), float(c["score"]), bool(c["present"]),
+                                      _tuple(c.get("peak")), _tuple(c.get("box")))
+               for name, c in d["classes"].items()}
+    shape = tuple(int(n) for n in d["frame_shape"])
+    latency = {str(k): float(v) for k, v in dict(d.get("latency_ms", {})).items()}
+    t_source = d.get("t_source_ns")
+    if t_source is not None and not _is_int(t_source):
+        raise MessageError(f"t_source_ns must be an integer or null, got {_short(repr(t_source), 40)}")
+    return DetectionMessage(stream, int(d["seq"]), t_source, shape, classes, latency, d)
 
 
 def _tuple(xs):
     return None if xs is None else tuple(int(x) for x in xs)
 
 
+@_total("map")
 def decode_map(parts) -> MapMessage:
     stream = _stream_of(parts, "map", 3)
-    h = _json(parts[1], "map header")
-    try:
-        maps = np.frombuffer(parts[2], dtype=np.uint8).reshape(h["shape"])
-        return MapMessage(stream, int(h["seq"]), tuple(h["classes"]), maps)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed map message: {exc}") from None
+    h = _json(parts[1], "map header", MessageError)
+    shape = [int(n) for n in h["shape"]]
+    if len(shape) != 3 or min(shape) < 0 or math.prod(shape) != len(parts[2]):
+        raise MessageError(f"map shape {shape} does not match its {len(parts[2])}-byte buffer")
+    maps = np.frombuffer(parts[2], dtype=np.uint8).reshape(shape)
+    return MapMessage(stream, int(h["seq"]), tuple(str(c) for c in h["classes"]), maps)
 
 
+@_total("status")
 def decode_status(parts) -> StatusMessage:
     stream = _stream_of(parts, "status", 2)
-    return StatusMessage(stream, _json(parts[1], "status"))
+    return StatusMessage(stream, _json(parts[1], "status", MessageError))
 
 
 DECODERS = {b"det": decode_result, b"map": decode_map, b"status": decode_status}
 
 
 def decode_message(parts) -> DetectionMessage | MapMessage | StatusMessage:
-    """Any output message, by its topic's kind (``det``, ``map``, ``status``)."""
-    if not parts:
-        raise ValueError("empty message")
+    """Any output message, by its topic's kind (``det``, ``map``, ``status``); total: anything
+    that does not decode raises MessageError."""
+    if not isinstance(parts, list | tuple) or not parts:
+        raise MessageError("empty message")
     kind = bytes(parts[0]).split(b".", 1)[0]
     if kind not in DECODERS:
-        raise ValueError(f"unknown topic {bytes(parts[0])!r}")
+        raise MessageError(f"unknown topic {_short(bytes(parts[0]), 80)}")
     return DECODERS[kind](parts)

@@ -107,6 +107,12 @@ class SimDataset:
         return Sample(bytescale(img) if self.recipe.scale == "minmax" else img, labels, boxes)
 
 
+def _inside(path: str, root: str) -> bool:
+    """``path`` resolves (symbolic links followed) to somewhere under ``root``."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, base]) == base
+
+
 class FolderDataset:
     """Images in a directory labelled by ``labels.csv`` (``image`` column, then one per class)."""
 
@@ -135,6 +141,8 @@ class FolderDataset:
             if any(v not in (0.0, 1.0) for v in vals):
                 raise ValueError(f"{path}:{ln}: labels must be 0 or 1, got {row[1:]}")
             f = os.path.join(root, row[0].strip())
+            if not _inside(f, root):
+                raise ValueError(f"{path}:{ln}: image {row[0].strip()!r} is outside the data folder")
             if not os.path.isfile(f):
                 raise ValueError(f"{path}:{ln}: image file {row[0].strip()!r} not found")
             self.files.append(f)

@@ -1,4 +1,9 @@
-"""The ``streamer`` command: one module per subcommand, looked up in COMMANDS."""
+"""The ``streamer`` command: one module per subcommand, looked up in COMMANDS.
+
+Exit status: 0 done (or a requested stop); 1 an internal error (with its traceback); 2 bad input
+(one line: a flag, config, file, model, data set, a device that does not open); 3 the source
+failed or ended early at run time (one line); 130 interrupted before the pipeline ran.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import argparse
 import importlib
 import logging
 import sys
+
+from streamer.errors import UserError
 
 COMMANDS: dict[str, str] = {
     # name: module (each has HELP, add_arguments(parser) and run(args) -> int)
@@ -19,10 +26,12 @@ COMMANDS: dict[str, str] = {
     "simulate": "streamer.cli.simulate_cmd",
     "tap": "streamer.cli.tap_cmd",
     "serve": "streamer.cli.serve_cmd",
+    "keys": "streamer.cli.keys_cmd",
 }
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """Bad input to a command: printed as one line, exit status 2."""
 
 
@@ -55,11 +64,19 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.handler(args) or 0)
-    except (CommandError, ValueError, FileNotFoundError, BackendError) as exc:
-        print(f"streamer {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except (UserError, FileNotFoundError, BackendError) as exc:
+        print(f"streamer {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception:  # a bug: say so, with the traceback, and never look like bad input
+        logging.getLogger("streamer").exception("internal error in streamer %s", args.command)
+        return EXIT_INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 500 else text[:500] + "..."
 
 
 if __name__ == "__main__":

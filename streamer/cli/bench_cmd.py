@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from streamer.cli import CommandError
+from streamer.errors import user_input
 
 HELP = "measure latency and throughput (model only and end to end) beside a naive baseline"
 
@@ -27,9 +28,16 @@ def add_arguments(p) -> None:
 
 
 def _existing(path: str, what: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise CommandError(f"{what} not found: {p}")
+    """The path of a model file that reads (ONNX) or one line; checkpoints are read if torch is."""
+    import importlib.util
+
+    from streamer.cli import inputs
+
+    p = inputs.existing(path, what)
+    if p.suffix == ".onnx":
+        inputs.model_info(p)
+    elif importlib.util.find_spec("torch") is not None:
+        inputs.load_model(p)
     return p
 
 
@@ -70,7 +78,8 @@ def plan_from_args(args):
     plan = quick_plan(onnx, checkpoint, extra) if args.quick else BenchPlan(onnx, checkpoint, extra)
     changes = {"duration_s": args.duration, "frames": args.frames,
                "fps": _numbers(args.fps, float, "--fps"), "batches": _numbers(args.batches, int, "--batches")}
-    return replace(plan, **{k: v for k, v in changes.items() if v is not None})
+    with user_input("bench", (ValueError,)):  # the plan validates the flags
+        return replace(plan, **{k: v for k, v in changes.items() if v is not None})
 
 
 def run(args) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamer.errors import UserError
+
 HELP = "build a TensorRT plan from an ONNX model (fp32, fp16 or int8 Q/DQ; strongly typed)"
 FP16_FRAMES = "sim:n=32,seed=7"  # what the FP16 conversion is measured on (scripts/gpu_check too)
 
@@ -29,9 +31,9 @@ def parse_batches(text: str) -> tuple[int, ...]:
     try:
         batches = tuple(int(b) for b in text.split(","))
     except ValueError:
-        raise ValueError(f"--batch must be comma-separated integers, got {text!r}") from None
+        raise UserError(f"--batch must be comma-separated integers, got {text!r}") from None
     if min(batches) < 1:
-        raise ValueError("--batch sizes must be ≥ 1")
+        raise UserError("--batch sizes must be ≥ 1")
     return batches
 
 
@@ -45,7 +47,7 @@ def fp16_onnx(onnx_path: Path, data: str = FP16_FRAMES, out: Path | None = None)
 
     info = ModelInfo.from_onnx(onnx_path)
     if info.precision != "fp32":
-        raise ValueError(f"--precision fp16 needs an FP32 ONNX; {onnx_path} is {info.precision}")
+        raise UserError(f"--precision fp16 needs an FP32 ONNX; {onnx_path} is {info.precision}")
     out = out or onnx_path.with_suffix(".fp16.onnx")
     model, kept = convert_fp16(onnx.load(str(onnx_path)), load_frames(data, info.input_size, 32))
     onnx.save(model, str(out))
@@ -61,7 +63,7 @@ def run(args) -> int:
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {onnx_path}")
     if not args.device.startswith("cuda"):
-        raise ValueError(f"--device must be cuda or cuda:N, got {args.device!r}")
+        raise UserError(f"--device must be cuda or cuda:N, got {args.device!r}")
     options = BuildOptions(parse_batches(args.batch), args.workspace_mb, args.timing_cache,
                            tf32=not args.no_tf32, device=device_index(args.device))
     if args.precision == "fp16":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from streamer.errors import UserError
+
 HELP = "quantise an ONNX model to INT8 (explicit Q/DQ) from representative frames"
 
 
@@ -40,28 +42,26 @@ def run(args) -> int:
 
     import onnx
 
-    from calibration.frames import load_frames, split
+    from calibration.frames import split
     from calibration.int8 import choose_proposal_precision, quantize_int8
     from calibration.report import compare, write_report
-    from engines.model_info import ModelInfo
     from engines.precision import convert_fp16
+    from streamer.cli import inputs
 
     if args.frames < 2 or args.held_out < 0 or args.held_out >= args.frames:
-        raise ValueError("--frames must be ≥ 2 and --held-out between 0 and --frames - 1")
-    if not Path(args.onnx).is_file():
-        raise FileNotFoundError(f"ONNX model not found: {args.onnx}")
-    info = ModelInfo.from_onnx(args.onnx)
+        raise UserError("--frames must be ≥ 2 and --held-out between 0 and --frames - 1")
+    info = inputs.model_info(args.onnx)
     if info.precision != "fp32":
-        raise ValueError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
+        raise UserError(f"{args.onnx} is already {info.precision}; calibrate the FP32 export")
     from engines.datasets import for_representation
 
     data = for_representation(args.data, info.representation, info.recipe.name)
     if info.representation == "polar" and data.split(":", 1)[0] != "sim":
         log_polar_note(data)
-    frames = load_frames(data, info.input_size, args.frames)
+    frames = inputs.frames(data, info.input_size, args.frames)
     calib, held = split(frames, args.held_out)
     if not len(held) and (args.report or args.proposal == "auto"):
-        raise ValueError("--held-out 0 leaves no frames to judge INT8 on (the report and "
+        raise UserError("--held-out 0 leaves no frames to judge INT8 on (the report and "
                          "--proposal auto need them): give --held-out ≥ 1")
     tried = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,11 +85,9 @@ def run(args) -> int:
                   "results": results}
         if args.eval_data:
             from calibration.report import evaluate_pair
-            from engines.datasets import open_dataset
 
-            dataset = open_dataset(for_representation(args.eval_data, info.representation,
-                                                      info.recipe.name),
-                                   input_size=info.input_size)
+            dataset = inputs.dataset(args.eval_data, info.representation, info.input_size,
+                                     info.recipe.name)
             report["accuracy"] = {name: evaluate_pair(args.onnx, path, dataset)
                                   for name, path in (("fp16", fp16_path), ("int8", Path(args.out)))}
         js, md = write_report(report, args.report)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamer.errors import UserError
+
 HELP = "evaluate a model: per-class accuracy/precision/recall/F1/AP, pointing game, box IoU"
 
 
@@ -20,25 +22,28 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from engines.datasets import for_representation, open_dataset
+    from engines.datasets import for_representation
     from engines.defaults import default_onnx
     from engines.evaluation import evaluate, write_report
-    from engines.model_info import ModelInfo
     from engines.report_grid import write_grid
+    from streamer.cli import inputs
 
+    if args.batch_size < 1 or not 0 < args.threshold < 1 or args.examples < 0:
+        raise UserError("--batch-size must be ≥ 1, --threshold in (0, 1) and --examples ≥ 0")
     model = args.checkpoint or args.onnx or default_onnx()
     if str(model).endswith(".onnx"):
-        info = ModelInfo.from_onnx(model)
+        info = inputs.model_info(model)
         size, representation, recipe = info.input_size, info.representation, info.recipe.name
     else:
-        from engines.checkpoint import read_checkpoint
         from engines.input_recipe import InputRecipe
 
-        config = read_checkpoint(model).get("config", {})
+        payload = inputs.checkpoint(model)
+        config = payload.get("config", {}) if isinstance(payload, dict) else {}
         size, representation = config.get("input_size", 224), config.get("representation", "sector")
         recipe = InputRecipe.from_json(config.get("extra", {}).get("recipe")).name
+        inputs.load_model(model)  # the weights fit the architecture, or one line
+    dataset = inputs.dataset(args.data, representation, size, recipe)
     args.data = for_representation(args.data, representation, recipe)
-    dataset = open_dataset(args.data, input_size=size)
     report, ex = evaluate(model, dataset, batch_size=args.batch_size, progress=not args.quiet,
                           threshold=args.threshold, keep=args.examples)
     report["data"] = args.data

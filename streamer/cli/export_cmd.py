@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streamer.errors import UserError
+
 HELP = "export a model to ONNX with the soft proposal unrolled to a fixed count"
 
 
@@ -36,23 +38,23 @@ def _triton_repo(args, onnx) -> None:
 
 def run(args) -> int:
     if args.plan and not args.triton_repo:
-        raise ValueError("--plan goes with --triton-repo")
+        raise UserError("--plan goes with --triton-repo")
     if not args.out:
         if not args.triton_repo:
-            raise ValueError("--out is required (or --triton-repo for the bundled model)")
+            raise UserError("--out is required (or --triton-repo for the bundled model)")
         _triton_repo(args, None)
         return 0
     try:
-        from engines.checkpoint import load_checkpoint
         from engines.export import export_onnx
         from engines.model import ModelConfig, SPNModel
     except ImportError as exc:
-        raise ValueError(f"export needs torch (pip install 'sonostream[train]'): {exc}") from exc
+        raise UserError(f"export needs torch (pip install 'sonostream[train]'): {exc}") from exc
     from engines.defaults import default_checkpoint
     from engines.model_info import file_sha256
+    from streamer.cli import inputs
 
     if args.iterations is not None and args.iterations < 1:
-        raise ValueError("--iterations must be ≥ 1")
+        raise UserError("--iterations must be ≥ 1")
     if args.arch:
         model, digest = SPNModel(ModelConfig(arch=args.arch, head=args.head)).eval(), ""
     else:
@@ -60,7 +62,7 @@ def run(args) -> int:
         overrides = {"classes": [c.strip() for c in args.classes.split(",")]} if args.classes else {}
         if args.activation:
             overrides["activation"] = args.activation
-        model, digest = load_checkpoint(path, **overrides), file_sha256(path)
+        model, digest = inputs.load_model(path, **overrides), file_sha256(path)
     out = export_onnx(model, args.out, iterations=args.iterations, mode=args.mode,
                       dynamic_batch=args.batch == "dynamic", source_sha256=digest)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")

@@ -9,7 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from streamer.cli import CommandError
+from streamer.cli import EXIT_INTERNAL, EXIT_OK, EXIT_SOURCE, CommandError
+from streamer.cli.keys_cmd import add_server_key_arguments
 
 HELP = "run the live pipeline: source → fan crop → model → results on ZMQ, metrics over HTTP"
 
@@ -25,7 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--remote-model", metavar="NAME", help="the model's name on --server "
                                                           "(default: sonostream)")
     p.add_argument("--publish", metavar="ENDPOINT", help="ZMQ PUB endpoint (default tcp://127.0.0.1:5556)")
-    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback publish endpoint")
+    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback publish endpoint "
+                   "(needs CurveZMQ keys: --curve-secret/--curve-clients, or --insecure)")
+    add_server_key_arguments(p)
     p.add_argument("--metrics-port", type=int, metavar="N", help="Prometheus port on 127.0.0.1 "
                                                                  "(default 9108; 0 disables)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
@@ -50,7 +53,8 @@ def config_from_args(args):
         model={"path": args.model, "backend": args.backend, "device": args.device,
                "server": args.server, "remote_model": args.remote_model},
         publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
-                 "stream": args.stream, "record": args.record},
+                 "stream": args.stream, "record": args.record, "curve_secret": args.curve_secret,
+                 "curve_clients": args.curve_clients, "insecure": True if args.insecure else None},
         metrics={"port": args.metrics_port},
         pipeline={"duration_s": args.duration, "max_frames": args.max_frames},
         postprocess={"maps": False if args.no_maps else None},
@@ -89,30 +93,40 @@ def _signals(stop):
 def _open_parts(config, stack: contextlib.ExitStack):
     """Source (validated, unopened), opened backend and sinks, metrics (+ HTTP endpoint)."""
     from engines.backends import BackendOptions, create_backend
+    from streamer.errors import user_input
     from streamer.metrics import MetricsServer, PipelineMetrics
+    from streamer.security import check_remote
     from streamer.sinks.recording_sink import RecordingSink
     from streamer.sinks.zmq_sink import ZmqSink
     from streamer.sources import create_source
 
     source = create_source(config.source.spec)
     m = config.model
-    backend = create_backend(m.backend, _model_path(config),
-                             BackendOptions(device=m.device, precision=m.precision, threads=m.threads))
-    stack.callback(backend.close)
-    backend.open()
+    path = _model_path(config)
+    with user_input(f"cannot load model {path}", subject=path):
+        backend = create_backend(m.backend, path, BackendOptions(device=m.device, precision=m.precision,
+                                                                  threads=m.threads))
+        stack.callback(backend.close)
+        backend.open()
     sinks = []
     if config.publish.endpoint:
         p = config.publish
-        sink = ZmqSink(endpoint=p.endpoint, maps=config.postprocess.maps, allow_remote=p.allow_remote)
+        sink = ZmqSink(endpoint=p.endpoint, maps=config.postprocess.maps, allow_remote=p.allow_remote,
+                       curve_secret=p.curve_secret, curve_clients=p.curve_clients, insecure=p.insecure)
         stack.callback(sink.close)
         sinks.append(sink.open())
     if config.publish.record:
-        recorder = RecordingSink(path=config.publish.record)
-        stack.callback(recorder.close)
-        sinks.append(recorder.open())
+        with user_input("--record", (ValueError, OSError)):
+            recorder = RecordingSink(path=config.publish.record)
+            stack.callback(recorder.close)
+            sinks.append(recorder.open())
     metrics = PipelineMetrics(config.publish.stream)
     if config.metrics.port:
-        server = MetricsServer(metrics.registry, config.metrics.port, config.metrics.host).start()
+        check_remote(f"tcp://{config.metrics.host}:{config.metrics.port}", encrypted=False,
+                     insecure=config.publish.insecure, what="metrics (HTTP)",
+                     allow_remote=config.publish.allow_remote)
+        with user_input("metrics", (ValueError, OSError)):
+            server = MetricsServer(metrics.registry, config.metrics.port, config.metrics.host).start()
         stack.callback(server.stop)
     return source, backend, sinks, metrics
 
@@ -176,4 +190,17 @@ def run(args) -> int:
             finally:
                 counts = pipeline.close()
     print(summary(counts, pipeline.latency.summary_ms(), time.monotonic() - started))
-    return 0
+    return exit_status(pipeline.source_state)
+
+
+def exit_status(source_state) -> int:
+    """0 for a requested stop or a source that ended as expected; otherwise one line and 3 (the
+    source ended early) or 1 (a bug stopped the source; its traceback is in the log)."""
+    if source_state.state == "incomplete":
+        print(f"streamer run: error: source ended early: {source_state.error}", file=sys.stderr)
+        return EXIT_SOURCE
+    if source_state.state == "failed":
+        print(f"streamer run: internal error: the source failed: {source_state.error}",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_OK

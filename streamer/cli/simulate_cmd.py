@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from streamer.cli.keys_cmd import add_server_key_arguments
+from streamer.errors import UserError
+
 HELP = "publish simulated scanner frames over ZMQ (a stand-in for a real scanner)"
 
 
@@ -19,20 +22,26 @@ def add_arguments(p) -> None:
     p.add_argument("--topic", default="frames", help="topic (default frames)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow binding a non-loopback address (frames are patient data)")
+    add_server_key_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def run(args) -> int:
     if args.fps <= 0 or args.frames < 0:
-        raise ValueError("--fps must be > 0 and --frames ≥ 0")
+        raise UserError("--fps must be > 0 and --frames ≥ 0")
     from engines.simulator import LiveFeed
     from streamer.protocol import encode_frame
+    from streamer.security import ServerKeys
     from streamer.sinks.zmq_sink import bind_publisher
     from streamer.sources.base import Pacer
 
+    if bool(args.curve_secret) != bool(args.curve_clients):
+        raise UserError("CurveZMQ needs both --curve-secret and --curve-clients")
+    keys = ServerKeys(args.curve_secret, args.curve_clients) if args.curve_secret else None
+    sock = bind_publisher(args.publish, allow_remote=args.allow_remote, hwm=4, keys=keys,
+                          insecure=args.insecure)
     feed = LiveFeed(seed=args.seed, fps=args.fps, width=args.width, height=args.height,
                     style=args.style)
-    sock = bind_publisher(args.publish, allow_remote=args.allow_remote, hwm=4)
     pacer, topic = Pacer(args.fps), args.topic.encode()
     print(f"simulate: publishing {args.width}x{args.height} {args.fmt} at {args.fps:g} fps "
           f"on {args.publish} (topic {args.topic!r})", flush=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
+from streamer.cli.keys_cmd import add_client_key_arguments
+from streamer.errors import UserError
+
 HELP = "print results from a running streamer (one line per frame)"
 
 
@@ -14,6 +17,7 @@ def add_arguments(p) -> None:
     p.add_argument("--count", type=int, default=0, help="stop after N results (default: never)")
     p.add_argument("--json", action="store_true", help="print each message as its JSON")
     p.add_argument("--status", action="store_true", help="also print status messages")
+    add_client_key_arguments(p)
     p.add_argument("--timeout", type=float, default=None,
                    help="give up after this many seconds without a message (exit 1)")
 
@@ -30,10 +34,11 @@ def run(args) -> int:
     from streamer.client import DetectionMessage, ResultSubscriber, StatusMessage
 
     if args.count < 0 or (args.timeout is not None and args.timeout <= 0):
-        raise ValueError("--count must be ≥ 0 and --timeout > 0")
+        raise UserError("--count must be ≥ 0 and --timeout > 0")
     topics = ("det", "status") if args.status else ("det",)
     seen = 0
-    with ResultSubscriber(args.connect, stream=args.stream, topics=topics) as sub:
+    with ResultSubscriber(args.connect, stream=args.stream, topics=topics, server_key=args.server_key,
+                          client_key=args.client_key, insecure=args.insecure) as sub:
         for msg in sub.messages(idle_timeout=args.timeout):
             if isinstance(msg, StatusMessage):
                 text = json.dumps(msg.status) if args.json else f"{msg.stream} status {msg.status}"

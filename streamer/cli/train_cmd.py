@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streamer.errors import UserError
+
 HELP = "train a soft-proposal model on image-level labels (sim:..., a folder with labels.csv, ...)"
 
 
@@ -31,8 +33,28 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from engines.training import TrainConfig, train
+    from streamer.cli import inputs
+    from streamer.errors import user_input
 
-    cfg = TrainConfig(
+    for spec in (args.data, args.val):  # a bad spec or folder is one line, before any training
+        inputs.dataset(spec, "", args.input_size)
+    if args.arch not in _arches():
+        raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(_arches())}")
+    with user_input("train", (ValueError,)):
+        cfg = _config(args, TrainConfig)
+    path = train(cfg)
+    print(f"wrote {path}")
+    return 0
+
+
+def _arches() -> tuple[str, ...]:
+    from engines.backbones import BACKBONES
+
+    return tuple(BACKBONES)
+
+
+def _config(args, TrainConfig):
+    return TrainConfig(
         data=args.data, val=args.val, out=args.out, arch=args.arch, head=args.head,
         input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, lr_step=args.lr_step,
@@ -40,6 +62,3 @@ def run(args) -> int:
         seed=args.seed, threads=args.threads, resume=args.resume, progress=not args.quiet,
         representation=args.representation,
     )
-    path = train(cfg)
-    print(f"wrote {path}")
-    return 0

@@ -1,4 +1,5 @@
-"""Results, maps and status on a ZMQ PUB socket (wire format v1), loopback unless allowed.
+"""Results, maps and status on a ZMQ PUB socket (wire format v1), loopback unless allowed;
+remote use is CurveZMQ-encrypted and authenticated (streamer.security) or explicitly insecure.
 
 A PUB socket never blocks: a subscriber that falls behind its high-water mark loses messages
 silently, which is what a live display wants.
@@ -13,42 +14,42 @@ from dataclasses import dataclass
 
 import zmq
 
+from streamer.errors import UserError
 from streamer.frames import FrameResult
 from streamer.protocol import encode_map, encode_result, encode_status
+from streamer.security import ServerKeys, check_remote, is_local_endpoint, make_server
 from streamer.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
-LOOPBACK_HOSTS = ("localhost", "::1", "[::1]", "lo")
+
+__all__ = ["DEFAULT_ENDPOINT", "ZmqSink", "bind_publisher", "is_local_endpoint"]
 
 
-def is_local_endpoint(endpoint: str) -> bool:
-    """ipc/inproc, or tcp on a loopback address or interface."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("ipc", "inproc"):
-        return True
-    host = rest.rpartition(":")[0]
-    return scheme == "tcp" and (host in LOOPBACK_HOSTS or host.startswith("127."))
-
-
-def bind_publisher(endpoint: str, *, allow_remote: bool = False, hwm: int = 8) -> zmq.Socket:
+def bind_publisher(endpoint: str, *, allow_remote: bool = False, hwm: int = 8,
+                   keys: ServerKeys | None = None, insecure: bool = False) -> zmq.Socket:
     """A PUB socket bound to ``endpoint`` (``tcp://127.0.0.1:*`` picks a free port; read
-    ``LAST_ENDPOINT``). Refuses non-loopback addresses unless ``allow_remote``."""
+    ``LAST_ENDPOINT``). A non-loopback address needs ``allow_remote`` and either CurveZMQ
+    ``keys`` (subscribers must hold an allowed client key) or ``insecure``."""
     if not endpoint.startswith(("tcp://", "ipc://", "inproc://")):
-        raise ValueError(f"endpoint must be tcp://, ipc:// or inproc://, got {endpoint!r}")
-    if not allow_remote and not is_local_endpoint(endpoint):
-        raise ValueError(f"refusing to bind {endpoint}: not a loopback address and frames are "
-                         "patient data; allow it explicitly (allow_remote / --allow-remote)")
+        raise UserError(f"endpoint must be tcp://, ipc:// or inproc://, got {endpoint!r}")
+    check_remote(endpoint, encrypted=keys is not None, insecure=insecure, what="publishing",
+                 allow_remote=allow_remote)
     sock = zmq.Context.instance().socket(zmq.PUB)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
     try:
+        if keys is not None:
+            make_server(sock, keys)
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
         sock.close(linger=0)
         if exc.errno == errno.EADDRINUSE:
-            raise ValueError(f"address in use: {endpoint}") from None
-        raise ValueError(f"cannot bind {endpoint}: {exc}") from None
+            raise UserError(f"address in use: {endpoint}") from None
+        raise UserError(f"cannot bind {endpoint}: {exc}") from None
+    except BaseException:
+        sock.close(linger=0)
+        raise
     return sock
 
 
@@ -58,10 +59,18 @@ class ZmqSinkOptions:
     maps: bool = False  # also publish class maps on map.<stream>
     allow_remote: bool = False  # bind to a non-loopback address
     hwm: int = 8  # send high-water mark per subscriber, in messages
+    curve_secret: str = ""  # the publisher's secret key file (streamer keys): CurveZMQ on
+    curve_clients: str = ""  # folder of client public keys allowed to subscribe
+    insecure: bool = False  # allow a plaintext non-loopback bind (logs a warning)
 
     def __post_init__(self):
         if self.hwm < 1:
-            raise ValueError(f"hwm must be ≥ 1, got {self.hwm}")
+            raise UserError(f"hwm must be ≥ 1, got {self.hwm}")
+        if bool(self.curve_secret) != bool(self.curve_clients):
+            raise UserError("CurveZMQ needs both curve_secret and curve_clients")
+
+    def server_keys(self) -> ServerKeys | None:
+        return ServerKeys(self.curve_secret, self.curve_clients) if self.curve_secret else None
 
 
 class ZmqSink(Sink):
@@ -80,7 +89,8 @@ class ZmqSink(Sink):
 
     def _open(self) -> None:
         o = self.options
-        self._sock = bind_publisher(o.endpoint, allow_remote=o.allow_remote, hwm=o.hwm)
+        self._sock = bind_publisher(o.endpoint, allow_remote=o.allow_remote, hwm=o.hwm,
+                                    keys=o.server_keys(), insecure=o.insecure)
         self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def _send(self, parts: list[bytes]) -> None:

@@ -20,6 +20,7 @@ import importlib
 import os
 import re
 
+from streamer.errors import UserError
 from streamer.sources.base import Pacer, Source
 from streamer.sources.options import parse_items
 
@@ -42,7 +43,7 @@ __all__ = ["REGISTRY", "Pacer", "Source", "create_source", "open_source", "parse
 def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
     """``(kind, options)`` with option values still as text."""
     if not spec or not spec.strip():
-        raise ValueError(f"empty source spec; use {USAGE}")
+        raise UserError(f"empty source spec; use {USAGE}")
     match = _SCHEME.match(spec)
     if os.path.isfile(spec) and spec.lower().endswith((".dcm", ".dicom")):
         return "dicom", {"path": spec}
@@ -50,16 +51,16 @@ def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
         return "file", {"path": spec}
     kind = match.group(1)
     if kind not in REGISTRY:
-        raise ValueError(f"unknown source {kind!r} in {spec!r}; use {USAGE}")
+        raise UserError(f"unknown source {kind!r} in {spec!r}; use {USAGE}")
     options = parse_items(spec, spec[len(kind) + 1:], TARGETS.get(kind))
     if kind in TARGETS and TARGETS[kind] not in options:
-        raise ValueError(f"source spec {spec!r} needs a {TARGETS[kind]}: {kind}:<{TARGETS[kind]}>")
+        raise UserError(f"source spec {spec!r} needs a {TARGETS[kind]}: {kind}:<{TARGETS[kind]}>")
     return kind, options
 
 
 def source_class(kind: str) -> type[Source]:
     if kind not in REGISTRY:
-        raise ValueError(f"unknown source {kind!r}; choose one of {sorted(REGISTRY)}")
+        raise UserError(f"unknown source {kind!r}; choose one of {sorted(REGISTRY)}")
     module, cls = REGISTRY[kind].split(":")
     return getattr(importlib.import_module(module), cls)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
+from streamer.errors import UserError
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -16,14 +18,14 @@ def _convert(name: str, value, kind):
         text = str(value).strip().lower()
         if text in _TRUE | _FALSE:
             return text in _TRUE
-        raise ValueError(f"option {name} must be a boolean (1/0, true/false), got {value!r}")
+        raise UserError(f"option {name} must be a boolean (1/0, true/false), got {value!r}")
     if kind in (int, float):
         if isinstance(value, bool):
-            raise ValueError(f"option {name} must be a number, got {value!r}")
+            raise UserError(f"option {name} must be a number, got {value!r}")
         try:
             return kind(value)
         except (TypeError, ValueError):
-            raise ValueError(f"option {name} must be {kind.__name__}, got {value!r}") from None
+            raise UserError(f"option {name} must be {kind.__name__}, got {value!r}") from None
     return str(value)
 
 
@@ -34,11 +36,11 @@ def build_options(cls, raw: dict | None = None, **keywords):
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+        raise UserError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
     try:
         return cls(**{k: _convert(k, v, hints[k]) for k, v in values.items()})
     except TypeError as exc:  # a required field is missing
-        raise ValueError(f"missing option: {exc}") from None
+        raise UserError(f"missing option: {exc}") from None
 
 
 def parse_items(spec: str, rest: str, target: str | None) -> dict[str, str]:
@@ -48,10 +50,10 @@ def parse_items(spec: str, rest: str, target: str | None) -> dict[str, str]:
         key, eq, value = item.partition("=")
         if eq:
             if key.strip() in options:
-                raise ValueError(f"option {key.strip()!r} given twice in {spec!r}")
+                raise UserError(f"option {key.strip()!r} given twice in {spec!r}")
             options[key.strip()] = value.strip()
         elif target and target not in options:
             options[target] = item
         else:
-            raise ValueError(f"unexpected item {item!r} in spec {spec!r} (want key=value)")
+            raise UserError(f"unexpected item {item!r} in spec {spec!r} (want key=value)")
     return options

@@ -6,6 +6,7 @@ import importlib
 import time
 from dataclasses import dataclass
 
+from streamer.errors import UserError
 from streamer.frames import Frame, SourceEnded
 from streamer.sources.base import Pacer, Source
 
@@ -23,7 +24,7 @@ class SimOptions:
 
     def __post_init__(self):
         if self.fps <= 0 or self.width < 16 or self.height < 16 or self.frames < 0 or self.replay < 0:
-            raise ValueError("sim needs fps > 0, width and height ≥ 16, frames ≥ 0, replay ≥ 0")
+            raise UserError("sim needs fps > 0, width and height ≥ 16, frames ≥ 0, replay ≥ 0")
 
 
 class SimSource(Source):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import cv2
 
+from streamer.errors import UserError
 from streamer.frames import Frame, SourceEnded
 from streamer.sources.base import Pacer, Source
 
@@ -21,9 +22,9 @@ class VideoFileOptions:
 
     def __post_init__(self):
         if not os.path.isfile(self.path):
-            raise ValueError(f"video file not found: {self.path}")
+            raise UserError(f"video file not found: {self.path}")
         if self.fps < 0:
-            raise ValueError(f"fps must be ≥ 0, got {self.fps}")
+            raise UserError(f"fps must be ≥ 0, got {self.fps}")
 
 
 class VideoFileSource(Source):
@@ -40,7 +41,8 @@ class VideoFileSource(Source):
     def _open(self) -> None:
         cap = cv2.VideoCapture(self.options.path)
         if not cap.isOpened():
-            raise ValueError(f"OpenCV cannot read video file: {self.options.path}")
+            cap.release()
+            raise UserError(f"OpenCV cannot read video file: {self.options.path}")
         self._cap, self._seq = cap, 0
         fps = self.options.fps or cap.get(cv2.CAP_PROP_FPS) or 30.0
         self._pacer = Pacer(fps) if self.options.realtime else None
@@ -55,11 +57,19 @@ class VideoFileSource(Source):
             t_ms = 0.0
             ok, image = self._cap.read()
         if not ok:
-            raise SourceEnded(f"end of {self.options.path} after {self._seq} frames")
+            raise self._end()
         frame = Frame(seq=self._seq, image=image, t_capture_ns=time.monotonic_ns(),
                       t_source_ns=int(t_ms * 1e6))
         self._seq += 1
         return frame
+
+    def _end(self) -> SourceEnded:
+        """The end, complete only if every frame the container declares was read."""
+        declared = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if declared > self._seq and not self.options.loop:
+            return SourceEnded(f"{self.options.path} ended after {self._seq} of its {declared} "
+                               "frames (truncated or corrupt)", complete=False)
+        return SourceEnded(f"end of {self.options.path} after {self._seq} frames")
 
     def _close(self) -> None:
         if self._cap is not None:

@@ -1,8 +1,10 @@
 """Frames from another process over ZMQ (wire format v1), newest complete message only.
 
 ZMQ_CONFLATE keeps a single *part*, so it cannot do this for ``[topic, header, pixels]``; instead
-``read`` drains everything queued and decodes only the newest message, counting the rest as
-dropped. Reconnecting after SourceLost is the caller's job (close(), then open()).
+``read`` drains everything queued and decodes only the newest message of its exact topic,
+counting the older ones as dropped (messages of other topics that share the prefix are ignored).
+ZMQ_MAXMSGSIZE is set from ``max_pixels``, so an oversized message never reaches memory.
+Reconnecting after SourceLost is the caller's job (close(), then open()).
 """
 
 from __future__ import annotations
@@ -12,23 +14,34 @@ from dataclasses import dataclass
 
 import zmq
 
+from streamer.errors import UserError
 from streamer.frames import Frame, SourceLost
-from streamer.protocol import FRAME_TOPIC, decode_frame
+from streamer.protocol import FRAME_TOPIC, MAX_PIXELS, decode_frame, max_frame_bytes
+from streamer.security import check_remote, client_keys, make_client
 from streamer.sources.base import Source
 
 
 @dataclass(frozen=True)
 class ZmqSourceOptions:
     endpoint: str  # the publisher's address, e.g. tcp://127.0.0.1:5550
-    topic: str = FRAME_TOPIC.decode()  # subscription prefix
-    timeout: float = 2.0  # publisher silent this long → SourceLost
+    topic: str = FRAME_TOPIC.decode()  # the exact topic of frames
+    timeout: float = 2.0  # no frame for this long → SourceLost
     hwm: int = 4  # receive high-water mark, in messages
+    max_pixels: int = MAX_PIXELS  # larger frames are refused (and bound ZMQ_MAXMSGSIZE)
+    server_key: str = ""  # the publisher's public key file: CurveZMQ on (with client_key)
+    client_key: str = ""  # this side's secret key file (its public key must be allowed)
+    insecure: bool = False  # allow a plaintext non-loopback endpoint (logs a warning)
 
     def __post_init__(self):
         if not self.endpoint.startswith(("tcp://", "ipc://", "inproc://")):
-            raise ValueError(f"zmq endpoint must be tcp://, ipc:// or inproc://, got {self.endpoint!r}")
-        if self.timeout <= 0 or self.hwm < 1:
-            raise ValueError("zmq timeout must be > 0 and hwm ≥ 1")
+            raise UserError(f"zmq endpoint must be tcp://, ipc:// or inproc://, got {self.endpoint!r}")
+        if self.timeout <= 0 or self.hwm < 1 or self.max_pixels < 1:
+            raise UserError("zmq timeout must be > 0, hwm ≥ 1 and max_pixels ≥ 1")
+        if not self.topic:
+            raise UserError("zmq topic must not be empty")
+        keys = client_keys(self.server_key, self.client_key)
+        check_remote(self.endpoint, encrypted=keys is not None, insecure=self.insecure,
+                     what="frames in")
 
 
 class ZmqSource(Source):
@@ -41,41 +54,62 @@ class ZmqSource(Source):
         super().__init__(spec_options, **options)
         self._sock: zmq.Socket | None = None
         self._last_ns = 0
+        self._topic = self.options.topic.encode()
         self.received = 0
+        self.ignored = 0  # messages of another topic that shares the subscription prefix
 
     def _open(self) -> None:
+        o = self.options
         sock = zmq.Context.instance().socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, self.options.hwm)
+        sock.setsockopt(zmq.RCVHWM, o.hwm)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SUBSCRIBE, self.options.topic.encode())
+        sock.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes(o.max_pixels))
+        sock.setsockopt(zmq.SUBSCRIBE, self._topic)
         try:
-            sock.connect(self.options.endpoint)
+            keys = client_keys(o.server_key, o.client_key)
+            if keys is not None:
+                make_client(sock, keys)
+            sock.connect(o.endpoint)
         except zmq.ZMQError as exc:
             sock.close()
-            raise ValueError(f"cannot connect to {self.options.endpoint}: {exc}") from None
+            raise UserError(f"cannot connect to {o.endpoint}: {exc}") from None
+        except BaseException:
+            sock.close()
+            raise
         self._sock, self._last_ns = sock, time.monotonic_ns()
 
     def _read(self, timeout: float) -> Frame | None:
         sock = self._sock
-        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+        newest = None
+        if sock.poll(int(timeout * 1000), zmq.POLLIN):
+            newest = self._drain(sock)
+        if newest is None:
             silent = (time.monotonic_ns() - self._last_ns) / 1e9
             if silent > self.options.timeout:
                 raise SourceLost(f"no frames from {self.options.endpoint} for {silent:.1f} s")
             return None
-        newest = sock.recv_multipart(copy=False)
-        drained = 0
-        while drained < self.max_drain:
-            try:
-                newest = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                break
-            drained += 1
-        self.received += drained + 1
-        self.dropped += drained
         self._last_ns = time.monotonic_ns()
-        frame = decode_frame(newest)  # InvalidFrame propagates: one bad message
+        frame = decode_frame(newest, self._topic, self.options.max_pixels)  # InvalidFrame: one bad message
         frame.t_capture_ns = self._last_ns  # received; decoding counts as capture
         return frame
+
+    def _drain(self, sock: zmq.Socket):
+        """The newest queued message of our topic (older ones are counted dropped), or None."""
+        newest, taken = None, 0
+        while taken <= self.max_drain:
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            taken += 1
+            if parts[0].bytes != self._topic:
+                self.ignored += 1
+                continue
+            self.received += 1
+            if newest is not None:
+                self.dropped += 1
+            newest = parts
+        return newest
 
     def _close(self) -> None:
         if self._sock is not None:
@@ -83,4 +117,4 @@ class ZmqSource(Source):
             self._sock = None
 
     def _details(self) -> dict:
-        return {"received": self.received}
+        return {"received": self.received, "ignored": self.ignored}

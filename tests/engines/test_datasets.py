@@ -106,3 +106,16 @@ def test_sim_polar_spec():
     assert kinds == {"curvilinear", "linear"}
     with pytest.raises(ValueError, match="polar"):
         open_dataset("sim:polar=2")
+
+
+@pytest.mark.parametrize("image", ["../secret.png", "/etc/passwd", "link/secret.png"])
+def test_labels_csv_paths_stay_inside_the_data_folder(tmp_path, image):
+    """labels.csv must not make training read files outside its folder (absolute paths, '..',
+    or a symbolic link that leads out)."""
+    data = tmp_path / "data"
+    _png(data / "ok.png", 1)
+    _png(tmp_path / "secret.png", 7)
+    (data / "link").symlink_to(tmp_path)
+    (data / "labels.csv").write_text(f"image,head\nok.png,1\n{image},0\n")
+    with pytest.raises(ValueError, match="outside the data folder"):
+        open_dataset(f"folder:{data}", input_size=16)

@@ -102,11 +102,21 @@ def test_lost_source_is_retried_with_backoff_and_reported():
     assert balanced(p.close())
 
 
+class GoneAfterOpen(FakeSource):
+    """Opens once, is lost at once, and never opens again."""
+
+    def open(self):
+        if self.open_times:
+            self.fail_opens = 1
+        return super().open()
+
+
 def test_lost_source_keeps_the_process_alive_until_stopped():
-    source = FakeSource(live=True, fail_opens=1000)
+    source = GoneAfterOpen(live=True, script=["lost"])
     p, c, _ = run(source, stop_after=0.3)
     assert c["captured"] == 0 and p.source_state.state == "lost"
     assert len(source.open_times) >= 3
+    assert p.metrics.source_up.labels("t")._value.get() == 0
 
 
 def test_stop_within_a_second_with_every_processed_frame_published():
@@ -138,8 +148,10 @@ def test_failing_backend_counts_invalid():
     assert c == {"captured": 3, "processed": 0, "dropped": 0, "invalid": 3} and not sink.results
 
 
-def test_first_open_of_a_missing_file_is_an_error():
-    source = FakeSource(live=False, fail_opens=1)
+@pytest.mark.parametrize("live", [False, True])
+def test_first_open_of_a_missing_file_or_device_is_an_error(live):
+    """A capture device that never opens fails at start (exit 2), it is not retried forever."""
+    source = FakeSource(live=live, fail_opens=1)
     p = build_pipeline(config(), source, FakeBackend(), [FakeSink()], PipelineMetrics("t"))
     with pytest.raises(Exception, match="not there"):
         p.start()

@@ -77,8 +77,10 @@ BAD = {
     "short buffer": ([GOOD[0], GOOD[1], GOOD[2][:-1]], "pixel buffer has 2303 bytes"),
     "channels": (with_header(GOOD, shape=[24, 8, 4]), "channel count must be 1 or 3, got 4"),
     "fmt vs channels": (with_header(GOOD, fmt="gray"), "does not match shape"),
-    "undecodable": ([PNG[0], with_header(PNG)[1], b"not a png"], "not a decodable png"),
+    "not a png": ([PNG[0], with_header(PNG)[1], b"not a png"], "not a png image"),
+    "undecodable": ([PNG[0], PNG[1], PNG[2][:40]], "not a decodable png"),
     "decoded shape": (with_header(PNG, shape=[10, 10, 3]), "header says [10, 10, 3]"),
+    "decoded channels": (with_header(PNG, shape=[24, 32]), "header says [24, 32]"),
 }
 
 
