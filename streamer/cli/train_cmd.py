@@ -36,8 +36,11 @@ def run(args) -> int:
     from streamer.cli import inputs
     from streamer.errors import user_input
 
-    for spec in (args.data, args.val):  # a bad spec or folder is one line, before any training
-        inputs.dataset(spec, "", args.input_size)
+    # a bad spec or folder, or classes that differ, is one line before any training
+    train_set, val_set = (inputs.dataset(spec, "", args.input_size) for spec in (args.data, args.val))
+    if tuple(val_set.classes) != tuple(train_set.classes):
+        raise UserError(f"the validation classes {list(val_set.classes)} differ from the "
+                        f"training classes {list(train_set.classes)}")
     if args.arch not in _arches():
         raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(_arches())}")
     with user_input("train", (ValueError,)):
