@@ -12,6 +12,9 @@ from engines.input_recipe import SONOSTREAM, InputRecipe
 
 META_PREFIX = "sonostream."
 MODEL_VERSION = "1"
+REPRESENTATIONS = ("sector", "polar")
+"""sector: the fan crop as it is; polar: the sector resampled to beam space (depth down)."""
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,9 @@ class ModelInfo:
             raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if not self.classes:
             raise ValueError("model declares no classes")
-        if self.representation not in ("sector", "polar"):
-            raise ValueError(f"model representation must be sector or polar, got {self.representation!r}")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"model representation must be one of {REPRESENTATIONS}, "
+                             f"got {self.representation!r}")
 
     def to_metadata(self) -> dict[str, str]:
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -18,6 +18,7 @@ import zmq
 
 from streamer.errors import UserError
 from streamer.protocol import (
+    DEFAULT_ENDPOINT,
     DetectionMessage,
     MapMessage,
     MessageError,
@@ -41,7 +42,7 @@ class ResultSubscriber:
     hold) are counted in ``invalid`` and skipped. With ``stream`` given, only that stream's exact
     topics are returned. A non-loopback endpoint needs CurveZMQ keys or ``insecure=True``."""
 
-    def __init__(self, endpoint: str = "tcp://127.0.0.1:5556", stream: str | None = None,
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, stream: str | None = None,
                  topics: tuple[str, ...] = ("det",), hwm: int = 100, *,
                  server_key: str | None = None, client_key: str | None = None,
                  insecure: bool = False):

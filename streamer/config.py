@@ -12,7 +12,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engines.backends import REGISTRY
+from engines.model_info import PRECISIONS, REPRESENTATIONS
 from streamer.errors import UserError
+from streamer.protocol import DEFAULT_ENDPOINT
 
 try:
     import tomllib
@@ -40,7 +43,10 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class InferenceConfig:
+    """The [model] section: which model runs where (not the network's own config, which is
+    engines.model.ModelConfig)."""
+
     path: str = ""  # empty: the bundled default model
     backend: str = "onnxruntime"
     device: str = "cpu"
@@ -53,7 +59,10 @@ class ModelConfig:
         _check(self.threads >= 0, "[model] threads must be ≥ 0")
         _check(self.backend != "remote" or bool(self.server),
                "[model] backend 'remote' needs server = grpc://HOST:PORT (--server)")
-        _check(self.precision in ("fp32", "fp16", "int8"), "[model] precision must be fp32, fp16 or int8")
+        _check(self.backend in REGISTRY,
+               f"[model] backend must be one of {', '.join(sorted(REGISTRY))}, got {self.backend!r}")
+        _check(self.precision in PRECISIONS,
+               f"[model] precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ class PreprocessConfig:
         _check(self.redetect_every >= 0, "[preprocess] redetect_every must be ≥ 0")
         _check(0 < self.threshold < 255, "[preprocess] threshold must be in 1..254")
         _check(1 <= self.detect_scale <= 8, "[preprocess] detect_scale must be in 1..8")
-        _check(self.representation in ("model", "sector", "polar"),
+        _check(self.representation in ("model", *REPRESENTATIONS),
                "[preprocess] representation must be model, sector or polar")
 
 
@@ -107,7 +116,7 @@ class PostprocessConfig:
 
 @dataclass(frozen=True)
 class PublishConfig:
-    endpoint: str = "tcp://127.0.0.1:5556"  # empty: publish nowhere (metrics only)
+    endpoint: str = DEFAULT_ENDPOINT  # empty: publish nowhere (metrics only)
     allow_remote: bool = False  # frames are patient data: bind to loopback unless told otherwise
     curve_secret: str = ""  # CurveZMQ: the publisher's secret key file (streamer keys)
     curve_clients: str = ""  # CurveZMQ: folder of the client public keys allowed to subscribe
@@ -152,7 +161,7 @@ class PipelineConfig:
 @dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: InferenceConfig = field(default_factory=InferenceConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)

@@ -22,6 +22,7 @@ from streamer.errors import UserError
 from streamer.frames import ClassResult, Frame, FrameResult, InvalidFrame
 
 VERSION = 1
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"  # where a streamer publishes results unless told
 FRAME_TOPIC = b"frames"
 RAW_FORMATS = ("gray", "bgr", "rgb")
 ENCODED_FORMATS = ("jpeg", "png")

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from engines.model_info import ModelInfo
+from engines.model_info import PRECISIONS, ModelInfo
 
 
 class BackendError(RuntimeError):
@@ -46,8 +46,8 @@ class BackendOptions:
     def __post_init__(self):
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if self.precision not in ("fp32", "fp16", "int8"):
-            raise ValueError(f"precision must be fp32, fp16 or int8, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.threads < 0 or self.warmup < 0:
             raise ValueError("threads and warmup must be ≥ 0")
 

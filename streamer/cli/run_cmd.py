@@ -9,8 +9,11 @@ import threading
 import time
 from pathlib import Path
 
+from engines.backends import REGISTRY
+from engines.model_info import REPRESENTATIONS
 from streamer.cli import EXIT_INTERNAL, EXIT_OK, EXIT_SOURCE, CommandError
 from streamer.cli.keys_cmd import add_server_key_arguments
+from streamer.protocol import DEFAULT_ENDPOINT
 
 HELP = "run the live pipeline: source → fan crop → model → results on ZMQ, metrics over HTTP"
 
@@ -19,13 +22,14 @@ def add_arguments(p) -> None:
     p.add_argument("--source", help="sim[:key=value,...], a video file, capture:<N> or zmq:<endpoint> "
                                     "(default: sim)")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument("--backend", help="inference backend (default: onnxruntime)")
+    p.add_argument("--backend", choices=sorted(REGISTRY),
+                   help="inference backend (default: by the model file's suffix, onnxruntime)")
     p.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--server", metavar="URL", help="with --backend remote: the v2 inference "
                                                    "server, grpc://HOST:PORT (no local model file)")
     p.add_argument("--remote-model", metavar="NAME", help="the model's name on --server "
                                                           "(default: sonostream)")
-    p.add_argument("--publish", metavar="ENDPOINT", help="ZMQ PUB endpoint (default tcp://127.0.0.1:5556)")
+    p.add_argument("--publish", metavar="ENDPOINT", help=f"ZMQ PUB endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback publish endpoint "
                    "(needs CurveZMQ keys: --curve-secret/--curve-clients, or --insecure)")
     add_server_key_arguments(p)
@@ -36,7 +40,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config (flags override it)")
     p.add_argument("--stream", help="stream name used in topics and metrics (default: main)")
     p.add_argument("--no-maps", action="store_true", help="do not publish class maps")
-    p.add_argument("--representation", choices=("model", "sector", "polar"),
+    p.add_argument("--representation", choices=("model", *REPRESENTATIONS),
                    help="what the model is fed: the fan crop (sector), the sector resampled to "
                         "beam space (polar), or as the model was trained (model, the default); "
                         "peaks and boxes always come out in source pixels"),
@@ -90,14 +94,26 @@ def _signals(stop):
             signal.signal(s, handler)
 
 
+def _sink_requests(config) -> list[tuple[str, dict]]:
+    """(sink kind in the sink registry, its options) for each sink the config asks for."""
+    p = config.publish
+    requests = []
+    if p.endpoint:
+        requests.append(("zmq", dict(endpoint=p.endpoint, maps=config.postprocess.maps,
+                                     allow_remote=p.allow_remote, curve_secret=p.curve_secret,
+                                     curve_clients=p.curve_clients, insecure=p.insecure)))
+    if p.record:
+        requests.append(("record", dict(path=p.record)))
+    return requests
+
+
 def _open_parts(config, stack: contextlib.ExitStack):
     """Source (validated, unopened), opened backend and sinks, metrics (+ HTTP endpoint)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.errors import user_input
     from streamer.metrics import MetricsServer, PipelineMetrics
     from streamer.security import check_remote
-    from streamer.sinks.recording_sink import RecordingSink
-    from streamer.sinks.zmq_sink import ZmqSink
+    from streamer.sinks import sink_class
     from streamer.sources import create_source
 
     source = create_source(config.source.spec)
@@ -109,17 +125,11 @@ def _open_parts(config, stack: contextlib.ExitStack):
         stack.callback(backend.close)
         backend.open()
     sinks = []
-    if config.publish.endpoint:
-        p = config.publish
-        sink = ZmqSink(endpoint=p.endpoint, maps=config.postprocess.maps, allow_remote=p.allow_remote,
-                       curve_secret=p.curve_secret, curve_clients=p.curve_clients, insecure=p.insecure)
-        stack.callback(sink.close)
-        sinks.append(sink.open())
-    if config.publish.record:
-        with user_input("--record", (ValueError, OSError)):
-            recorder = RecordingSink(path=config.publish.record)
-            stack.callback(recorder.close)
-            sinks.append(recorder.open())
+    for kind, options in _sink_requests(config):
+        with user_input(f"{kind} sink", (ValueError, OSError)):
+            sink = sink_class(kind)(**options)
+            stack.callback(sink.close)
+            sinks.append(sink.open())
     metrics = PipelineMetrics(config.publish.stream)
     if config.metrics.port:
         check_remote(f"tcp://{config.metrics.host}:{config.metrics.port}", encrypted=False,

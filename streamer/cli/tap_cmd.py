@@ -7,12 +7,13 @@ import sys
 
 from streamer.cli.keys_cmd import add_client_key_arguments
 from streamer.errors import UserError
+from streamer.protocol import DEFAULT_ENDPOINT
 
 HELP = "print results from a running streamer (one line per frame)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--connect", default="tcp://127.0.0.1:5556", help="the streamer's PUB endpoint")
+    p.add_argument("--connect", default=DEFAULT_ENDPOINT, help="the streamer's PUB endpoint")
     p.add_argument("--stream", default=None, help="only this stream (default: all)")
     p.add_argument("--count", type=int, default=0, help="stop after N results (default: never)")
     p.add_argument("--json", action="store_true", help="print each message as its JSON")

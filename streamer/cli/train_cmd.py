@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engines.model_info import REPRESENTATIONS
 from streamer.errors import UserError
 
 HELP = "train a soft-proposal model on image-level labels (sim:..., a folder with labels.csv, ...)"
@@ -27,7 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--representation", choices=("sector", "polar"), default="",
+    p.add_argument("--representation", choices=REPRESENTATIONS, default="",
                    help="what the frames are (default: as the data spec says; sim:...,polar=1 is polar)")
 
 

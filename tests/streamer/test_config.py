@@ -1,6 +1,6 @@
 import pytest
 
-from streamer.config import Config, PreprocessConfig, load_config, override
+from streamer.config import Config, InferenceConfig, PreprocessConfig, load_config, override
 
 
 def write(tmp_path, text):
@@ -46,6 +46,8 @@ max_frames = 5
     ("[publish]\nstream = 'a b'", "stream name"),
     ("[preprocess]\nroi = [1, 2, 3]", "roi"),
     ("[source\n", "not valid TOML"),
+    ("[model]\nbackend = 'onnxrt'", "[model] backend must be one of onnxruntime, remote, tensorrt, torch"),
+    ("[model]\nprecision = 'int4'", "[model] precision must be one of fp32, fp16, int8"),
 ])
 def test_bad_files_are_refused_with_one_clear_error(tmp_path, text, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -65,3 +67,16 @@ def test_flags_override_the_file_and_configs_are_frozen(tmp_path):
         cfg.model.path = "c"  # type: ignore[misc]
     with pytest.raises(ValueError, match="mode"):
         PreprocessConfig(mode="polar")
+
+
+def test_backend_choices_come_from_the_backend_registry(monkeypatch, capsys):
+    """A backend added to the registry is accepted by the config and offered by --backend."""
+    import engines.backends as backends
+    from streamer.cli import build_parser
+
+    monkeypatch.setitem(backends.REGISTRY, "mine", "somewhere:MineBackend")
+    assert InferenceConfig(backend="mine").backend == "mine"
+    assert build_parser().parse_args(["run", "--backend", "mine"]).backend == "mine"
+    monkeypatch.delitem(backends.REGISTRY, "mine")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        InferenceConfig(backend="mine")

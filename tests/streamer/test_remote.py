@@ -21,7 +21,7 @@ from engines.backends.base import BackendUnavailable  # noqa: E402
 from engines.backends.remote_backend import RemoteBackend, parse_target, remote_target  # noqa: E402
 from engines.defaults import default_onnx  # noqa: E402
 from streamer.cli import main  # noqa: E402
-from streamer.config import Config, ModelConfig, PublishConfig  # noqa: E402
+from streamer.config import Config, InferenceConfig, PublishConfig  # noqa: E402
 from streamer.metrics import PipelineMetrics  # noqa: E402
 from streamer.pipeline import build_pipeline  # noqa: E402
 from streamer.serve_process import ServeProcess, free_ports  # noqa: E402
@@ -175,7 +175,7 @@ def test_server_killed_mid_run_is_reported_and_recovered(tmp_path):
         backend = create_backend("remote", f"{srv.url}/sonostream").open()
         backend.retry_initial_s, backend.retry_max_s = 0.1, 0.5
         cfg = Config(publish=PublishConfig(stream="k", status_interval_s=0.1),
-                     model=ModelConfig(backend="remote", server=srv.url))
+                     model=InferenceConfig(backend="remote", server=srv.url))
         sink, metrics = FakeSink(), PipelineMetrics("k")
         pipeline = build_pipeline(cfg, create_source("sim:fps=30"), backend, [sink], metrics)
 
@@ -226,4 +226,4 @@ def test_targets_and_config():
         with pytest.raises(BackendError, match="grpc://HOST:PORT|bad port"):
             parse_target(bad)
     with pytest.raises(ValueError, match="needs server"):
-        ModelConfig(backend="remote")
+        InferenceConfig(backend="remote")
