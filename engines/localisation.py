@@ -22,19 +22,42 @@ def locate(class_map: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACT
     is the connected region holding the peak that lies above ``fraction`` of the way from
     max(min, 0) to the peak. A map whose peak is not positive, or a flat map, has no box.
     """
-    h, w = class_map.shape
+    peaks, boxes, has_box = locate_all(np.asarray(class_map)[None], size, fraction)
+    peak = (float(peaks[0, 0]), float(peaks[0, 1]))
+    return peak, (tuple(float(v) for v in boxes[0]) if has_box[0] else None)
+
+
+def locate_all(maps: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACTION):
+    """:func:`locate` for every class map [C, h, w] at once, in a handful of OpenCV and numpy
+    calls: peaks [C, 2], boxes [C, 4] and has_box [C] (False: the row of boxes is meaningless).
+
+    One resize upsamples all maps (as channels); the C threshold masks are laid side by side,
+    one empty column apart, so one connected-components pass labels them all.
+    """
+    maps = np.asarray(maps, np.float32)
+    c, h, w = maps.shape
     grid = min(size, 4 * max(h, w))
     k = size / grid
-    up = cv2.resize(np.asarray(class_map, np.float32), (grid, grid), interpolation=cv2.INTER_LINEAR)
-    v, u = np.unravel_index(int(np.argmax(up)), up.shape)
-    peak_xy = ((u + 0.5) * k, (v + 0.5) * k)
-    top, low = float(up[v, u]), max(float(up.min()), 0.0)
-    if not math.isfinite(top) or top <= 0 or top - low <= 1e-12 * max(abs(top), 1.0):
-        return peak_xy, None
-    mask = (up >= low + fraction * (top - low)).astype(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    bx, by, bw, bh, _ = stats[labels[v, u]]
-    return peak_xy, (bx * k, by * k, (bx + bw) * k, (by + bh) * k)
+    up = cv2.resize(np.ascontiguousarray(maps.transpose(1, 2, 0)), (grid, grid),
+                    interpolation=cv2.INTER_LINEAR).reshape(grid, grid, c)
+    up = np.ascontiguousarray(up.transpose(0, 2, 1))  # [grid rows, C, grid columns]: the tiles
+    flat = up.transpose(1, 0, 2).reshape(c, grid * grid)
+    at = np.argmax(flat, axis=1)
+    v, u = np.divmod(at, grid)
+    classes = np.arange(c)
+    top, low = flat[classes, at], np.maximum(flat.min(axis=1), 0.0)
+    peaks = np.stack([(u + 0.5) * k, (v + 0.5) * k], axis=1)
+    with np.errstate(invalid="ignore"):
+        has_box = np.isfinite(top) & (top > 0) & (top - low > 1e-12 * np.maximum(np.abs(top), 1.0))
+        level = (low + fraction * (top - low)).astype(np.float32)
+        tiles = np.zeros((grid, c, grid + 1), np.uint8)
+        np.greater_equal(up, level[None, :, None], out=tiles[:, :, :grid], casting="unsafe")
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(tiles.reshape(grid, c * (grid + 1)),
+                                                           connectivity=8)
+    bx, by, bw, bh = stats[labels[v, classes * (grid + 1) + u], :4].T.astype(np.float64)
+    bx -= classes * (grid + 1)
+    boxes = np.stack([bx * k, by * k, (bx + bw) * k, (by + bh) * k], axis=1)
+    return peaks, boxes, has_box
 
 
 def iou(a, b) -> float:

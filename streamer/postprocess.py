@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.localisation import locate
+from engines.localisation import locate_all
 from engines.scoring import probabilities
 from streamer.config import PostprocessConfig
 from streamer.frames import ClassResult
@@ -43,12 +43,18 @@ class Localisation:
 
 def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Localisation:
     """Peak and box of one map [h, w] in source pixels (no box when the map has no positive peak)."""
-    (px, py), box = locate(class_map, crop.size, fraction)
-    peak = tuple(int(v) for v in crop.to_source(px, py))
-    if box is None:
-        return Localisation(peak, None)
-    x0, y0, x1, y1 = crop.box_to_source(box)
-    return Localisation(peak, (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
+    peaks, boxes, has_box = localise_all(np.asarray(class_map)[None], crop, fraction)
+    return Localisation(peaks[0], boxes[0] if has_box[0] else None)
+
+
+def localise_all(maps: np.ndarray, crop: Crop, fraction: float = 0.5):
+    """Peaks and boxes of all maps [C, h, w] at once in source pixels, as lists of int tuples
+    (peaks truncated, boxes rounded), and which classes have a box."""
+    peaks, boxes, has_box = locate_all(maps, crop.size, fraction)
+    px, py = crop.points_to_source(peaks[:, 0], peaks[:, 1])
+    peak_list = list(zip(px.astype(np.int64).tolist(), py.astype(np.int64).tolist(), strict=True))
+    box_list = [tuple(b) for b in np.round(crop.boxes_to_source(boxes)).astype(np.int64).tolist()]
+    return peak_list, box_list, has_box.tolist()
 
 
 def maps_uint8(maps: np.ndarray) -> np.ndarray:
@@ -73,8 +79,7 @@ class Postprocessor:
             raise ValueError(f"expected {len(self.classes)} classes, got scores {np.shape(scores)} "
                              f"and maps {np.shape(maps)}")
         level, present = self.hysteresis.update(probabilities(scores, self.activation))
-        results = []
-        for i, name in enumerate(self.classes):
-            where = localise(maps[i], crop, self.config.box_fraction)
-            results.append(ClassResult(name, float(level[i]), bool(present[i]), where.peak, where.box))
-        return tuple(results), (maps_uint8(maps) if self.config.maps else None)
+        peaks, boxes, has_box = localise_all(maps, crop, self.config.box_fraction)
+        results = tuple(map(ClassResult, self.classes, level.tolist(), present.tolist(), peaks,
+                            [b if ok else None for b, ok in zip(boxes, has_box, strict=True)]))
+        return results, (maps_uint8(maps) if self.config.maps else None)
