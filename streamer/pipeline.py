@@ -248,6 +248,7 @@ class Pipeline:
         self._inference_done = threading.Event()
         self._threads: list[threading.Thread] = []
         self._fan_search = FanSearch(stages.preprocess, self._stop)
+        self.batch_sizes: dict[int, int] = {}  # batch size → model calls (inference thread only)
         self._invalid_log = RateLimitedLog()
         self._started_at = 0.0
         self._fps = 0.0
@@ -484,6 +485,7 @@ class Pipeline:
                 self._infer_batch([item])
             return
         end = time.monotonic_ns()
+        self.batch_sizes[len(items)] = self.batch_sizes.get(len(items), 0) + 1
         for i, (frame, prepared, timing) in enumerate(items):
             timing.inference_end = end
             result = self._guarded(frame, self._postprocess, frame, prepared, timing,
