@@ -55,8 +55,14 @@ def source_spec(plan: BenchPlan, fps: float | None) -> str:
 
 
 def _config(plan: BenchPlan, spec: str, threads: int):
-    from streamer.config import (Config, MetricsConfig, ModelConfig, PipelineConfig, PublishConfig,
-                                 SourceConfig)
+    from streamer.config import (
+        Config,
+        MetricsConfig,
+        ModelConfig,
+        PipelineConfig,
+        PublishConfig,
+        SourceConfig,
+    )
 
     limit = plan.warmup + plan.frames if plan.frames else 0
     queue = max(2, plan.max_batch)  # room for a full batch to wait

@@ -2,7 +2,6 @@ import dataclasses
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from streamer.config import Config, PipelineConfig, PreprocessConfig, PublishConfig, SourceConfig
