@@ -3,7 +3,9 @@ screens, timed per stage and profiled with cProfile (the pipeline's threads hide
 
     python benchmarks/profile_stages.py [--frames 300] [--out benchmarks/results/profile/NAME.txt]
 
-Prints mean/p50/p99 per stage and the functions that take the most cumulative time in each.
+OpenCV and ONNX Runtime run on one thread here, so the thread's own CPU time is all of a stage's
+work: that figure holds on a busy machine, where wall times swell with other processes' load.
+Prints wall and CPU mean/p50/p99 per stage and the functions that take the most time in each.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from engines.backends import create_backend
+from engines.backends import BackendOptions, create_backend
 from engines.defaults import default_onnx
 from engines.simulator import LiveFeed, ReplayFeed
 from streamer.config import PostprocessConfig, PreprocessConfig
@@ -33,7 +37,8 @@ def profile(frames: int, model, width: int = 1920, height: int = 1080, top: int 
     feed = ReplayFeed(LiveFeed(seed=0, width=width, height=height), 64)
     screens = [feed.next().image for _ in range(64)]
     out = io.StringIO()
-    with create_backend("onnxruntime", model) as backend:
+    cv2.setNumThreads(1)
+    with create_backend("onnxruntime", model, BackendOptions(threads=1)) as backend:
         info = backend.info
         pre = Preprocessor(resolve_representation(PreprocessConfig(), info), info.input_size)
         post = Postprocessor(info.classes, info.activation, PostprocessConfig())
@@ -41,17 +46,25 @@ def profile(frames: int, model, width: int = 1920, height: int = 1080, top: int 
         for i in range(70):  # past the start-up fan searches and the sector fit
             p = pre.process(Frame(i, screens[i % 64].copy()))
         times = {s: [] for s in ("copy", "preprocess", "inference", "postprocess", "publish")}
+        cpu = {s: [] for s in times}
         profiles = {s: cProfile.Profile() for s in times}
 
+        profiling = False
+
         def timed(stage, fn, *args):
-            t0 = time.perf_counter()
-            profiles[stage].enable()
+            if profiling:  # the second pass: profiled, not timed
+                profiles[stage].enable()
+                value = fn(*args)
+                profiles[stage].disable()
+                return value
+            t0, c0 = time.perf_counter(), time.thread_time()
             value = fn(*args)
-            profiles[stage].disable()
+            cpu[stage].append(time.thread_time() - c0)
             times[stage].append(time.perf_counter() - t0)
             return value
 
-        for i in range(frames):
+        for i in range(2 * frames):
+            profiling = i >= frames
             image = timed("copy", np.copy, screens[i % 64])  # what a source's own copy costs
             frame = Frame(i, image)
             p = timed("preprocess", pre.process, frame)
@@ -60,11 +73,13 @@ def profile(frames: int, model, width: int = 1920, height: int = 1080, top: int 
             result = FrameResult("main", i, None, image.shape[:2], classes, Timing(capture=0), maps)
             timed("publish", sink.publish, result)
         sink.close()
-    print(f"{frames} frames, {width}x{height}, {model}", file=out)
-    for stage, v in times.items():
-        ms = np.asarray(v) * 1e3
-        print(f"{stage:<12} mean {ms.mean():7.3f} ms  p50 {np.median(ms):7.3f}  "
-              f"p99 {np.percentile(ms, 99):7.3f}", file=out)
+    print(f"{frames} frames, {width}x{height}, {model}; OpenCV and ONNX Runtime on 1 thread; "
+          f"load average {os.getloadavg()}", file=out)
+    for kind, table in (("wall", times), ("cpu", cpu)):
+        for stage, v in table.items():
+            ms = np.asarray(v) * 1e3
+            print(f"{kind:<5}{stage:<12} mean {ms.mean():7.3f} ms  p50 {np.median(ms):7.3f}  "
+                  f"p99 {np.percentile(ms, 99):7.3f}", file=out)
     for stage, prof in profiles.items():
         print(f"\n=== {stage} (cProfile, cumulative; includes cProfile's own overhead) ===", file=out)
         stats = pstats.Stats(prof, stream=out)

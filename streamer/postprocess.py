@@ -59,9 +59,9 @@ def localise_all(maps: np.ndarray, crop: Crop, fraction: float = 0.5):
 
 def maps_uint8(maps: np.ndarray) -> np.ndarray:
     """[C, h, w] float → uint8, each class scaled so its positive peak is 255 (negatives → 0)."""
-    m = np.maximum(np.asarray(maps, np.float32), 0)
+    m = np.asarray(maps, np.float32)
     peak = m.reshape(len(m), -1).max(axis=1)
-    scale = np.where(peak > 0, 255.0 / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+    scale = (255.0 / np.where(peak > 0, peak, np.inf)).astype(np.float32)  # no positive peak: 0
     return np.clip(m * scale[:, None, None] + 0.5, 0, 255).astype(np.uint8)
 
 
