@@ -22,12 +22,13 @@ def _ms(x) -> str:
     return "–" if x is None else f"{x:.2f} ms"
 
 
-def markdown(result: dict, source: str) -> str:
+def markdown(result: dict, source: str, note: str = "") -> str:
     m, t = result["machine"], result.get("targets") or {}
     alone = t.get("model_alone") or result["model_only"]["runs"][0]["latency_ms"]
     lines = [f"Recorded run `{source}`: {m['cpu']}, {m['cores_usable']} usable cores, GPU "
              f"{m['gpu'] or 'none'}, load average at start {m['load_average_at_start']}. Model alone "
-             f"(ONNX Runtime FP32, batch 1): p50 {_ms(alone['p50'])}, p99 {_ms(alone['p99'])}.", "",
+             f"(ONNX Runtime FP32, batch 1): p50 {_ms(alone['p50'])}, p99 {_ms(alone['p99'])}."
+             + (f" {note}" if note else ""), "",
              "| | p50 | p99 | overhead p50 | frames/s | dropped | cores busy |",
              "|---|---|---|---|---|---|---|"]
     for r in result["end_to_end"]["runs"]:
@@ -79,9 +80,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("json", type=Path)
     p.add_argument("--readme", type=Path, help="rewrite the table between the markers in this file")
+    p.add_argument("--note", default="", help="the conditions of the run, printed with the table")
     args = p.parse_args(argv)
     result = json.loads(args.json.read_text())
-    table = markdown(result, args.json.as_posix().split("benchmarks/", 1)[-1])
+    table = markdown(result, args.json.as_posix().split("benchmarks/", 1)[-1], args.note)
     if args.readme:
         args.readme.write_text(replace_between_markers(args.readme.read_text(), table))
         print(f"wrote the table into {args.readme}")

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         if args.readme:
             from readme_table import main as readme_table
 
-            readme_table([f"{stem}.json", "--readme", str(args.readme)])
+            readme_table([f"{stem}.json", "--readme", str(args.readme), "--note", note.strip()])
     return rc
 
 
