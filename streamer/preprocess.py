@@ -6,10 +6,11 @@ paper trained (`engines.polar`). The crop geometry travels with the tensor so po
 peaks and boxes back to source pixels.
 
 Per frame only the crop is touched: greyed, shrunk with INTER_AREA and, in polar mode, remapped
-with tables built once per sector. The filter is the training images' own (a cheaper one that
-reads fewer pixels changed the default model's probabilities by up to 0.2), so that is the floor
-of this stage's cost. Finding the fan and fitting the sector (:class:`FanTracker`) run apart
-from the served frames wherever the caller lets them (the pipeline: on their own thread).
+with tables built once per sector. The filter is the training images' own: fused remaps that
+read fewer pixels changed the default model's probabilities by 0.28-0.44
+(`benchmarks/filter_check.py`), so this is the floor of the stage's cost. Finding the fan and
+fitting the sector (:class:`FanTracker`) run apart from the served frames wherever the caller
+lets them (the pipeline: on their own thread).
 """
 
 from __future__ import annotations
