@@ -238,6 +238,16 @@ class SectorFitter:
             self._fit(k)
         return self.map
 
+    def resting(self) -> bool:
+        """True while the fit has given up on this fan (no sector): the frame counts towards a
+        fresh try, and no evidence is wanted until then."""
+        if self.map is not None or self.frames <= FIT_FRAMES:
+            return False
+        self.frames += 1
+        if self.frames > FIT_FRAMES + self.retry_after:
+            self.seen, self.frames = None, 0
+        return True
+
     def _fit(self, k: int) -> None:
         g = estimate_geometry(self.seen)
         if g is not None:
@@ -286,7 +296,8 @@ class FanTracker:
         auto = self.config.mode == "auto"
         detect = auto and ((bool(every) and self._since >= every)
                            or (self.roi is None and self._since >= 15))  # none yet: retry soon
-        fit = self._fitting and self.fitter.map is None and (self.roi is not None or not auto)
+        fit = (self._fitting and self.fitter.map is None and (self.roi is not None or not auto)
+               and not self.fitter.resting())
         if detect:
             self._since = 0
         return (detect, fit) if detect or fit else None

@@ -181,3 +181,22 @@ def test_frame_size_change_gives_what_a_fresh_run_gives(random_onnx, representat
     assert stream[4:13] == fresh_large  # the same crops, searches (counted) and outputs
     assert stream[13:] == fresh_smaller
     assert stream[3][0] != stream[4][0]  # the crop did change with the frame
+
+
+def test_no_sector_means_no_more_fitting_work_until_a_fresh_try():
+    """A linear probe's rectangle: once the fit gives up, frames ask for no more fitting (each
+    would grey the crop again) until ``retry_after`` frames later."""
+    from streamer.preprocess import FIT_FRAMES
+
+    rng = np.random.default_rng(0)
+    image = np.zeros((120, 160), np.uint8)
+    image[20:100, 30:130] = rng.integers(40, 200, (80, 100))
+    pre = Preprocessor(PreprocessConfig(mode="full", representation="polar", redetect_every=50), 64)
+    fits = []
+    pre.request_search = lambda img, detect, fit: (fits.append(fit), pre.search(img, detect, fit))
+    for i in range(FIT_FRAMES + 40):
+        pre.process(Frame(i, image))
+    assert FIT_FRAMES - 5 <= sum(fits) <= FIT_FRAMES  # then resting (retry_after = 50)
+    for i in range(60):  # retry_after (50) frames later it tries afresh
+        pre.process(Frame(i, image))
+    assert sum(fits) > FIT_FRAMES
