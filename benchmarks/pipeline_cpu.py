@@ -11,6 +11,7 @@ their checkout first on PYTHONPATH).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -22,11 +23,15 @@ from streamer.sinks.zmq_sink import ZmqSink
 from streamer.sources import create_source
 
 
-def measure(fps: float | None, seconds: float, threads: int, warmup_s: float = 2.0) -> dict:
+def measure(fps: float | None, seconds: float, threads: int, warmup_s: float = 2.0,
+            in_source: bool = False) -> dict:
     pace = f"fps={fps:g},realtime=1" if fps else "realtime=0"
     spec = f"sim:seed=0,{pace},replay=64,width=1920,height=1080"
     config = Config(source=SourceConfig(spec=spec), metrics=MetricsConfig(port=0),
                     publish=PublishConfig(endpoint="tcp://127.0.0.1:*", stream="cpu"))
+    if in_source:  # newer versions only
+        pipeline = dataclasses.replace(config.pipeline, preprocess_in_source=True)
+        config = dataclasses.replace(config, pipeline=pipeline)
     backend = create_backend("onnxruntime", default_onnx(), BackendOptions(threads=threads)).open()
     sink = ZmqSink(endpoint="tcp://127.0.0.1:*", maps=True).open()
     pipeline = build_pipeline(config, create_source(spec), backend, [sink])
@@ -49,8 +54,10 @@ def main(argv=None) -> int:
     p.add_argument("--fps", type=float)
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--preprocess-in-source", action="store_true",
+                   help="preprocess in the source thread instead of a thread of its own")
     args = p.parse_args(argv)
-    r = measure(args.fps, args.seconds, args.threads)
+    r = measure(args.fps, args.seconds, args.threads, in_source=args.preprocess_in_source)
     label = f"{args.fps:g} fps" if args.fps else "saturation"
     print(f"{label}: {r['cpu_ms_per_frame']:.2f} ms CPU per frame over {r['frames']} frames "
           f"({r['frames_per_s']:.1f} frames/s, {r['cores_busy']:.2f} cores busy)")

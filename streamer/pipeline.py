@@ -1,19 +1,20 @@
-"""The running pipeline: two frame threads, a fan-search thread and the queues between them
+"""The running pipeline: three frame threads, a fan-search thread and the queues between them
 (all threading lives here).
 
-    source ──────────────────▶ prepared queue ──────────▶ inference ──────────▶ sinks
-    (grab, count, preprocess:  (live: latest frame wins,   (micro-batch of what  (in the same
-     fan crop, grey, resample)  the replaced one dropped;   is waiting, up to     thread: no
-          │                     non-live: lossless, waits)  max_batch; infer,     hop)
-          └─▶ fan search (its own thread, latest request wins: the fan is found and the
-              sector fitted off the hot path; the next frames use the new geometry)
+    source ──input queue──▶ preprocess ──prepared queue──▶ inference ────────────▶ sinks
+    (grab,   (live: latest   (fan crop,    (lossless;       (micro-batch of what   (in the same
+     count)   frame wins,     grey,         holds a batch)   is waiting, up to      thread: no
+              dropped; non-   resample)                      max_batch; infer,      hop)
+              live: lossless)     └─▶ fan search (own thread, latest request wins)  postprocess)
 
-Preprocessing runs in the source thread, right after the grab: one thread hop fewer than a
-stage of its own (each hop costs a wake-up), and it still overlaps inference of the frame
-before (OpenCV and ONNX Runtime release the GIL). Postprocessing and publishing run in the
-inference thread for the same reason. When frames queue up (saturation) the inference thread
-takes whatever is waiting, up to ``max_batch``, as one batch; at a live frame rate one frame
-waits at most, so latency mode is batch 1.
+Preprocessing overlaps inference of the frame before (OpenCV and ONNX Runtime release the GIL).
+``[pipeline] preprocess_in_source = true`` preprocesses in the source thread instead, one hop
+fewer, but a source that works hard itself (decoding, rendering) then delays it; `streamer bench
+--preprocess-in-source` compares the two. Postprocessing and publishing run in the inference
+thread (no hop). The fan is found and the sector fitted on a thread of their own, off the served
+frames; the next frames use what a search found. When frames queue up (saturation) the inference
+thread takes whatever is waiting, up to ``max_batch``, as one batch; at a live frame rate one
+frame waits at most, so latency mode is batch 1.
 
 Every frame carries a stamp at each hand-off (``streamer.frames.Timing``), so the stage
 latencies add up to capture→publish. Stages (Preprocessor, InferenceStage, Postprocessor,
@@ -240,11 +241,19 @@ class Pipeline:
         self.accounting = Accounting(metrics)
         live = bool(getattr(source, "live", True))
         self.max_batch = 1 if live else config.pipeline.max_batch
-        self.prepared = FrameSlot(1 if live else config.pipeline.queue_size, lossless=not live)
+        self.inline_preprocess = config.pipeline.preprocess_in_source
+        queue = 1 if live else config.pipeline.queue_size
+        if self.inline_preprocess:
+            self.frames = None
+            self.prepared = FrameSlot(queue, lossless=not live)
+        else:  # a preprocess thread of its own between two queues
+            self.frames = FrameSlot(queue, lossless=not live)
+            self.prepared = FrameSlot(1 if live else max(queue, self.max_batch), lossless=True)
         self.source_state = SourceState()
         self._source_drops_seen = 0
         self._stop = threading.Event()
         self._source_done = threading.Event()
+        self._preprocess_done = threading.Event()
         self._inference_done = threading.Event()
         self._threads: list[threading.Thread] = []
         self._fan_search = FanSearch(stages.preprocess, self._stop)
@@ -262,7 +271,10 @@ class Pipeline:
         self._last_report = (self._started_at, 0)
         self._open_source(first=True)
         self._fan_search.start()
-        for name, target in (("source", self._source_loop), ("inference", self._inference_loop)):
+        threads = [("source", self._source_loop), ("inference", self._inference_loop)]
+        if not self.inline_preprocess:
+            threads.insert(1, ("preprocess", self._preprocess_loop))
+        for name, target in threads:
             thread = threading.Thread(target=target, name=f"streamer-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -303,7 +315,7 @@ class Pipeline:
         self.close()
 
     def _settle(self) -> None:
-        leftover = self.prepared.drain()
+        leftover = self.prepared.drain() + (self.frames.drain() if self.frames else [])
         if leftover:
             self.accounting.add("dropped", len(leftover))
         if not self.accounting.balanced():
@@ -325,7 +337,8 @@ class Pipeline:
                        "dropped": getattr(self.source, "dropped", 0)},  # skipped by the source
             "backend": self.backend.describe(),
             "latency_ms": {"p50": self.latency.recent_ms(50), "p99": self.latency.recent_ms(99)},
-            "queues": {"prepared": len(self.prepared), "fan_search": len(self._fan_search)},
+            "queues": {**({"input": len(self.frames)} if self.frames else {}),
+                       "prepared": len(self.prepared), "fan_search": len(self._fan_search)},
             "fan_searches": self._fan_search.searches,
         }
 
@@ -334,7 +347,7 @@ class Pipeline:
         try:
             self.source.open()
         except SourceLost as exc:
-            if first and self.prepared.lossless:  # a file that is not there is an error, not a retry
+            if first and not getattr(self.source, "live", True):  # a file that is not there is an error, not a retry
                 raise
             self._source_lost(exc)
             return False
@@ -404,19 +417,39 @@ class Pipeline:
             self.accounting.add("dropped", new)
 
     def _hand_on(self, frame: Frame) -> None:
-        """Preprocess in this thread, then queue for inference (a frame it fails on: invalid)."""
-        item = self._guarded(frame, self._preprocess)
-        if item is None:
+        """Preprocess in this thread and queue for inference, or queue for the preprocess thread."""
+        if self.frames is not None:
+            self._put(self.frames, frame, self._preprocess_done)
             return
+        item = self._guarded(frame, self._preprocess)
+        if item is not None:
+            self._put(self.prepared, item, self._inference_done)
+
+    def _put(self, slot: FrameSlot, item, downstream_done: threading.Event) -> None:
+        """Into the slot (an evicted frame is dropped); at stop, a frame that never got in too."""
         while True:
-            accepted, evicted = self.prepared.put(item, POLL_S)
+            accepted, evicted = slot.put(item, POLL_S)
             if evicted is not None:
                 self.accounting.add("dropped")
             if accepted:
                 return
-            if self._stop.is_set() or self._inference_done.is_set():  # never processed
+            if self._stop.is_set() or downstream_done.is_set():  # never processed
                 self.accounting.add("dropped")
                 return
+
+    def _preprocess_loop(self) -> None:
+        """The preprocess thread (unless ``preprocess_in_source``)."""
+        try:
+            while not self._stop.is_set():
+                frame = self.frames.get(POLL_S)
+                if frame is not None:
+                    item = self._guarded(frame, self._preprocess)
+                    if item is not None:
+                        self._put(self.prepared, item, self._inference_done)
+                elif self._source_done.is_set() and not len(self.frames):
+                    break
+        finally:
+            self._preprocess_done.set()
 
     def _preprocess(self, frame: Frame):
         timing = Timing(capture=frame.t_capture_ns, preprocess_start=time.monotonic_ns())
@@ -465,11 +498,14 @@ class Pipeline:
                 items = self.prepared.get_many(self.max_batch, POLL_S)
                 if items:
                     self._infer_batch(items)
-                elif self._source_done.is_set() and not len(self.prepared):
+                elif self._upstream_done().is_set() and not len(self.prepared):
                     break
                 self._maybe_report()
         finally:
             self._inference_done.set()
+
+    def _upstream_done(self) -> threading.Event:
+        return self._source_done if self.frames is None else self._preprocess_done
 
     def _infer_batch(self, items: list) -> None:
         start = time.monotonic_ns()
@@ -517,6 +553,8 @@ class Pipeline:
         self._fps = (n - last_n) / (now - last_t)
         self._last_report = (now, n)
         self.metrics.set_fps(self._fps)
+        if self.frames is not None:
+            self.metrics.set_queue_depth("input", len(self.frames))
         self.metrics.set_queue_depth("prepared", len(self.prepared))
         self.metrics.set_queue_depth("fan_search", len(self._fan_search))
         self.stages.publish.status(self.status())

@@ -68,7 +68,8 @@ def _config(plan: BenchPlan, spec: str, threads: int):
     queue = max(2, plan.max_batch)  # room for a full batch to wait
     return Config(source=SourceConfig(spec=spec), publish=PublishConfig(endpoint=ENDPOINT, stream="bench"),
                   metrics=MetricsConfig(port=0), model=ModelConfig(threads=threads),
-                  pipeline=PipelineConfig(max_frames=limit, max_batch=plan.max_batch, queue_size=queue))
+                  pipeline=PipelineConfig(max_frames=limit, max_batch=plan.max_batch, queue_size=queue,
+                                          preprocess_in_source=plan.preprocess_in_source))
 
 
 def stage_breakdown(stages: dict[str, list[float]], skip: int) -> dict:
@@ -132,6 +133,7 @@ def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None, threads:
         "pipeline_overhead_ms_p50": round(latency["capture_to_publish"].get("p50", 0.0) - inference_p50, 4),
         "stages_ms": stage_breakdown(timings.stages, w),
         "threads": threads or "onnxruntime default", "max_batch": pipeline.max_batch,
+        "preprocess": "source thread" if plan.preprocess_in_source else "own thread",
         "batches": {str(k): v for k, v in sorted(pipeline.batch_sizes.items())},
         "throughput_fps": round(rate(timings.sent_at[w:]), 2),
         "cpu": cpu.as_dict(), **rss.as_dict(),

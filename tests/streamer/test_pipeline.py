@@ -238,6 +238,31 @@ def test_fan_search_never_holds_up_a_served_frame():
     p.start()
     assert p.wait(10)
     assert p.close()["processed"] == 60
-    assert looks[0] == "streamer-source" and "streamer-fan-search" in looks[1:]
+    assert looks[0] == "streamer-preprocess" and "streamer-fan-search" in looks[1:]
     assert set(looks[1:]) == {"streamer-fan-search"}
     assert max(r.timing.stage_seconds()["preprocess"] for r in sink.results) < 0.1
+
+
+@pytest.mark.parametrize("in_source", [False, True])
+def test_preprocessing_in_either_thread_keeps_every_contract(in_source):
+    """Preprocessing on its own thread (default) or in the source thread: the same accounting,
+    order, stamps and drops."""
+    threads = set()
+    backend = BatchRecorder(delay=0.005)
+    p = build_pipeline(config(preprocess_in_source=in_source, queue_size=4),
+                       FakeSource(live=False, count=30),
+                       backend, [sink := FakeSink()], PipelineMetrics("t"))
+    real = p.stages.preprocess.process
+    p.stages.preprocess.process = lambda f: (threads.add(threading.current_thread().name), real(f))[1]
+    p.start()
+    assert p.wait(10)
+    assert p.close() == {"captured": 30, "processed": 30, "dropped": 0, "invalid": 0}
+    assert threads == {"streamer-source" if in_source else "streamer-preprocess"}
+    assert [r.seq for r in sink.results] == list(range(1, 31))
+    for r in sink.results:
+        parts = r.timing.stage_seconds()
+        assert min(parts.values()) >= 0
+        assert sum(parts[s] for s in PARTS) == pytest.approx(parts["capture_to_publish"], abs=1e-9)
+    _, c, _ = run(FakeSource(live=True, count=60, period=0.002), FakeBackend(delay=0.02),
+                  preprocess_in_source=in_source)
+    assert c["captured"] == 60 and c["dropped"] > 20 and balanced(c)
