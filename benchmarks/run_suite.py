@@ -3,6 +3,7 @@
 
     python benchmarks/run_suite.py                 # the bundled model (+ fp16/int8 variants)
     python benchmarks/run_suite.py --model m.onnx --checkpoint m.pt --duration 10
+    python benchmarks/run_suite.py --readme README.md --note "quiet machine"   # + README's table
 
 Without the bundled model it benchmarks a random-init compact model (same arithmetic, so the
 speed figures hold; the md says so). FP16/INT8 variants are built from the ONNX model with the
@@ -99,8 +100,10 @@ def headline(result: dict) -> list[str]:
         lines.append(f"- pipeline {label}: capture→publish p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
                      f"max {lat['max']:.2f} ms; captured {c['captured']}, processed {c['processed']}, "
                      f"dropped {c['dropped']} ({r['dropped_while_running']} while running); "
-                     f"overhead (p50 − inference p50) {r['pipeline_overhead_ms_p50']:.2f} ms; "
+                     f"overhead (p50 − model alone p50) {r['overhead_vs_model_ms_p50']:.2f} ms; "
                      f"{r['throughput_fps']:.1f} frames/s; {r['cpu']['cpu_cores_busy']:.2f} cores busy")
+        st = r["stages_ms"]["mean"]
+        lines.append("  - mean ms per stage: " + ", ".join(f"{k} {v:.3f}" for k, v in st.items()))
     blat = base["latency_ms"]["capture_to_publish"]
     lines.append(f"- baseline ({base['engine']}): p50 {blat['p50']:.2f} ms, p99 {blat['p99']:.2f} ms, "
                  f"{base['throughput_fps']:.1f} frames/s")
@@ -108,8 +111,7 @@ def headline(result: dict) -> list[str]:
     for r in result["model_only"]["runs"]:
         lat = r["latency_ms"]
         lines.append(f"- model only {r['label']}: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
-                     f"{r['throughput_fps']:.1f} frames/s, {r['gflops']:.1f} GFLOP/s "
-                     f"({r['pct_of_peak']}% of measured peak)")
+                     f"{r['throughput_fps']:.1f} frames/s, {r['gflops']:.1f} GFLOP/s")
     return lines
 
 
@@ -134,6 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     p.add_argument("--note", default="", help="conditions to record (e.g. 'CPU shared with training')")
     p.add_argument("--quick", action="store_true", help="a smoke run of the driver itself")
+    p.add_argument("--readme", type=Path, help="also write README's benchmark table from this run")
     args = p.parse_args(argv)
 
     from engines.defaults import DEFAULT_CHECKPOINT, DEFAULT_ONNX
@@ -161,6 +164,10 @@ def main(argv=None) -> int:
     if rc == 0:
         write_markdown(json.loads(Path(f"{stem}.json").read_text()), Path(f"{stem}.md"), note.strip())
         print(f"wrote {stem}.md")
+        if args.readme:
+            from readme_table import main as readme_table
+
+            readme_table([f"{stem}.json", "--readme", str(args.readme), "--note", note.strip()])
     return rc
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -22,19 +20,53 @@ def locate(class_map: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACT
     is the connected region holding the peak that lies above ``fraction`` of the way from
     max(min, 0) to the peak. A map whose peak is not positive, or a flat map, has no box.
     """
-    h, w = class_map.shape
+    peaks, boxes, has_box = locate_all(np.asarray(class_map)[None], size, fraction)
+    peak = (float(peaks[0, 0]), float(peaks[0, 1]))
+    return peak, (tuple(float(v) for v in boxes[0]) if has_box[0] else None)
+
+
+def locate_all(maps: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACTION):
+    """:func:`locate` for every class map [C, h, w] at once, in a handful of OpenCV and numpy
+    calls: peaks [C, 2], boxes [C, 4] and has_box [C] (False: the row of boxes is meaningless).
+
+    Resizes upsample the maps four at a time (as channels); the C threshold masks are laid side
+    by side, one empty column apart, so one connected-components pass labels them all.
+    """
+    maps = np.asarray(maps, np.float32)
+    c, h, w = maps.shape
     grid = min(size, 4 * max(h, w))
     k = size / grid
-    up = cv2.resize(np.asarray(class_map, np.float32), (grid, grid), interpolation=cv2.INTER_LINEAR)
-    v, u = np.unravel_index(int(np.argmax(up)), up.shape)
-    peak_xy = ((u + 0.5) * k, (v + 0.5) * k)
-    top, low = float(up[v, u]), max(float(up.min()), 0.0)
-    if not math.isfinite(top) or top <= 0 or top - low <= 1e-12 * max(abs(top), 1.0):
-        return peak_xy, None
-    mask = (up >= low + fraction * (top - low)).astype(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    bx, by, bw, bh, _ = stats[labels[v, u]]
-    return peak_xy, (bx * k, by * k, (bx + bw) * k, (by + bh) * k)
+    # resized 4 classes at a time: OpenCV's 4-channel path rounds exactly as its 1-channel one
+    # (2, 5, 6... channels differ in the last bit), so a class's peak is the one locate() finds
+    chunks = -(-c // 4)
+    padded = np.zeros((4 * chunks, h, w), np.float32)
+    padded[:c] = maps
+    src = np.ascontiguousarray(padded.reshape(chunks, 4, h, w).transpose(0, 2, 3, 1))
+    tiles = np.empty((grid, 4 * chunks, grid + 1), np.float32)  # [rows, class, columns + spacer]
+    for j in range(chunks):
+        up = cv2.resize(src[j], (grid, grid), interpolation=cv2.INTER_LINEAR)
+        tiles[:, 4 * j : 4 * j + 4, :grid] = up.transpose(0, 2, 1)
+    tiles = tiles[:, :c]
+    tiles[:, :, grid] = tiles[:, :, grid - 1]  # a copy: changes no minimum, wins no argmax
+    by_class = tiles.transpose(1, 0, 2).reshape(c, -1)
+    at = np.argmax(by_class, axis=1)
+    classes = np.arange(c)
+    top, low = by_class[classes, at], np.maximum(by_class.min(axis=1), 0.0)
+    v, u = np.divmod(at, grid + 1)
+    with np.errstate(invalid="ignore"):
+        has_box = np.isfinite(top) & (top > 0) & (top - low > 1e-12 * np.maximum(np.abs(top), 1.0))
+        mask = (tiles >= (low + fraction * (top - low)).astype(np.float32)[:, None]).view(np.uint8)
+    mask[:, :, grid] = 0  # the spacer keeps each class's components apart
+    # Grana's block-based labelling: the same components, its statistics about 3× faster here
+    _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        mask.reshape(grid, c * (grid + 1)), 8, cv2.CV_32S, cv2.CCL_BBDT)
+    column = classes * (grid + 1)
+    boxes = stats[labels[v, column + u], :4].astype(np.float64)
+    boxes[:, 0] -= column
+    boxes[:, 2:] += boxes[:, :2]
+    boxes *= k
+    peaks = (np.stack([u, v], axis=1) + 0.5) * k
+    return peaks, boxes, has_box
 
 
 def iou(a, b) -> float:

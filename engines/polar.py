@@ -172,6 +172,10 @@ class PolarMap:
             self._tables[key] = (m1, m2, sh, sw)
         return self._tables[key]
 
+    def prepare(self, h: int, w: int) -> None:
+        """Build the tables for [h, w] images now (they are otherwise built on first use)."""
+        self._table(h, w)
+
     def to_polar(self, image: np.ndarray) -> np.ndarray:
         """The sector image resampled to [height, width] (outside the image: 0)."""
         h, w = image.shape[:2]
@@ -202,6 +206,24 @@ class PolarMap:
             u, v = np.append(u, down), np.append(v, v1)
         x, y = self.polar_to_image(u, v)
         return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+    def boxes_to_image(self, boxes: np.ndarray) -> np.ndarray:
+        """:meth:`box_to_image` for polar boxes [N, 4] at once, in closed form: an annular
+        sector's x extremes lie at its angular edges, its lowest point on the outer arc at the
+        angle nearest straight down, its highest at the inner arc's outermost corner."""
+        g = self.geometry
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        span = (g.angle_max - g.angle_min) / self.width
+        depth = (g.r_max - g.r_min) / self.height
+        a0, a1 = g.angle_min + b[:, 0] * span, g.angle_min + b[:, 2] * span
+        r0, r1 = g.r_min + b[:, 1] * depth, g.r_min + b[:, 3] * depth
+        s0, s1 = np.sin(a0), np.sin(a1)
+        out = np.empty((len(b), 4))
+        out[:, 0] = g.apex[0] + s0 * np.where(s0 < 0, r1, r0)
+        out[:, 2] = g.apex[0] + s1 * np.where(s1 > 0, r1, r0)
+        out[:, 1] = g.apex[1] + r0 * np.minimum(np.cos(a0), np.cos(a1))
+        out[:, 3] = g.apex[1] + r1 * np.cos(np.maximum(a0, np.minimum(a1, 0.0)))  # nearest down
+        return out
 
     def box_to_polar(self, box: Box, n: int = 32, clip: bool = True) -> Box:
         """Polar bounding box of an image box's region (clipped to the polar frame)."""

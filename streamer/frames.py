@@ -47,28 +47,31 @@ class ClassResult:
     box: tuple[int, int, int, int] | None  # [x0, y0, x1, y1] in source-frame pixels
 
 
-STAGES = ("capture_to_publish", "preprocess", "inference", "postprocess", "publish")
+# capture_to_publish and the parts that add up to it, in the order a frame meets them
+PARTS = ("queue_source", "preprocess", "queue_prepared", "inference", "postprocess", "publish")
+STAGES = ("capture_to_publish", *PARTS)
 
 
 @dataclass
 class Timing:
-    """Monotonic ns stamps of one frame's way through the pipeline."""
+    """Monotonic ns stamps of one frame's way through the pipeline, one per hand-off, so the
+    parts (waits included) add up to capture→publish exactly."""
 
     capture: int
+    preprocess_start: int = 0  # taken off the source's hand-off
     preprocess_end: int = 0
-    inference_start: int = 0
+    inference_start: int = 0  # taken off the prepared queue and into the model
     inference_end: int = 0
     postprocess_end: int = 0
-    publish: int = 0
+    publish: int = 0  # the moment the sinks are handed the result
 
     def stage_seconds(self) -> dict[str, float]:
-        return {
-            "capture_to_publish": (self.publish - self.capture) / 1e9,
-            "preprocess": (self.preprocess_end - self.capture) / 1e9,
-            "inference": (self.inference_end - self.inference_start) / 1e9,
-            "postprocess": (self.postprocess_end - self.inference_end) / 1e9,
-            "publish": (self.publish - self.postprocess_end) / 1e9,
-        }
+        stamps = (self.capture, self.preprocess_start, self.preprocess_end, self.inference_start,
+                  self.inference_end, self.postprocess_end, self.publish)
+        out = {"capture_to_publish": (self.publish - self.capture) / 1e9}
+        for name, a, b in zip(PARTS, stamps[:-1], stamps[1:], strict=True):
+            out[name] = (b - a) / 1e9
+        return out
 
     def latency_ms(self) -> dict[str, float]:
         return {k: round(v * 1e3, 3) for k, v in self.stage_seconds().items()}

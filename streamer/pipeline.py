@@ -1,19 +1,27 @@
-"""The running pipeline: four threads and the queues between them (all threading lives here).
+"""The running pipeline: three frame threads, a fan-search thread and the queues between them
+(all threading lives here).
 
-    source ──FrameSlot──▶ preprocess ──FrameSlot(1)──▶ inference ──FrameSlot──▶ publish
-    (grab,   (live: latest frame wins,  (fan crop,      (lossless,  (infer,        (sinks,
-     count)   the replaced one is        grey, resize)   waits)      postprocess)   metrics,
-              dropped; non-live:                                                    status)
-              lossless, waits)
+    source ──input queue──▶ preprocess ──prepared queue──▶ inference ────────────▶ sinks
+    (grab,   (live: latest   (fan crop,    (lossless;       (micro-batch of what   (in the same
+     count)   frame wins,     grey,         holds a batch)   is waiting, up to      thread: no
+              dropped; non-   resample)                      max_batch; infer,      hop)
+              live: lossless)     └─▶ fan search (own thread, latest request wins)  postprocess)
 
-Preprocessing runs beside inference (OpenCV and ONNX Runtime release the GIL), so a frame is
-cropped and resized while the one before it is in the model; the one-frame hand-off between them
-keeps at most one prepared frame waiting, so latency stays bounded under overload.
+Preprocessing overlaps inference of the frame before (OpenCV and ONNX Runtime release the GIL).
+``[pipeline] preprocess_in_source = true`` preprocesses in the source thread instead, one hop
+fewer, but a source that works hard itself (decoding, rendering) then delays it; `streamer bench
+--preprocess-in-source` compares the two. Postprocessing and publishing run in the inference
+thread (no hop). The fan is found and the sector fitted on a thread of their own, off the served
+frames; the next frames use what a search found. When frames queue up (saturation) the inference
+thread takes whatever is waiting, up to ``max_batch``, as one batch; at a live frame rate one
+frame waits at most, so latency mode is batch 1.
 
-Stages (Preprocessor, InferenceStage, Postprocessor, PublishStage) know nothing of threads;
-:func:`build_pipeline` wires them. Every loop watches the stop event and waits with timeouts.
-At shutdown ``captured == processed + dropped + invalid`` holds exactly: frames still waiting for
-inference when the pipeline stops are counted as dropped, and every processed frame is published.
+Every frame carries a stamp at each hand-off (``streamer.frames.Timing``), so the stage
+latencies add up to capture→publish. Stages (Preprocessor, InferenceStage, Postprocessor,
+PublishStage) know nothing of threads; :func:`build_pipeline` wires them. Every loop watches the
+stop event and waits with timeouts. At shutdown ``captured == processed + dropped + invalid``
+holds exactly: frames still waiting for inference when the pipeline stops are counted as
+dropped, and every processed frame is published.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from engines.backends.base import BackendUnavailable
 from streamer.config import Config
@@ -82,6 +92,15 @@ class FrameSlot:
             self._cond.notify_all()
             return item
 
+    def get_many(self, most: int, timeout: float) -> list:
+        """Whatever is waiting, up to ``most`` items, oldest first; waits for the first."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                return []
+            items = [self._items.popleft() for _ in range(min(most, len(self._items)))]
+            self._cond.notify_all()
+            return items
+
     def drain(self) -> list:
         with self._cond:
             items, self._items = list(self._items), deque()
@@ -93,13 +112,17 @@ class FrameSlot:
 
 
 class InferenceStage:
-    """Stage: Prepared → Inference (one backend object, a batch of one)."""
+    """Stage: Prepared tensors → Inference (one backend object, one call per batch)."""
 
     def __init__(self, backend):
         self.backend = backend
 
-    def process(self, prepared: Prepared):
-        return self.backend.infer(prepared.tensor)
+    def process(self, prepared: Prepared | list[Prepared]):
+        if isinstance(prepared, Prepared):
+            return self.backend.infer(prepared.tensor)
+        if len(prepared) == 1:
+            return self.backend.infer(prepared[0].tensor)
+        return self.backend.infer(np.concatenate([p.tensor for p in prepared]))
 
 
 class PublishStage:
@@ -167,6 +190,47 @@ class SourceState:
     error: str = ""
 
 
+class FanSearch:
+    """The fan-search thread: runs the preprocessor's searches off the hot path, the latest
+    request first (an older one not yet started is merged into it)."""
+
+    def __init__(self, preprocessor: Preprocessor, stop: threading.Event):
+        self.preprocessor, self._stop = preprocessor, stop
+        self._slot = FrameSlot(1, lossless=False)
+        self.searches = 0
+        self._thread: threading.Thread | None = None
+
+    def request(self, image, detect: bool, fit: bool) -> None:
+        evicted = self._slot.put((image, detect, fit), 0)[1]
+        if evicted is not None and evicted[1] and not detect:  # keep a pending detection
+            self._slot.drain()
+            self._slot.put((image, True, fit), 0)
+
+    def start(self) -> FanSearch:
+        self.preprocessor.request_search = self.request
+        self._thread = threading.Thread(target=self._loop, name="streamer-fan-search", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            item = self._slot.get(POLL_S)
+            if item is None:
+                continue
+            try:
+                self.preprocessor.search(*item)
+                self.searches += 1
+            except Exception as exc:  # a search that fails leaves the geometry as it was
+                log.warning("fan search failed: %s", exc)
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+
 class Pipeline:
     """Owns the threads; build it with :func:`build_pipeline`, then start/stop/wait/close."""
 
@@ -177,9 +241,15 @@ class Pipeline:
         self.latency = stages.publish.latency
         self.accounting = Accounting(metrics)
         live = bool(getattr(source, "live", True))
-        self.frames = FrameSlot(1 if live else config.pipeline.queue_size, lossless=not live)
-        self.prepared = FrameSlot(1, lossless=True)
-        self.results = FrameSlot(config.pipeline.publish_queue_size, lossless=True)
+        self.max_batch = 1 if live else config.pipeline.max_batch
+        self.inline_preprocess = config.pipeline.preprocess_in_source
+        queue = 1 if live else config.pipeline.queue_size
+        if self.inline_preprocess:
+            self.frames = None
+            self.prepared = FrameSlot(queue, lossless=not live)
+        else:  # a preprocess thread of its own between two queues
+            self.frames = FrameSlot(queue, lossless=not live)
+            self.prepared = FrameSlot(1 if live else max(queue, self.max_batch), lossless=True)
         self.source_state = SourceState()
         self._source_open = False
         self._source_bugs: set[type] = set()
@@ -188,20 +258,26 @@ class Pipeline:
         self._source_done = threading.Event()
         self._preprocess_done = threading.Event()
         self._inference_done = threading.Event()
-        self._publish_done = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._fan_search = FanSearch(stages.preprocess, self._stop)
+        self.batch_sizes: dict[int, int] = {}  # batch size → model calls (inference thread only)
         self._invalid_log = RateLimitedLog()
         self._started_at = 0.0
         self._fps = 0.0
+        self._last_report = (0.0, 0)
         self._closed = False
 
     # -- control --------------------------------------------------------------------------
     def start(self) -> Pipeline:
         """Open the source (a live source that is not there yet is retried in the background)."""
         self._started_at = time.monotonic()
+        self._last_report = (self._started_at, 0)
         self._open_source(first=True)
-        for name, target in (("source", self._source_loop), ("preprocess", self._preprocess_loop),
-                             ("inference", self._inference_loop), ("publish", self._publish_loop)):
+        self._fan_search.start()
+        threads = [("source", self._source_loop), ("inference", self._inference_loop)]
+        if not self.inline_preprocess:
+            threads.insert(1, ("preprocess", self._preprocess_loop))
+        for name, target in threads:
             thread = threading.Thread(target=target, name=f"streamer-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -212,7 +288,7 @@ class Pipeline:
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once every processed frame is published (the source ended or stop() was called)."""
-        return self._publish_done.wait(timeout)
+        return self._inference_done.wait(timeout)
 
     def close(self) -> dict:
         """Stop, join the threads, settle the accounting, close sinks and backend; the counts."""
@@ -222,6 +298,7 @@ class Pipeline:
             deadline = time.monotonic() + self.config.pipeline.stop_timeout_s
             for thread in self._threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
+            self._fan_search.join(max(0.0, deadline - time.monotonic()))
             stuck = [t.name for t in self._threads if t.is_alive()]
             if stuck:
                 log.error("threads still running at shutdown: %s", ", ".join(stuck))
@@ -241,12 +318,9 @@ class Pipeline:
         self.close()
 
     def _settle(self) -> None:
-        leftover = self.frames.drain() + self.prepared.drain()
+        leftover = self.prepared.drain() + (self.frames.drain() if self.frames else [])
         if leftover:
             self.accounting.add("dropped", len(leftover))
-        unpublished = self.results.drain()  # only if the publish thread was stuck
-        for result in unpublished:
-            self.stages.publish.process(result)
         if not self.accounting.balanced():
             log.error("frame accounting does not balance: %s", self.accounting.snapshot())
 
@@ -266,8 +340,9 @@ class Pipeline:
                        "dropped": getattr(self.source, "dropped", 0)},  # skipped by the source
             "backend": self.backend.describe(),
             "latency_ms": {"p50": self.latency.recent_ms(50), "p99": self.latency.recent_ms(99)},
-            "queues": {"input": len(self.frames), "prepared": len(self.prepared),
-                       "publish": len(self.results)},
+            "queues": {**({"input": len(self.frames)} if self.frames else {}),
+                       "prepared": len(self.prepared), "fan_search": len(self._fan_search)},
+            "fan_searches": self._fan_search.searches,
         }
 
     # -- source thread --------------------------------------------------------------------
@@ -376,15 +451,45 @@ class Pipeline:
             self.accounting.add("dropped", new)
 
     def _hand_on(self, frame: Frame) -> None:
+        """Preprocess in this thread and queue for inference, or queue for the preprocess thread."""
+        if self.frames is not None:
+            self._put(self.frames, frame, self._preprocess_done)
+            return
+        item = self._guarded(frame, self._preprocess)
+        if item is not None:
+            self._put(self.prepared, item, self._inference_done)
+
+    def _put(self, slot: FrameSlot, item, downstream_done: threading.Event) -> None:
+        """Into the slot (an evicted frame is dropped); at stop, a frame that never got in too."""
         while True:
-            accepted, evicted = self.frames.put(frame, POLL_S)
+            accepted, evicted = slot.put(item, POLL_S)
             if evicted is not None:
                 self.accounting.add("dropped")
             if accepted:
                 return
-            if self._stop.is_set():  # lossless slot still full at stop: never processed
+            if self._stop.is_set() or downstream_done.is_set():  # never processed
                 self.accounting.add("dropped")
                 return
+
+    def _preprocess_loop(self) -> None:
+        """The preprocess thread (unless ``preprocess_in_source``)."""
+        try:
+            while not self._stop.is_set():
+                frame = self.frames.get(POLL_S)
+                if frame is not None:
+                    item = self._guarded(frame, self._preprocess)
+                    if item is not None:
+                        self._put(self.prepared, item, self._inference_done)
+                elif self._source_done.is_set() and not len(self.frames):
+                    break
+        finally:
+            self._preprocess_done.set()
+
+    def _preprocess(self, frame: Frame):
+        timing = Timing(capture=frame.t_capture_ns, preprocess_start=time.monotonic_ns())
+        prepared = self.stages.preprocess.process(frame)
+        timing.preprocess_end = time.monotonic_ns()
+        return frame, prepared, timing
 
     def _enough_frames(self) -> bool:
         """With max_frames: stop grabbing once that many frames are on their way to inference."""
@@ -405,109 +510,94 @@ class Pipeline:
         self.accounting.add("invalid")
         self._invalid_log(logging.WARNING, "invalid frame: %s", exc)
 
-    # -- preprocess and inference threads -------------------------------------------------
-    def _consume(self, slot: FrameSlot, upstream_done: threading.Event, handle,
-                 done: threading.Event) -> None:
-        """handle() every item from slot until stopped, or until upstream is done and slot empty."""
-        try:
-            while not self._stop.is_set():
-                item = slot.get(POLL_S)
-                if item is not None:
-                    handle(item)
-                elif upstream_done.is_set() and not len(slot):
-                    break
-        finally:
-            done.set()
-
-    def _preprocess_loop(self) -> None:
-        self._consume(self.frames, self._source_done, self._preprocess_one, self._preprocess_done)
-
-    def _inference_loop(self) -> None:
-        self._consume(self.prepared, self._preprocess_done, self._infer_one, self._inference_done)
-
-    def _preprocess_one(self, frame: Frame) -> None:
-        item = self._guarded(frame, self._preprocess)
-        if item is not None:
-            self._hand_on_prepared(item)
-
-    def _preprocess(self, frame: Frame):
-        timing = Timing(capture=frame.t_capture_ns)
-        prepared = self.stages.preprocess.process(frame)
-        timing.preprocess_end = time.monotonic_ns()
-        return frame, prepared, timing
-
-    def _hand_on_prepared(self, item) -> None:
-        while not self.prepared.put(item, POLL_S)[0]:  # inference takes it or the pipeline stops
-            if self._stop.is_set() or self._inference_done.is_set():
-                self.accounting.add("dropped")
-                return
-
-    def _infer_one(self, item) -> None:
-        result = self._guarded(item[0], self._infer, item)
-        if result is not None:
-            self._hand_on_result(result)
-        limit = self.config.pipeline.max_frames
-        if limit and self.accounting.snapshot()["processed"] >= limit:
-            self._stop.set()
-
     def _guarded(self, frame: Frame, step, *args):
         """step(*args or frame); a frame it fails on is counted invalid and the pipeline goes on."""
         try:
             return step(*(args or (frame,)))
-        except InvalidFrame as exc:
-            self._count_invalid(exc)
-        except BackendUnavailable as exc:  # a remote engine that is down: like a lost source
-            self.accounting.add("dropped")
-            self._invalid_log(logging.WARNING, "frame %s dropped: %s", frame.seq, exc)
-        except Exception as exc:  # a frame the model cannot take: count it, keep going
-            self.accounting.add("invalid")
-            self._invalid_log(logging.ERROR, "frame %s failed in processing: %s", frame.seq, exc,
-                              exc_info=True)
+        except Exception as exc:
+            self._failed(frame, exc)
         return None
 
-    def _infer(self, item) -> FrameResult:
-        frame, prepared, timing = item
-        timing.inference_start = time.monotonic_ns()
-        out = self.stages.infer.process(prepared)
-        timing.inference_end = time.monotonic_ns()
-        classes, maps = self.stages.postprocess.process(out.scores[0], out.maps[0], prepared.crop)
+    def _failed(self, frame: Frame, exc: Exception) -> None:
+        if isinstance(exc, InvalidFrame):
+            self._count_invalid(exc)
+            return
+        if isinstance(exc, BackendUnavailable):  # a remote engine that is down: like a lost source
+            self.accounting.add("dropped")
+            self._invalid_log(logging.WARNING, "frame %s dropped: %s", frame.seq, exc)
+            return
+        self.accounting.add("invalid")  # a frame the model cannot take: count it, keep going
+        self._invalid_log(logging.ERROR, "frame %s failed in processing: %s", frame.seq, exc,
+                          exc_info=exc)
+
+    # -- inference thread: infer, postprocess, publish ------------------------------------
+    def _inference_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                items = self.prepared.get_many(self.max_batch, POLL_S)
+                if items:
+                    self._infer_batch(items)
+                elif self._upstream_done().is_set() and not len(self.prepared):
+                    break
+                self._maybe_report()
+        finally:
+            self._inference_done.set()
+
+    def _upstream_done(self) -> threading.Event:
+        return self._source_done if self.frames is None else self._preprocess_done
+
+    def _infer_batch(self, items: list) -> None:
+        start = time.monotonic_ns()
+        for _, _, timing in items:
+            timing.inference_start = start
+        try:
+            out = self.stages.infer.process([prepared for _, prepared, _ in items])
+        except Exception as exc:
+            if len(items) == 1:
+                self._failed(items[0][0], exc)
+                return
+            for item in items:  # which frame the model cannot take: one at a time
+                self._infer_batch([item])
+            return
+        end = time.monotonic_ns()
+        self.batch_sizes[len(items)] = self.batch_sizes.get(len(items), 0) + 1
+        for i, (frame, prepared, timing) in enumerate(items):
+            timing.inference_end = end
+            result = self._guarded(frame, self._postprocess, frame, prepared, timing,
+                                   out.scores[i], out.maps[i])
+            if result is None:
+                continue
+            self.accounting.add("processed")
+            try:
+                self.stages.publish.process(result)
+            except Exception as exc:  # the sinks guard themselves; this is the metrics
+                self._invalid_log(logging.ERROR, "recording frame %s failed: %s", frame.seq, exc,
+                                  exc_info=True)
+        limit = self.config.pipeline.max_frames
+        if limit and self.accounting.snapshot()["processed"] >= limit:
+            self._stop.set()
+
+    def _postprocess(self, frame: Frame, prepared, timing: Timing, scores, maps) -> FrameResult:
+        classes, maps8 = self.stages.postprocess.process(scores, maps, prepared.crop)
         timing.postprocess_end = time.monotonic_ns()
         return FrameResult(self.stream, frame.seq, frame.t_source_ns, tuple(frame.image.shape[:2]),
-                           classes, timing, maps,
+                           classes, timing, maps8,
                            mm_per_px=frame.area.mm_per_px if frame.area is not None else None)
 
-    def _hand_on_result(self, result: FrameResult) -> None:
-        self.accounting.add("processed")
-        while not self.results.put(result, POLL_S)[0]:  # the publish thread always drains
-            if self._publish_done.is_set():
-                break
-
-    # -- publish thread -------------------------------------------------------------------
-    def _publish_loop(self) -> None:
-        interval = self.config.publish.status_interval_s
-        last_t, last_n = time.monotonic(), 0
-        try:
-            while True:
-                result = self.results.get(POLL_S)
-                if result is not None:
-                    self.stages.publish.process(result)
-                elif self._inference_done.is_set() and not len(self.results):
-                    break
-                now = time.monotonic()
-                if now - last_t >= interval:
-                    n = self.accounting.snapshot()["processed"]
-                    self._fps = (n - last_n) / (now - last_t)
-                    last_t, last_n = now, n
-                    self._report()
-        finally:
-            self._publish_done.set()
-
-    def _report(self) -> None:
+    def _maybe_report(self) -> None:
+        now = time.monotonic()
+        last_t, last_n = self._last_report
+        if now - last_t < self.config.publish.status_interval_s:
+            return
+        n = self.accounting.snapshot()["processed"]
+        self._fps = (n - last_n) / (now - last_t)
+        self._last_report = (now, n)
         self.metrics.set_fps(self._fps)
         self.metrics.set_backend_up(getattr(self.backend, "up", True))
-        self.metrics.set_queue_depth("input", len(self.frames))
+        if self.frames is not None:
+            self.metrics.set_queue_depth("input", len(self.frames))
         self.metrics.set_queue_depth("prepared", len(self.prepared))
-        self.metrics.set_queue_depth("publish", len(self.results))
+        self.metrics.set_queue_depth("fan_search", len(self._fan_search))
         self.stages.publish.status(self.status())
 
 

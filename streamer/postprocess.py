@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.classes import is_region
-from engines.localisation import locate
+from engines.localisation import locate_all
 from engines.scoring import probabilities
 from streamer.config import PostprocessConfig
 from streamer.frames import ClassResult
@@ -44,19 +44,25 @@ class Localisation:
 
 def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Localisation:
     """Peak and box of one map [h, w] in source pixels (no box when the map has no positive peak)."""
-    (px, py), box = locate(class_map, crop.size, fraction)
-    peak = tuple(int(v) for v in crop.to_source(px, py))
-    if box is None:
-        return Localisation(peak, None)
-    x0, y0, x1, y1 = crop.box_to_source(box)
-    return Localisation(peak, (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
+    peaks, boxes, has_box = localise_all(np.asarray(class_map)[None], crop, fraction)
+    return Localisation(peaks[0], boxes[0] if has_box[0] else None)
+
+
+def localise_all(maps: np.ndarray, crop: Crop, fraction: float = 0.5):
+    """Peaks and boxes of all maps [C, h, w] at once in source pixels, as lists of int tuples
+    (peaks truncated, boxes rounded), and which classes have a box."""
+    peaks, boxes, has_box = locate_all(maps, crop.size, fraction)
+    px, py = crop.points_to_source(peaks[:, 0], peaks[:, 1])
+    peak_list = list(zip(px.astype(np.int64).tolist(), py.astype(np.int64).tolist(), strict=True))
+    box_list = [tuple(b) for b in np.round(crop.boxes_to_source(boxes)).astype(np.int64).tolist()]
+    return peak_list, box_list, has_box.tolist()
 
 
 def maps_uint8(maps: np.ndarray) -> np.ndarray:
     """[C, h, w] float → uint8, each class scaled so its positive peak is 255 (negatives → 0)."""
-    m = np.maximum(np.asarray(maps, np.float32), 0)
+    m = np.asarray(maps, np.float32)
     peak = m.reshape(len(m), -1).max(axis=1)
-    scale = np.where(peak > 0, 255.0 / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+    scale = (255.0 / np.where(peak > 0, peak, np.inf)).astype(np.float32)  # no positive peak: 0
     return np.clip(m * scale[:, None, None] + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -65,6 +71,7 @@ class Postprocessor:
 
     def __init__(self, classes: tuple[str, ...], activation: str, config: PostprocessConfig):
         self.classes, self.activation, self.config = tuple(classes), activation, config
+        self.regions = [is_region(c) for c in self.classes]  # classes that have a place
         t_on = np.array([config.threshold_for(c) for c in self.classes])
         self.hysteresis = Hysteresis(t_on, t_on - config.hysteresis, config.smoothing)
 
@@ -74,9 +81,9 @@ class Postprocessor:
             raise ValueError(f"expected {len(self.classes)} classes, got scores {np.shape(scores)} "
                              f"and maps {np.shape(maps)}")
         level, present = self.hysteresis.update(probabilities(scores, self.activation))
-        results = []
-        for i, name in enumerate(self.classes):
-            where = (localise(maps[i], crop, self.config.box_fraction) if is_region(name)
-                     else Localisation(None, None))  # Background: a score, never a place
-            results.append(ClassResult(name, float(level[i]), bool(present[i]), where.peak, where.box))
-        return tuple(results), (maps_uint8(maps) if self.config.maps else None)
+        peaks, boxes, has_box = localise_all(maps, crop, self.config.box_fraction)
+        places = [(p, b if ok else None) if region else (None, None)  # Background: never a place
+                  for p, b, ok, region in zip(peaks, boxes, has_box, self.regions, strict=True)]
+        results = tuple(ClassResult(name, p, on, peak, box) for name, p, on, (peak, box)
+                        in zip(self.classes, level.tolist(), present.tolist(), places, strict=True))
+        return results, (maps_uint8(maps) if self.config.maps else None)

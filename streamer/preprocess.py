@@ -4,12 +4,20 @@ resize (INTER_AREA, as the training images were made) and scale to float32 [0, 1
 With ``polar`` on, a curvilinear sector is instead resampled to polar (beam-space) form, as the
 paper trained (`engines.polar`). The crop geometry travels with the tensor so postprocess can map
 peaks and boxes back to source pixels.
+
+Per frame only the crop is touched: greyed, shrunk with INTER_AREA and, in polar mode, remapped
+with tables built once per sector. The filter is the training images' own: fused remaps that
+read fewer pixels changed the default model's probabilities by 0.28-0.44
+(`benchmarks/filter_check.py`), so this is the floor of the stage's cost. Finding the fan and
+fitting the sector (:class:`FanTracker`) run apart from the served frames wherever the caller
+lets them (the pipeline: on their own thread).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -43,6 +51,16 @@ class Crop:
         (x0, y0), (x1, y1) = self.to_source(box[0], box[1]), self.to_source(box[2], box[3])
         return x0, y0, x1, y1
 
+    def points_to_source(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`to_source` for arrays of points."""
+        return self.x + u * (self.w / self.size), self.y + v * (self.h / self.size)
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """:meth:`box_to_source` for boxes [N, 4] at once."""
+        x0, y0 = self.points_to_source(boxes[:, 0], boxes[:, 1])
+        x1, y1 = self.points_to_source(boxes[:, 2], boxes[:, 3])
+        return np.stack([x0, y0, x1, y1], axis=1)
+
 
 @dataclass(frozen=True)
 class PolarCrop(Crop):
@@ -59,6 +77,13 @@ class PolarCrop(Crop):
         """A polar box is an annular sector in the image: its bounding box, in source pixels."""
         x0, y0, x1, y1 = self.polar.box_to_image(box)
         return self.x + x0, self.y + y0, self.x + x1, self.y + y1
+
+    def points_to_source(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.polar.polar_to_image(u, v)
+        return self.x + x, self.y + y
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        return self.polar.boxes_to_image(boxes) + np.array([self.x, self.y, self.x, self.y], float)
 
 
 @dataclass
@@ -216,6 +241,16 @@ class SectorFitter:
             self._fit(k)
         return self.map
 
+    def resting(self) -> bool:
+        """True while the fit has given up on this fan (no sector): the frame counts towards a
+        fresh try, and no evidence is wanted until then."""
+        if self.map is not None or self.frames <= FIT_FRAMES:
+            return False
+        self.frames += 1
+        if self.frames > FIT_FRAMES + self.retry_after:
+            self.seen, self.frames = None, 0
+        return True
+
     def _fit(self, k: int) -> None:
         g = estimate_geometry(self.seen)
         if g is not None:
@@ -227,98 +262,82 @@ class SectorFitter:
             log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
 
 
-class Preprocessor:
-    """Stage: Frame → Prepared (model tensor + crop geometry)."""
+@dataclass(frozen=True)
+class Geometry:
+    """Where the model input comes from on frames of one size: the source rectangle and, in polar
+    mode, the sector's map (its resampling tables built when the geometry is made)."""
 
-    def __init__(self, config: PreprocessConfig, input_size: int, tolerance: int = 3,
+    shape: tuple[int, int]  # the frame's (height, width)
+    crop: Crop
+
+
+class FanTracker:
+    """Finds the fan and fits its sector on its own cadence: the fan is looked for again after
+    1, 2, 4 ... 64 frames of a new frame size, then every ``redetect_every`` frames; while a
+    sector is being fitted, every frame is evidence. ``due`` runs on the hot path and only counts;
+    ``look`` does the work and may run on another thread (the caller serialises looks)."""
+
+    def __init__(self, config: PreprocessConfig, size: int, tolerance: int,
                  recipe: InputRecipe = SONOSTREAM):
-        self.config, self.recipe = config, recipe
-        self.size = input_size
-        self.tolerance = tolerance
+        self.config, self.size, self.tolerance, self.recipe = config, size, tolerance, recipe
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh start (a new frame size): nothing known, the fast start-up schedule again."""
         self.roi: Rect | None = None
-        self._since_detect = 0
-        self._tried = False
-        self._detections = 0
+        self.detections = 0
+        self._since = 0
         self._seen: np.ndarray | None = None  # fading max of the screens detection looked at
-        self._out = np.empty((1, 1, input_size, input_size), np.float32)
-        self._fitter = SectorFitter(input_size, config.threshold, config.redetect_every or 150,
-                                    recipe)
-        self._area, self._area_map = None, None  # the source's scan area and its polar map
+        self.fitter = SectorFitter(self.size, self.config.threshold, self.config.redetect_every or 150,
+                                   self.recipe)
+        self._fitting = self.config.representation == "polar"
 
-    def process(self, frame: Frame) -> Prepared:
-        image = frame.image
-        if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
-            raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
-        area = frame.area if self.config.mode == "auto" else None  # the scanner's own crop
-        x, y, w, h = self._roi(image) if area is None else self._area_rect(area, image)
-        grey = _grey(image[y : y + h, x : x + w])
-        pmap = None
-        if self.config.representation == "polar":
-            pmap = self._polar((x, y, w, h), grey) if area is None else self._area_polar(area)
-        if pmap is None:
-            cx, cy, w, h = self.recipe.crop_rect((0, 0, w, h))  # the recipe's aspect, if any
-            small = cv2.resize(grey[cy : cy + h, cx : cx + w], (self.size, self.size),
-                               interpolation=cv2.INTER_AREA)
-            crop = Crop(x + cx, y + cy, w, h, self.size)
-        else:
-            small, crop = pmap.to_polar(grey), PolarCrop(x, y, w, h, self.size, pmap)
-        out = np.empty_like(self._out)  # fresh: the tensor may outlive this call
-        self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
-        return Prepared(out, crop)
+    def due(self) -> tuple[bool, bool] | None:
+        """Called once per served frame: (detect, fit) when a look is due, else None."""
+        self._since += 1
+        every = self.config.redetect_every
+        if every and self.detections < WARMUP_DETECTIONS:  # look again after 1, 2, 4, 8... frames
+            every = min(every, 1 << self.detections)
+        auto = self.config.mode == "auto"
+        detect = auto and ((bool(every) and self._since >= every)
+                           or (self.roi is None and self._since >= 15))  # none yet: retry soon
+        fit = (self._fitting and self.fitter.map is None and (self.roi is not None or not auto)
+               and not self.fitter.resting())
+        if detect:
+            self._since = 0
+        return (detect, fit) if detect or fit else None
 
-    @staticmethod
-    def _area_rect(area, image: np.ndarray) -> Rect:
-        x, y, w, h = area.rect
-        if x + w > image.shape[1] or y + h > image.shape[0]:
-            raise InvalidFrame(f"scan area {area.rect} lies outside the {image.shape[1]}x"
-                               f"{image.shape[0]} frame")
-        return x, y, w, h
-
-    def _area_polar(self, area) -> PolarMap | None:
-        """The polar map of the source's sector (made once per scan area; None: plain crop)."""
-        if area is not self._area:
-            self._area = area
-            self._area_map = (None if area.sector is None else
-                              PolarMap(self.recipe.polar_geometry(area.sector), self.size))
-        return self._area_map
-
-    def _polar(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:
-        """The sector's polar map; None (a plain crop) until it is known, or when the fan is no
-        sector (e.g. a linear probe)."""
-        if self.config.mode == "auto" and self.roi is None:
-            return None  # no fan found: no sector to fit
-        return self._fitter(rect, grey)
-
-    def _roi(self, image: np.ndarray) -> Rect:
+    def look(self, image: np.ndarray, detect: bool, fit: bool) -> Geometry:
+        """Search for the fan (detect) and feed the sector fit (fit) on this frame."""
         H, W = image.shape[:2]
+        if detect:
+            self._detect(image)
+        x, y, w, h = rect = self._rect(W, H)
+        pmap = None
+        if self._fitting and (self.roi is not None or self.config.mode != "auto"):
+            pmap = self.fitter.map if not fit and self.fitter.rect == rect else self.fitter(
+                rect, _grey(image[y : y + h, x : x + w]))
+        if pmap is not None:
+            pmap.prepare(h, w)  # the resampling tables, built here rather than on a served frame
+            return Geometry((H, W), PolarCrop(x, y, w, h, self.size, pmap))
+        return Geometry((H, W), Crop(x, y, w, h, self.size))
+
+    def _rect(self, W: int, H: int) -> Rect:
         mode = self.config.mode
-        if mode == "full":
-            return 0, 0, W, H
         if mode == "roi":
             x, y, w, h = self.config.roi
             if x + w > W or y + h > H:
                 raise InvalidFrame(f"configured roi {self.config.roi} lies outside the {W}x{H} frame")
             return x, y, w, h
-        self._since_detect += 1
-        every = self.config.redetect_every
-        if every and self._detections < WARMUP_DETECTIONS:  # look again after 1, 2, 4, 8... frames
-            every = min(every, 1 << self._detections)
-        due = bool(every) and self._since_detect >= every
-        retry = self.roi is None and self._since_detect >= 15  # nothing found yet: try again soon
-        if not self._tried or due or retry or (self.roi is not None and not self._fits(W, H)):
-            self._detect(image)
-        return self.roi or (0, 0, W, H)
-
-    def _fits(self, W: int, H: int) -> bool:  # a smaller frame arrived: the old roi is void
-        x, y, w, h = self.roi
-        return x + w <= W and y + h <= H
+        if mode == "full" or self.roi is None:
+            return 0, 0, W, H
+        return self.roi
 
     def _detect(self, image: np.ndarray) -> None:
         """Find the fan on the recent screens, not this one alone: acoustic shadows and fluid can
         blacken half a fan in one frame. Each look keeps the brighter of this screen and half of
         what was seen before, so a fan that moved fades out of it within a few looks."""
-        self._since_detect, self._tried = 0, True
-        self._detections += 1
+        self.detections += 1
         grey = _grey(image)
         if self._seen is None or self._seen.shape != grey.shape:
             self._seen = grey.copy()
@@ -329,6 +348,109 @@ class Preprocessor:
             if self.roi is None:
                 log.warning("no ultrasound fan found in the frame; using the whole frame")
             return
-        if self.roi is None or not self._fits(*image.shape[1::-1]) or _moved(found, self.roi, self.tolerance):
+        if self.roi is None or _moved(found, self.roi, self.tolerance):
             log.info("ultrasound fan at x=%d y=%d w=%d h=%d", *found)
             self.roi = found
+
+
+class Preprocessor:
+    """Stage: Frame → Prepared (model tensor + crop geometry).
+
+    The hot path (``process``) crops the frame by the current :class:`Geometry`, greys and
+    resamples the crop with precomputed tables: no work on the whole frame. Finding the fan and
+    fitting the sector happen in ``search``: inline on a frame of a new size (start-up, or the
+    source changed its frame size: nothing valid to serve otherwise, and the fast start-up
+    schedule begins again), otherwise wherever ``request_search`` sends it: inline by default,
+    on a background thread in the pipeline, so a served frame never waits for a search.
+
+    A frame that carries the scanner's own scan area (a DICOM ultrasound region) is cropped by
+    it, with no search. A model's input recipe (the paper's release: polar frames cut to an
+    aspect ratio, min-max scaling) shapes every geometry in ``model_crop`` and the scaling.
+    """
+
+    def __init__(self, config: PreprocessConfig, input_size: int, tolerance: int = 3,
+                 recipe: InputRecipe = SONOSTREAM):
+        self.config, self.recipe = config, recipe
+        self.size = input_size
+        self.tracker = FanTracker(config, input_size, tolerance, recipe)
+        self.geometry: Geometry | None = None
+        self._area, self._area_geometry = None, None  # the source's scan area and its geometry
+        self.request_search = self.search  # (image, detect, fit) → None; the pipeline may replace
+        self._lock = threading.Lock()  # one search at a time; a new frame size waits for it
+
+    @property
+    def roi(self) -> Rect | None:
+        """The fan's rectangle as last found (None: not found, or not looked for)."""
+        return self.tracker.roi
+
+    def process(self, frame: Frame) -> Prepared:
+        image = frame.image
+        if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
+            raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
+        if frame.area is not None and self.config.mode == "auto":  # the scanner's own crop
+            return self._prepare(image, self._area_crop(frame.area, image))
+        geometry = self.geometry
+        if geometry is None or geometry.shape != image.shape[:2]:
+            geometry = self._restart(image)
+        else:
+            due = self.tracker.due()
+            if due is not None:  # inline, this frame is served with the result; else not
+                self.request_search(image, *due)
+                geometry = self.geometry
+        return self._prepare(image, geometry.crop)
+
+    def search(self, image: np.ndarray, detect: bool = True, fit: bool = True) -> None:
+        """Look for the fan / feed the sector fit on this frame; the next frames use the result
+        (a search on a frame of another size than the current one is void)."""
+        with self._lock:
+            current = self.geometry
+            if current is not None and current.shape != image.shape[:2]:
+                return
+            self.geometry = self._model_geometry(self.tracker.look(image, detect, fit))
+
+    def _restart(self, image: np.ndarray) -> Geometry:
+        with self._lock:
+            if self.geometry is not None:
+                log.info("frame size changed to %dx%d: looking for the fan again",
+                         image.shape[1], image.shape[0])
+            self.tracker.reset()
+            auto = self.config.mode == "auto"
+            self.geometry = g = self._model_geometry(self.tracker.look(image, auto, True))
+            return g
+
+    def _area_crop(self, area, image: np.ndarray) -> Crop:
+        """The crop of a source's scan area (its tables made once per area and frame size)."""
+        H, W = image.shape[:2]
+        g = self._area_geometry
+        if area is not self._area or g is None or g.shape != (H, W):
+            x, y, w, h = area.rect
+            if x + w > W or y + h > H:
+                raise InvalidFrame(f"scan area {area.rect} lies outside the {W}x{H} frame")
+            crop = Crop(x, y, w, h, self.size)
+            if self.config.representation == "polar" and area.sector is not None:
+                pmap = PolarMap(self.recipe.polar_geometry(area.sector), self.size)
+                pmap.prepare(h, w)
+                crop = PolarCrop(x, y, w, h, self.size, pmap)
+            self._area, self._area_geometry = area, g = Geometry((H, W), self.model_crop(crop))
+        return g.crop
+
+    def _model_geometry(self, g: Geometry) -> Geometry:
+        return dataclasses.replace(g, crop=self.model_crop(g.crop))
+
+    def model_crop(self, crop: Crop) -> Crop:
+        """The model's crop recipe on a plain crop (the release's aspect ratio; a polar crop was
+        cut to it in its sector geometry already)."""
+        if isinstance(crop, PolarCrop):
+            return crop
+        cx, cy, w, h = self.recipe.crop_rect((0, 0, crop.w, crop.h))
+        return Crop(crop.x + cx, crop.y + cy, w, h, crop.size)
+
+    def _prepare(self, image: np.ndarray, crop: Crop) -> Prepared:
+        grey = _grey(image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w])
+        if isinstance(crop, PolarCrop):
+            small = crop.polar.to_polar(grey)
+        else:
+            small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        out = np.empty((1, 1, self.size, self.size), np.float32)  # the tensor may outlive this call
+        self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
+        return Prepared(out, crop)

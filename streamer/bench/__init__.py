@@ -1,6 +1,6 @@
 """`streamer bench`: model-only and end-to-end latency/throughput beside a naive baseline.
 
-Modules: ``plan`` (what to run), ``machine`` (the host and its measured peak), ``flops`` (the
+Modules: ``plan`` (what to run), ``machine`` (the host), ``flops`` (the
 model's arithmetic per frame), ``model_only``, ``end_to_end``, ``baseline`` (the measurements),
 ``runner`` (runs a plan into one result dict), ``report`` (table, JSON, plot).
 """

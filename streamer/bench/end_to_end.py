@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
+
 from streamer.bench.plan import BenchPlan
 from streamer.bench.stats import CpuMeter, RssMeter, rate, summarise_ms
-from streamer.frames import STAGES
+from streamer.frames import PARTS, STAGES
 
 ENDPOINT = "tcp://127.0.0.1:*"
 
@@ -52,12 +54,35 @@ def source_spec(plan: BenchPlan, fps: float | None) -> str:
     return f"sim:seed=0,fps={fps:g},realtime=1,{size}"
 
 
-def _config(plan: BenchPlan, spec: str):
-    from streamer.config import Config, MetricsConfig, PipelineConfig, PublishConfig, SourceConfig
+def _config(plan: BenchPlan, spec: str, threads: int):
+    from streamer.config import (
+        Config,
+        MetricsConfig,
+        ModelConfig,
+        PipelineConfig,
+        PublishConfig,
+        SourceConfig,
+    )
 
     limit = plan.warmup + plan.frames if plan.frames else 0
+    queue = max(2, plan.max_batch)  # room for a full batch to wait
     return Config(source=SourceConfig(spec=spec), publish=PublishConfig(endpoint=ENDPOINT, stream="bench"),
-                  metrics=MetricsConfig(port=0), pipeline=PipelineConfig(max_frames=limit))
+                  metrics=MetricsConfig(port=0), model=ModelConfig(threads=threads),
+                  pipeline=PipelineConfig(max_frames=limit, max_batch=plan.max_batch, queue_size=queue,
+                                          preprocess_in_source=plan.preprocess_in_source))
+
+
+def stage_breakdown(stages: dict[str, list[float]], skip: int) -> dict:
+    """Per part of capture→publish: p50 and mean in ms. The means add up to the mean
+    capture→publish exactly (every frame's parts do); medians need not."""
+    out = {"p50": {}, "mean": {}}
+    for part in PARTS:
+        v = np.asarray(stages[part][skip:], np.float64) * 1e3
+        out["p50"][part] = round(float(np.median(v)), 4) if len(v) else None
+        out["mean"][part] = round(float(v.mean()), 4) if len(v) else None
+    total = np.asarray(stages["capture_to_publish"][skip:], np.float64) * 1e3
+    out["mean_capture_to_publish"] = round(float(total.mean()), 4) if len(total) else None
+    return out
 
 
 def _drive(pipeline, plan: BenchPlan, tick) -> dict:
@@ -74,17 +99,18 @@ def _drive(pipeline, plan: BenchPlan, tick) -> dict:
     return running
 
 
-def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None) -> dict:
-    """fps None: saturation. Latency figures leave out the first ``plan.warmup`` frames."""
+def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None, threads: int = 0) -> dict:
+    """fps None: saturation. Latency figures leave out the first ``plan.warmup`` frames.
+    ``threads``: ONNX Runtime's intra-op threads (0: its default)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.pipeline import build_pipeline
     from streamer.sinks.zmq_sink import ZmqSink
     from streamer.sources import create_source
 
     spec = source_spec(plan, fps)
-    config = _config(plan, spec)
+    config = _config(plan, spec, threads)
     rss = RssMeter()
-    backend = create_backend("onnxruntime", plan.onnx, BackendOptions()).open()
+    backend = create_backend("onnxruntime", plan.onnx, BackendOptions(threads=threads)).open()
     described = backend.describe()
     zmq_sink = ZmqSink(endpoint=ENDPOINT, maps=config.postprocess.maps).open()
     timings = TimingSink()
@@ -105,6 +131,10 @@ def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None) -> dict:
         "counts": counts, "dropped_while_running": running["dropped"],
         "latency_ms": latency, "latency_excludes_first": w,
         "pipeline_overhead_ms_p50": round(latency["capture_to_publish"].get("p50", 0.0) - inference_p50, 4),
+        "stages_ms": stage_breakdown(timings.stages, w),
+        "threads": threads or "onnxruntime default", "max_batch": pipeline.max_batch,
+        "preprocess": "source thread" if plan.preprocess_in_source else "own thread",
+        "batches": {str(k): v for k, v in sorted(pipeline.batch_sizes.items())},
         "throughput_fps": round(rate(timings.sent_at[w:]), 2),
         "cpu": cpu.as_dict(), **rss.as_dict(),
     }

@@ -1,4 +1,4 @@
-"""The host: CPU, cores, GPU, library versions, thread settings and its measured peak GFLOP/s."""
+"""The host: CPU, cores, GPU, library versions and thread settings."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ import os
 import platform
 import socket
 import subprocess
-import time
 from importlib import metadata
-
-import numpy as np
 
 LIBRARIES = ("numpy", "onnxruntime", "onnx", "torch", "opencv-python-headless", "pyzmq")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -72,37 +69,3 @@ def describe() -> dict:
         "versions": versions(),
         "threads": threads(),
     }
-
-
-def _best_gflops(matmul, n: int, repeats: int = 5) -> float:
-    matmul()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best / 1e9
-
-
-def peak_gflops(n: int = 2048) -> dict:
-    """A float32 n×n matrix product through numpy and torch (all threads, and torch on one):
-    the machine's practical peak, to set achieved model GFLOP/s against."""
-    rng = np.random.default_rng(0)
-    a, b = rng.random((n, n), np.float32), rng.random((n, n), np.float32)
-    out = {"matrix": n, "numpy": round(_best_gflops(lambda: a @ b, n), 2)}
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out["torch"] = round(_best_gflops(lambda: ta @ tb, n), 2)
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            out["torch_1_thread"] = round(_best_gflops(lambda: ta @ tb, n), 2)
-        finally:
-            torch.set_num_threads(before)
-    out["peak"] = max(v for k, v in out.items() if k in ("numpy", "torch", "torch_1_thread"))
-    out["peak_1_thread"] = out.get("torch_1_thread")
-    return out

@@ -26,12 +26,13 @@ def _thread_settings(backend) -> dict:
     return out
 
 
-def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None) -> dict:
+def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 0) -> dict:
     """Latency per call (p50/p90/p99/max), frames/s, peak RSS and thread settings."""
     from engines.backends import BackendOptions, create_backend
 
     rss = RssMeter()
-    backend = create_backend(run.backend, run.path, BackendOptions(precision=run.precision)).open()
+    options = BackendOptions(precision=run.precision, threads=threads)
+    backend = create_backend(run.backend, run.path, options).open()
     try:
         x = _input(run.batch, backend.info.input_size)
         for _ in range(plan.warmup):
@@ -45,7 +46,7 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None) -> dict:
                 done.append(time.perf_counter())
                 tick()
         desc = backend.describe()
-        threads = _thread_settings(backend)
+        settings = _thread_settings(backend)
     finally:
         backend.close()
     calls = len(seconds)
@@ -57,6 +58,6 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None) -> dict:
         "latency_per_frame_ms_p50": round(float(np.median(seconds)) * 1e3 / run.batch, 4),
         "throughput_fps": round(throughput, 2),
         "wall_throughput_fps": round(run.batch * rate(done), 2),
-        **rss.as_dict(), "threads": threads, "cpu": cpu.as_dict(),
+        **rss.as_dict(), "threads": settings, "threads_requested": threads, "cpu": cpu.as_dict(),
         "fixed_batch": desc.get("fixed_batch"),
     }

@@ -32,7 +32,10 @@ class BenchPlan:
     width: int = 1920
     height: int = 1080
     warmup: int = 5  # iterations (model only) or frames (end to end) left out of the figures
-    peak_size: int = 2048  # matrix side for the machine's measured peak
+    max_batch: int = 4  # the pipeline's micro-batch limit at saturation
+    threads: tuple[int, ...] = ()  # ONNX Runtime intra-op threads to choose from; (): 1..cores
+    smoke: bool = False  # too short for a verdict: the report says so instead of judging
+    preprocess_in_source: bool = False  # True: the pipeline preprocesses in the source thread
 
     def __post_init__(self):
         if self.duration_s <= 0 or self.frames < 0 or self.warmup < 0:
@@ -41,6 +44,14 @@ class BenchPlan:
             raise ValueError("--fps must list positive frame rates")
         if not self.batches or any(b < 1 for b in self.batches):
             raise ValueError("--batches must list batch sizes ≥ 1")
+        if self.max_batch < 1 or any(t < 0 for t in self.threads):
+            raise ValueError("--max-batch must be ≥ 1 and --threads ≥ 0")
+
+    def thread_candidates(self) -> tuple[int, ...]:
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return self.threads or tuple(range(1, max(1, min(cores or 1, 4)) + 1))
 
     def model_runs(self) -> list[ModelRun]:
         files = [("onnxruntime", "fp32", self.onnx)]
@@ -55,6 +66,7 @@ class BenchPlan:
 
 
 def quick_plan(onnx: Path, checkpoint: Path | None, extra: dict[str, Path]) -> BenchPlan:
-    """A few seconds in total: tiny counts, one frame rate, batch 1."""
+    """A smoke run of a few seconds: tiny counts, one frame rate, batch 1, one thread setting.
+    Its figures are too few for a verdict, and the report says so."""
     return BenchPlan(onnx, checkpoint, extra, duration_s=0.5, frames=8, fps=(30.0,), batches=(1,),
-                     warmup=1, peak_size=1024)
+                     warmup=1, threads=(0,), smoke=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from streamer.frames import PARTS
+
 
 def _f(x, spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
@@ -15,23 +17,28 @@ def _x(x) -> str:
 
 
 def _machine_lines(m: dict) -> list[str]:
-    peak = m["peak_gflops"]
-    return [f"machine: {m['cpu']} · {m['cores_usable']} usable cores · GPU {m['gpu'] or 'none'} · "
-            f"load {m['load_average_at_start']}",
-            f"measured peak (float32 {peak['matrix']}² matmul): {_f(peak['peak'], '.1f')} GFLOP/s all "
-            f"threads, {_f(peak.get('peak_1_thread'), '.1f')} GFLOP/s one thread"]
+    lines = [f"machine: {m['cpu']} · {m['cores_usable']} usable cores · GPU {m['gpu'] or 'none'} · "
+             f"load {m['load_average_at_start']}"]
+    threads = m.get("bench", {}).get("onnxruntime_threads")
+    if threads:
+        sweep = ", ".join(f"{k}: {v:.2f} ms" for k, v in threads["model_b1_p50_ms"].items())
+        sat = ", ".join(f"{k}: {v:.0f}/s" for k, v in threads["saturation_fps"].items())
+        lines.append(f"onnxruntime intra-op threads (0 = its default): latency runs "
+                     f"{threads['latency']} (model b1 p50 by threads: {sweep}); saturation "
+                     f"{threads['saturation']} (frames/s by threads: {sat})")
+    return lines
 
 
 def _model_lines(section: dict) -> list[str]:
     model = section["model"]
     lines = [f"model only — {model['flops_per_frame'] / 1e9:.3f} GFLOP/frame ({model['onnx']})",
              f"{'backend':<24}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}{'fps':>9}{'+RSS MB':>8}"
-             f"{'GFLOP/s':>9}{'%peak':>7}{'x base':>8}"]
+             f"{'GFLOP/s':>9}{'x base':>8}"]
     for r in section["runs"]:
         lat = r["latency_ms"]
         lines.append(f"{r['label']:<24}" + "".join(_f(lat.get(k)).rjust(8) for k in ("p50", "p90", "p99", "max"))
                      + f"{r['throughput_fps']:9.1f}{r['rss_growth_mb']:8.0f}{r['gflops']:9.1f}"
-                     f"{_f(r['pct_of_peak'], '.1f'):>7}{_x(r['vs_baseline']['throughput']):>8}")
+                     f"{_x(r['vs_baseline']['throughput']):>8}")
     lines.append("  (latency ms per call, one call = one batch; +RSS: peak memory growth in the run; x base: frames/s over the baseline's inference)")
     return lines
 
@@ -40,11 +47,12 @@ def _e2e_lines(section: dict, base: dict) -> list[str]:
     lines = ["end to end (capture→publish ms, simulated 1080p scanner → pipeline → ZMQ on loopback)",
              f"{'config':<16}{'capt':>6}{'proc':>6}{'drop':>6}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}"
              f"{'infer':>8}{'ovh':>7}{'fps':>8}{'cpu':>6}{'fps x':>7}{'p50 x':>7}"]
+    # ovh: end-to-end p50 minus the model's p50 alone (same threads), the engine's own cost
     for r in section["runs"]:
         lat, c = r["latency_ms"]["capture_to_publish"], r["counts"]
         lines.append(f"{r['label']:<16}{c['captured']:6d}{c['processed']:6d}{c['dropped']:6d}"
                      + "".join(_f(lat.get(k)).rjust(8) for k in ("p50", "p90", "p99", "max"))
-                     + f"{_f(r['latency_ms']['inference'].get('p50')):>8}{_f(r['pipeline_overhead_ms_p50']):>7}"
+                     + f"{_f(r['latency_ms']['inference'].get('p50')):>8}{_f(r.get('overhead_vs_model_ms_p50')):>7}"
                      f"{r['throughput_fps']:8.1f}{r['cpu']['cpu_cores_busy']:6.2f}"
                      f"{_x(r['vs_baseline']['throughput']):>7}{_x(r['vs_baseline']['latency_p50']):>7}")
     lat = base["latency_ms"]["capture_to_publish"]
@@ -52,15 +60,57 @@ def _e2e_lines(section: dict, base: dict) -> list[str]:
                  + "".join(_f(lat.get(k)).rjust(8) for k in ("p50", "p90", "p99", "max"))
                  + f"{_f(base['latency_ms']['inference'].get('p50')):>8}{'':>7}"
                  f"{base['throughput_fps']:8.1f}{base['cpu']['cpu_cores_busy']:6.2f}{'1.00x':>7}{'1.00x':>7}")
-    lines.append(f"  baseline: {base['engine']}, one loop (ovh = p50 minus inference p50; cpu = cores busy;"
-                 " x: over the baseline, > 1 better)")
+    lines.append(f"  baseline: {base['engine']}, one loop (infer: inference p50 in the pipeline; ovh = "
+                 "p50 minus the model's p50 alone; cpu = cores busy; x: over the baseline, > 1 better)")
+    return lines
+
+
+def _stage_lines(section: dict, base: dict) -> list[str]:
+    """Where each configuration's time goes: the parts of capture→publish (ms, p50 and mean)."""
+    head = "".join(f"{p:>15}" for p in PARTS)
+    lines = ["stages (ms, p50 / mean; the means add up to the mean capture→publish)",
+             f"{'config':<16}{head}{'sum of means':>14}"]
+    for r in section["runs"]:
+        st = r.get("stages_ms")
+        if not st:
+            continue
+        cells = "".join(f"{_f(st['p50'][p], '.3f')}/{_f(st['mean'][p], '.3f')}".rjust(15) for p in PARTS)
+        batches = " batches " + ",".join(f"{k}×{v}" for k, v in r.get("batches", {}).items())
+        lines.append(f"{r['label']:<16}{cells}{_f(st['mean_capture_to_publish'], '.3f'):>14}"
+                     + (batches if r["label"] == "saturation" else ""))
+    lat = base["latency_ms"]
+    cells = "".join((f"{_f(lat[p].get('p50'), '.3f')}/{_f(lat[p].get('mean'), '.3f')}" if p in lat
+                     else "-").rjust(15) for p in PARTS)
+    lines.append(f"{'baseline':<16}{cells}{_f(lat['capture_to_publish'].get('mean'), '.3f'):>14}")
+    return lines
+
+
+def _target_lines(t: dict | None) -> list[str]:
+    if not t:
+        return []
+    if t["smoke"]:
+        return ["SMOKE RUN (--quick): too few frames for a verdict; run without --quick to judge."]
+    alone = t["model_alone"]
+    lines = [f"targets (model alone, {alone['threads'] or 'default'} threads: p50 "
+             f"{alone['p50']:.3f} ms, p99 {alone['p99']:.3f} ms; live figures at {t['at']}):"]
+    for name, label, unit in (("overhead_p50_ms", "overhead p50 (e2e p50 - model p50)", " ms"),
+                              ("overhead_p99_ms", "overhead p99 (e2e p99 - model p99)", " ms"),
+                              ("saturation_x_baseline", "saturation / baseline", "x"),
+                              ("inference_in_pipeline_ratio", "inference in pipeline / alone", "x")):
+        row = t[name]
+        verdict = {True: "met", False: "NOT met", None: "-"}[row["met"]]
+        op = ">=" if name == "saturation_x_baseline" else "<="
+        lines.append(f"  {label:<38}{_f(row['value'], '.3f'):>9}{unit:<3} goal {op} {row['goal']}"
+                     f"{unit:<3} {verdict}")
     return lines
 
 
 def table(result: dict) -> str:
     lines = _machine_lines(result["machine"]) + [""] + _model_lines(result["model_only"]) + [""]
-    lines += _e2e_lines(result["end_to_end"], result["baseline"])
+    lines += _e2e_lines(result["end_to_end"], result["baseline"]) + [""]
+    lines += _stage_lines(result["end_to_end"], result["baseline"])
     lines += ["", f"saturation throughput vs baseline: {_x(result['speedup_vs_baseline'])}"]
+    lines += _target_lines(result.get("targets"))
     return "\n".join(lines)
 
 
@@ -92,7 +142,7 @@ def plot(result: dict, path: str | Path) -> Path:
     import matplotlib.ticker
 
     model, e2e = _curves(result)
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    fig, axes = plt.subplots(1, 4, figsize=(23, 5.5))
     cdf = [q / 100 for q in range(101)]
     for ax, curves, title in ((axes[0], model, "model only: latency per call"),
                               (axes[1], e2e, "end to end: capture→publish")):
@@ -113,6 +163,7 @@ def plot(result: dict, path: str | Path) -> Path:
     axes[2].set(xlabel="frames/s", title="throughput")
     for i, v in enumerate(values):
         axes[2].text(v, i, f" {v:.0f}", va="center", fontsize=8)
+    _stacked(axes[3], result)
     fig.suptitle(f"sonostream bench — {result['machine']['cpu']}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
@@ -120,3 +171,20 @@ def plot(result: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _stacked(ax, result: dict) -> None:
+    """One bar per configuration: the mean time of each part of capture→publish, stacked."""
+    rows = [(f"pipeline {r['label']}", r["stages_ms"]["mean"]) for r in result["end_to_end"]["runs"]
+            if r.get("stages_ms")]
+    base = result["baseline"]["latency_ms"]
+    rows.append(("baseline", {p: base[p].get("mean", 0.0) if p in base else 0.0 for p in PARTS}))
+    names = [n for n, _ in rows]
+    left = [0.0] * len(rows)
+    for part in PARTS:
+        widths = [(m.get(part) or 0.0) for _, m in rows]
+        ax.barh(names, widths, left=left, label=part)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.invert_yaxis()
+    ax.set(xlabel="ms (mean per frame)", title="where the time goes: capture→publish by stage")
+    ax.legend(fontsize=7, loc="lower right")

@@ -21,8 +21,14 @@ def add_arguments(p) -> None:
     p.add_argument("--frames", type=int, metavar="N", help="stop each configuration after N frames")
     p.add_argument("--fps", metavar="LIST", help="end-to-end frame rates (default 30,60)")
     p.add_argument("--batches", metavar="LIST", help="model-only batch sizes (default 1,8)")
-    p.add_argument("--quick", action="store_true", help="a few seconds in total: tiny counts, "
-                   "one frame rate, batch 1")
+    p.add_argument("--max-batch", type=int, metavar="N", help="the pipeline's micro-batch limit at "
+                   "saturation (default 4)")
+    p.add_argument("--threads", metavar="LIST", help="ONNX Runtime intra-op thread counts to choose "
+                   "from by measurement (default 1..usable cores, at most 4; 0 = its default)")
+    p.add_argument("--preprocess-in-source", action="store_true", help="the pipeline preprocesses in "
+                   "the source thread instead of a thread of its own (to compare the two)")
+    p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds: tiny counts, "
+                   "one frame rate, batch 1, no thread sweep; too short for a verdict")
     p.add_argument("--json", metavar="FILE", help="write every figure and the machine description")
     p.add_argument("--plot", metavar="FILE.png", help="latency CDFs and throughput bars")
 
@@ -77,7 +83,9 @@ def plan_from_args(args):
              (("int8", args.onnx_int8), ("fp16", args.onnx_fp16)) if path}
     plan = quick_plan(onnx, checkpoint, extra) if args.quick else BenchPlan(onnx, checkpoint, extra)
     changes = {"duration_s": args.duration, "frames": args.frames,
-               "fps": _numbers(args.fps, float, "--fps"), "batches": _numbers(args.batches, int, "--batches")}
+               "fps": _numbers(args.fps, float, "--fps"), "batches": _numbers(args.batches, int, "--batches"),
+               "max_batch": args.max_batch, "threads": _numbers(args.threads, int, "--threads"),
+               "preprocess_in_source": True if args.preprocess_in_source else None}
     with user_input("bench", (ValueError,)):  # the plan validates the flags
         return replace(plan, **{k: v for k, v in changes.items() if v is not None})
 

@@ -84,3 +84,16 @@ def test_boxes_map_both_ways():
     x0, y0, x1, y1 = pm.box_to_image((100, 0, 124, 224))
     assert abs(y1 - (GEOM.apex[1] + GEOM.r_max)) < 1e-6
     assert pm.box_to_polar((-50, -50, 600, 600)) == (0.0, 0.0, 224.0, 224.0)  # clipped
+
+
+def test_boxes_in_closed_form_match_the_sampled_outline():
+    """Many polar boxes at once (the streamer's postprocess) give the sampled outline's bounds,
+    for sectors left of, across and right of straight down."""
+    rng = np.random.default_rng(0)
+    for a0, a1 in ((-0.9, -0.2), (-0.5, 0.6), (0.1, 0.8)):
+        pm = PolarMap(SectorGeometry((300.0, -40.0), 50.0, 500.0, a0, a1), (96, 128))
+        boxes = np.sort(rng.uniform(0, 1, (50, 2, 2)), axis=1) * [128, 96]
+        boxes = boxes.transpose(0, 2, 1).reshape(50, 4)[:, [0, 2, 1, 3]]  # x0, y0, x1, y1
+        closed = pm.boxes_to_image(boxes)
+        for box, got in zip(boxes, closed, strict=True):
+            assert tuple(got) == pytest.approx(pm.box_to_image(tuple(box), n=400), abs=0.05)

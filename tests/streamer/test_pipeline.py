@@ -1,8 +1,11 @@
+import dataclasses
+import threading
 import time
 
 import pytest
 
 from streamer.config import Config, PipelineConfig, PreprocessConfig, PublishConfig, SourceConfig
+from streamer.frames import PARTS
 from streamer.metrics import PipelineMetrics
 from streamer.pipeline import FrameSlot, build_pipeline
 from tests.streamer.conftest import FakeBackend, FakeSink, FakeSource
@@ -49,8 +52,13 @@ def test_non_live_source_is_lossless_and_every_result_published():
     assert [r.seq for r in sink.results] == list(range(1, 41))
     r = sink.results[0]
     assert r.stream == "t" and r.frame_shape == (120, 160) and len(r.classes) == 6
-    t = r.timing
-    assert t.capture <= t.preprocess_end <= t.inference_start < t.inference_end <= t.postprocess_end <= t.publish
+    for r in sink.results:  # a stamp at every hand-off, in order; the parts add up exactly
+        t = r.timing
+        stamps = [t.capture, t.preprocess_start, t.preprocess_end, t.inference_start,
+                  t.inference_end, t.postprocess_end, t.publish]
+        assert stamps == sorted(stamps) and t.inference_start < t.inference_end
+        parts = t.stage_seconds()
+        assert sum(parts[s] for s in PARTS) == pytest.approx(parts["capture_to_publish"], abs=1e-9)
     assert sink.statuses[-1]["state"] == "stopped" and sink.statuses[-1]["processed"] == 40
 
 
@@ -192,3 +200,81 @@ def test_preprocessing_follows_the_models_representation_unless_told():
     assert resolve_representation(told, polar_model).representation == "sector"
     with pytest.raises(ValueError, match="representation"):
         PreprocessConfig(representation="doppler")
+
+
+class BatchRecorder(FakeBackend):
+    def infer(self, batch):
+        self.sizes = [*getattr(self, "sizes", []), batch.shape[0]]
+        return super().infer(batch)
+
+
+def test_frames_waiting_for_the_model_go_in_as_one_batch():
+    backend = BatchRecorder(delay=0.01)
+    p, c, sink = run(FakeSource(live=False, count=40), backend, queue_size=8, max_batch=4)
+    assert c["processed"] == 40 and [r.seq for r in sink.results] == list(range(1, 41))
+    assert max(backend.sizes) == 4 and sum(backend.sizes) == 40  # never more than max_batch
+    first = {r.timing.inference_start for r in sink.results}
+    assert len(first) == len(backend.sizes)  # one stamp per batch, shared by its frames
+    live = BatchRecorder(delay=0.01)  # a live feed: latency mode, one frame at a time
+    run(FakeSource(live=True, count=30, period=0.001), live, max_batch=4)
+    assert set(live.sizes) == {1}
+
+
+def test_a_batch_the_model_refuses_is_retried_frame_by_frame():
+    class Picky(BatchRecorder):
+        def infer(self, batch):
+            if batch.shape[0] > 1 or abs(batch[0, 0, 0, 0] * 255 - 7) < 1e-3:  # frame 7
+                raise ValueError("cannot take it")
+            return super().infer(batch)
+
+    p, c, sink = run(FakeSource(live=False, count=20), Picky(delay=0.005), queue_size=8)
+    assert c["invalid"] == 1 and c["processed"] == 19 and balanced(c)
+
+
+def test_fan_search_never_holds_up_a_served_frame():
+    """Searches after the first run on their own thread: a 150 ms search does not show in any
+    frame's latency, and the frames after it use what it found."""
+    cfg = dataclasses.replace(config(), preprocess=PreprocessConfig(mode="auto", redetect_every=4))
+    p = build_pipeline(cfg, FakeSource(live=False, count=60, period=0.005), FakeBackend(),
+                       [sink := FakeSink()], PipelineMetrics("t"))
+    tracker = p.stages.preprocess.tracker
+    real_look, looks = tracker.look, []
+
+    def slow_look(image, detect, fit):
+        looks.append(threading.current_thread().name)
+        if len(looks) > 1:
+            time.sleep(0.15)
+        return real_look(image, detect, fit)
+
+    tracker.look = slow_look
+    p.start()
+    assert p.wait(10)
+    assert p.close()["processed"] == 60
+    assert looks[0] == "streamer-preprocess" and "streamer-fan-search" in looks[1:]
+    assert set(looks[1:]) == {"streamer-fan-search"}
+    assert max(r.timing.stage_seconds()["preprocess"] for r in sink.results) < 0.1
+
+
+@pytest.mark.parametrize("in_source", [False, True])
+def test_preprocessing_in_either_thread_keeps_every_contract(in_source):
+    """Preprocessing on its own thread (default) or in the source thread: the same accounting,
+    order, stamps and drops."""
+    threads = set()
+    backend = BatchRecorder(delay=0.005)
+    p = build_pipeline(config(preprocess_in_source=in_source, queue_size=4),
+                       FakeSource(live=False, count=30),
+                       backend, [sink := FakeSink()], PipelineMetrics("t"))
+    real = p.stages.preprocess.process
+    p.stages.preprocess.process = lambda f: (threads.add(threading.current_thread().name), real(f))[1]
+    p.start()
+    assert p.wait(10)
+    assert p.close() == {"captured": 30, "processed": 30, "dropped": 0, "invalid": 0}
+    assert threads == {"streamer-source" if in_source else "streamer-preprocess"}
+    assert [r.seq for r in sink.results] == list(range(1, 31))
+    for r in sink.results:
+        parts = r.timing.stage_seconds()
+        assert min(parts.values()) >= 0
+        assert sum(parts[s] for s in PARTS) == pytest.approx(parts["capture_to_publish"], abs=1e-9)
+    _, c, _ = run(FakeSource(live=True, count=60, period=0.002), FakeBackend(delay=0.02),
+                  preprocess_in_source=in_source)
+    assert c["captured"] == 60 and c["dropped"] > 20 and balanced(c)

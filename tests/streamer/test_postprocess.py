@@ -101,3 +101,44 @@ def test_polar_maps_localise_on_the_sector():
     assert abs(where.peak[0] - 310) <= 20 and abs(where.peak[1] - (-20 + 280)) <= 25
     x0, y0, x1, y1 = pm.box_to_image((80, 80, 120, 120))  # the box must bound the annular sector
     assert where.box == (round(10 + x0), round(20 + y0), round(10 + x1), round(20 + y1))
+
+
+def _one_map_reference(class_map, size, fraction=0.5):
+    """The documented rule, one map at a time: 4 grid cells per map cell, the peak, and the
+    connected region above ``fraction`` of the way from max(min, 0) to the peak that holds it."""
+    import cv2
+
+    grid = min(size, 4 * max(class_map.shape))
+    k = size / grid
+    up = cv2.resize(class_map, (grid, grid), interpolation=cv2.INTER_LINEAR)
+    v, u = np.unravel_index(int(np.argmax(up)), up.shape)
+    top, low = float(up[v, u]), max(float(up.min()), 0.0)
+    if not top > 0 or top - low <= 1e-12 * max(abs(top), 1.0):
+        return ((u + 0.5) * k, (v + 0.5) * k), None
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (up >= low + fraction * (top - low)).astype(np.uint8), connectivity=8)
+    bx, by, bw, bh, _ = stats[labels[v, u]]
+    return ((u + 0.5) * k, (v + 0.5) * k), (bx * k, by * k, (bx + bw) * k, (by + bh) * k)
+
+
+@pytest.mark.parametrize("classes", [1, 3, 6, 7])
+def test_all_classes_at_once_match_one_map_at_a_time(classes):
+    import cv2
+
+    from engines.localisation import locate_all
+
+    rng = np.random.default_rng(classes)
+    for trial in range(40):
+        h = int(rng.integers(3, 20))
+        maps = rng.normal(size=(h, h, classes)).astype(np.float32)
+        maps = cv2.GaussianBlur(maps, (5, 5), 1.2).reshape(h, h, classes).transpose(2, 0, 1)
+        maps = np.ascontiguousarray(maps)
+        maps[0] -= 5 * (trial % 5 == 0)  # no positive peak: no box
+        maps[-1] = 0.5 if trial % 7 == 0 else maps[-1]  # flat: no box
+        peaks, boxes, has_box = locate_all(maps, 224, 0.5)
+        for i in range(classes):
+            peak, box = _one_map_reference(maps[i], 224)
+            assert tuple(peaks[i]) == pytest.approx(peak)
+            assert has_box[i] == (box is not None)
+            if box is not None:
+                assert tuple(boxes[i]) == pytest.approx(box)

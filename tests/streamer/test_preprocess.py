@@ -140,3 +140,63 @@ def test_sector_is_fitted_on_the_fan_seen_over_several_frames(screen):
     maps = [fitter((x, y, w, h), f) for f in frames]
     assert maps[0] is None and maps[-1] is not None
     assert abs(x + maps[-1].geometry.apex[0] - 960.5) < 3  # make_screen's apex
+
+
+def _chain(model, frames, representation):
+    """Preprocess → model → postprocess in one thread (searches inline), a result per frame."""
+    from engines.backends import create_backend
+    from streamer.config import PostprocessConfig
+    from streamer.postprocess import Postprocessor
+
+    with create_backend("onnxruntime", model) as backend:
+        info = backend.info
+        pre = Preprocessor(PreprocessConfig(representation=representation), info.input_size)
+        post = Postprocessor(info.classes, info.activation, PostprocessConfig())
+        out = []
+        for i, image in enumerate(frames):
+            prepared = pre.process(Frame(i, image))
+            o = backend.infer(prepared.tensor)
+            classes, _ = post.process(o.scores[0], o.maps[0], prepared.crop)
+            crop = prepared.crop
+            polar = crop.polar.geometry if getattr(crop, "polar", None) else None
+            out.append(((crop.x, crop.y, crop.w, crop.h, polar), pre.tracker.detections,
+                        [(round(c.score, 6), c.peak, c.box) for c in classes]))
+        return out
+
+
+@pytest.mark.parametrize("representation", ["sector", "polar"])
+def test_frame_size_change_gives_what_a_fresh_run_gives(random_onnx, representation):
+    """A larger frame mid-stream (and then a smaller one) is searched anew, with the fast
+    start-up schedule again: its outputs equal a fresh run's on the same frames."""
+    from engines.simulator import LiveFeed
+
+    def frames(w, h, seed, n):
+        feed = LiveFeed(seed=seed, width=w, height=h)
+        return [feed.frame_at(i).image for i in range(0, 3 * n, 3)]
+
+    small, large, smaller = frames(960, 540, 1, 4), frames(1280, 720, 2, 9), frames(800, 450, 3, 5)
+    stream = _chain(random_onnx, small + large + smaller, representation)
+    fresh_large = _chain(random_onnx, large, representation)
+    fresh_smaller = _chain(random_onnx, smaller, representation)
+    assert stream[4:13] == fresh_large  # the same crops, searches (counted) and outputs
+    assert stream[13:] == fresh_smaller
+    assert stream[3][0] != stream[4][0]  # the crop did change with the frame
+
+
+def test_no_sector_means_no_more_fitting_work_until_a_fresh_try():
+    """A linear probe's rectangle: once the fit gives up, frames ask for no more fitting (each
+    would grey the crop again) until ``retry_after`` frames later."""
+    from streamer.preprocess import FIT_FRAMES
+
+    rng = np.random.default_rng(0)
+    image = np.zeros((120, 160), np.uint8)
+    image[20:100, 30:130] = rng.integers(40, 200, (80, 100))
+    pre = Preprocessor(PreprocessConfig(mode="full", representation="polar", redetect_every=50), 64)
+    fits = []
+    pre.request_search = lambda img, detect, fit: (fits.append(fit), pre.search(img, detect, fit))
+    for i in range(FIT_FRAMES + 40):
+        pre.process(Frame(i, image))
+    assert FIT_FRAMES - 5 <= sum(fits) <= FIT_FRAMES  # then resting (retry_after = 50)
+    for i in range(60):  # retry_after (50) frames later it tries afresh
+        pre.process(Frame(i, image))
+    assert sum(fits) > FIT_FRAMES
