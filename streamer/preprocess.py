@@ -431,7 +431,8 @@ class Preprocessor:
                 pmap = PolarMap(self.recipe.polar_geometry(area.sector), self.size)
                 pmap.prepare(h, w)
                 crop = PolarCrop(x, y, w, h, self.size, pmap)
-            self._area, self._area_geometry = area, g = Geometry((H, W), self.model_crop(crop))
+            g = Geometry((H, W), self.model_crop(crop))
+            self._area, self._area_geometry = area, g
         return g.crop
 
     def _model_geometry(self, g: Geometry) -> Geometry:

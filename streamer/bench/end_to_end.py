@@ -57,8 +57,8 @@ def source_spec(plan: BenchPlan, fps: float | None) -> str:
 def _config(plan: BenchPlan, spec: str, threads: int):
     from streamer.config import (
         Config,
+        InferenceConfig,
         MetricsConfig,
-        ModelConfig,
         PipelineConfig,
         PublishConfig,
         SourceConfig,
@@ -67,7 +67,7 @@ def _config(plan: BenchPlan, spec: str, threads: int):
     limit = plan.warmup + plan.frames if plan.frames else 0
     queue = max(2, plan.max_batch)  # room for a full batch to wait
     return Config(source=SourceConfig(spec=spec), publish=PublishConfig(endpoint=ENDPOINT, stream="bench"),
-                  metrics=MetricsConfig(port=0), model=ModelConfig(threads=threads),
+                  metrics=MetricsConfig(port=0), model=InferenceConfig(threads=threads),
                   pipeline=PipelineConfig(max_frames=limit, max_batch=plan.max_batch, queue_size=queue,
                                           preprocess_in_source=plan.preprocess_in_source))
 
