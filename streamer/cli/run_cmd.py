@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from streamer.cli import CommandError
+from streamer.cli import CommandError, live_outputs
 
 HELP = "run the live pipeline: source → fan crop → model → results on ZMQ, metrics over HTTP"
 
@@ -34,6 +34,7 @@ def add_arguments(p) -> None:
                         "beam space (polar), or as the model was trained (model, the default); "
                         "peaks and boxes always come out in source pixels"),
     p.add_argument("--record", metavar="FILE", help="also append every result to FILE (JSON lines)")
+    live_outputs.add_arguments(p)
 
 
 def config_from_args(args):
@@ -153,6 +154,7 @@ def run(args) -> int:
     config = config_from_args(args)
     with contextlib.ExitStack() as stack:
         source, backend, sinks, metrics = _open_parts(config, stack)
+        sinks += live_outputs.open_sinks(args, config, stack)
         pipeline = build_pipeline(config, source, backend, sinks, metrics)
         started = time.monotonic()
         with _signals(pipeline.stop):
