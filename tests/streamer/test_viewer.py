@@ -118,3 +118,28 @@ def test_a_stalled_browser_never_slows_publish():
         finally:
             stalled.close()
     assert statistics.median(costs) < 1e-3, costs  # a reference handed over, nothing encoded
+
+
+def test_polar_maps_are_warped_back_onto_the_sector():
+    """A polar model's map (angle across, depth down) lands where its peak lies on the screen."""
+    import dataclasses
+
+    from engines.polar import PolarMap, SectorGeometry
+    from streamer.preprocess import PolarCrop
+
+    polar = PolarMap(SectorGeometry(apex=(100.0, -20.0), r_min=40.0, r_max=220.0,
+                                    angle_min=-0.6, angle_max=0.6), 224)
+    crop = PolarCrop(x=100, y=50, w=200, h=200, size=224, polar=polar)
+    u, v = 168.0, 112.0  # three quarters across, half way down, on the model's 224 grid
+    gy, gx = np.mgrid[0:28, 0:28]
+    maps = np.zeros((2, 28, 28), np.uint8)
+    maps[0] = (255 * np.exp(-((gx + 0.5 - u / 8) ** 2 + (gy + 0.5 - v / 8) ** 2) / 2.0)).astype(np.uint8)
+    x, y = (float(c) for c in polar.polar_to_image(u, v))
+    result = dataclasses.replace(viewer_result(), maps=maps, crop=crop)
+    message, _ = render(result, lambda name: 0.5, max_width=400)
+    png = cv2.imdecode(np.frombuffer(base64.b64decode(message["classes"][0]["overlay"]), np.uint8),
+                       cv2.IMREAD_UNCHANGED)
+    alpha = png[..., 3].astype(int)
+    assert alpha[round(crop.y + y), round(crop.x + x)] >= 0.9 * alpha.max() > 0  # on its peak
+    mx, my = (float(c) for c in polar.polar_to_image(224 - u, v))  # the mirror image across the beam
+    assert alpha[round(crop.y + my), round(crop.x + mx)] == 0
