@@ -16,6 +16,7 @@ import onnx
 
 from engines.export import check_graph, set_metadata
 from engines.model_info import META_PREFIX
+from engines.quiet import quiet_third_party
 
 METHODS = ("entropy", "percentile", "minmax")
 QUANTISED_OPS = ("Conv", "Gemm", "MatMul")
@@ -103,16 +104,17 @@ def quantize_int8(model_path: str | Path, frames: np.ndarray, out: str | Path, *
     fixed = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    quantize_static(
-        str(model_path), str(out), frame_reader(frames, model.graph.input[0].name, fixed or 8, progress),
-        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=placement["activation_type"],
-        weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTISED_OPS), nodes_to_exclude=exclude,
-        calibrate_method={"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
-                          "minmax": CalibrationMethod.MinMax}[method],
-        extra_options={"WeightSymmetric": True, "QuantizeBias": False, **placement["extra"],
-                       "CalibPercentile": 99.99, "MatMulConstBOnly": False,
-                       "DedicatedQDQPair": True},  # float consumers keep reading the float tensor
-    )
+    with quiet_third_party():  # the quantiser's prints and root-logger warnings
+        quantize_static(
+            str(model_path), str(out), frame_reader(frames, model.graph.input[0].name, fixed or 8, progress),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=placement["activation_type"],
+            weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTISED_OPS), nodes_to_exclude=exclude,
+            calibrate_method={"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
+                              "minmax": CalibrationMethod.MinMax}[method],
+            extra_options={"WeightSymmetric": True, "QuantizeBias": False, **placement["extra"],
+                           "CalibPercentile": 99.99, "MatMulConstBOnly": False,
+                           "DedicatedQDQPair": True},  # float consumers keep reading the float tensor
+        )
     q = onnx.load(str(out))
     set_metadata(q, {**{p.key: p.value for p in model.metadata_props}, META_PREFIX + "precision": "int8",
                      META_PREFIX + "int8_method": method,

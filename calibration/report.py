@@ -77,6 +77,25 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
         rows.append(f"\n{name} vs fp32: mean accuracy {100 * ref['mean_accuracy']:.2f}% → "
                     f"{100 * cand['mean_accuracy']:.2f}%, pointing game "
                     f"{100 * (ref['pointing_game'] or 0):.2f}% → {100 * (cand['pointing_game'] or 0):.2f}%")
-    meta = "\n".join(f"- {k}: {v}" for k, v in report.items() if k not in ("results", "accuracy"))
-    md.write_text("# Precision report\n\n" + meta + "\n\n" + "\n".join(rows) + "\n")
+    plain = {k: v for k, v in report.items() if k not in ("results", "accuracy")}
+    meta = "\n".join(f"- {k}: {v}" for k, v in plain.items() if not isinstance(v, dict))
+    tables = "".join(f"\n\n### {k.replace('_', ' ')}\n\n" + _table(v)
+                     for k, v in plain.items() if isinstance(v, dict) and v)
+    md.write_text("# Precision report\n\n" + meta + "\n\n" + "\n".join(rows) + tables + "\n")
     return js, md
+
+
+def _cell(v) -> str:
+    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _table(d: dict) -> str:
+    """A dict as a Markdown table: one row per key; a dict of dicts gets a column per inner key."""
+    if all(isinstance(v, dict) for v in d.values()):
+        cols = list(dict.fromkeys(c for v in d.values() for c in v))
+        head = "| | " + " | ".join(c.replace("_", " ") for c in cols) + " |"
+        lines = [head, "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {k} | " + " | ".join(_cell(v.get(c)) for c in cols) + " |" for k, v in d.items()]
+    else:
+        lines = ["| | |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in d.items()]
+    return "\n".join(lines)

@@ -13,6 +13,7 @@ import torch
 from engines.input_recipe import InputRecipe
 from engines.model import SPNModel
 from engines.model_info import ModelInfo
+from engines.quiet import quiet_third_party
 
 OPSET = 18
 FORBIDDEN_OPS = frozenset({"Loop", "If", "Scan", "NonZero", "SequenceConstruct", "SplitToSequence"})
@@ -64,7 +65,7 @@ def export_onnx(
     with torch.no_grad():
         static(example)  # fills the spatial-kernel cache, so the kernel exports as a constant
     shapes = {"x": {0: torch.export.Dim("batch", min=1, max=256)}} if dynamic_batch else None
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_third_party():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             static, (example,), str(out), input_names=["input"], output_names=["scores", "maps"],

@@ -10,6 +10,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from engines.dicom import ScanArea
+    from streamer.preprocess import Crop
 
 
 class InvalidFrame(Exception):
@@ -87,3 +88,7 @@ class FrameResult:
     timing: Timing
     maps: np.ndarray | None = None  # uint8 [C, h, w], 0..255 scaled per class
     mm_per_px: tuple[float, float] | None = None  # (x, y) from the scanner's calibration, if any
+    # For live displays, never on the wire: the source frame (a reference, not a copy) and the
+    # source rectangle the model saw (where the maps lie on the frame).
+    image: np.ndarray | None = None
+    crop: Crop | None = None

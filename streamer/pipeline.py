@@ -582,7 +582,8 @@ class Pipeline:
         timing.postprocess_end = time.monotonic_ns()
         return FrameResult(self.stream, frame.seq, frame.t_source_ns, tuple(frame.image.shape[:2]),
                            classes, timing, maps8,
-                           mm_per_px=frame.area.mm_per_px if frame.area is not None else None)
+                           mm_per_px=frame.area.mm_per_px if frame.area is not None else None,
+                           image=frame.image, crop=prepared.crop)
 
     def _maybe_report(self) -> None:
         now = time.monotonic()

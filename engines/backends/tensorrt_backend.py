@@ -12,7 +12,9 @@ graph and no context is re-shaped after capture. Every TensorRT call's failure i
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,21 @@ from engines.model_info import ModelInfo, file_sha256
 log = logging.getLogger(__name__)
 NEEDS_PLAN = ("{path} is an ONNX model and the tensorrt backend runs TensorRT plans: build one with "
               "`streamer build --onnx {path} --out MODEL.plan` and run that")
+
+
+def _not_on_gpu_message() -> str:
+    """One line: what this machine lacks for TensorRT, and what to use instead."""
+    missing = []
+    if not (os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")):
+        missing.append("no NVIDIA GPU driver")
+    if importlib.util.find_spec("tensorrt") is None:
+        missing.append("no TensorRT (pip install 'sonostream[tensorrt-cu12]' or '[tensorrt-cu13]')")
+    if missing and missing[0].startswith("no NVIDIA"):
+        return (f"the tensorrt backend needs an NVIDIA GPU and this machine has {' and '.join(missing)}: "
+                "use --backend onnxruntime (CPU, the default)")
+    lacking = f" (this machine has {missing[0]})" if missing else ""
+    return (f"the tensorrt backend runs on a GPU: add --device cuda{lacking}, "
+            "or use --backend onnxruntime for CPU")
 
 
 @dataclass
@@ -48,7 +65,7 @@ class TensorRTBackend(Backend):
         from engines.tensorrt.cuda import device_index, load_cuda
 
         if not self.options.device.startswith("cuda"):
-            raise BackendError("the tensorrt backend runs on a GPU: use --device cuda, or --backend onnxruntime for CPU")
+            raise BackendError(_not_on_gpu_message())
         if self.model_path.suffix == ".onnx" and self.build_if_missing is None:
             raise BackendError(NEEDS_PLAN.format(path=self.model_path))
         trt = self.trt = compat.import_tensorrt()

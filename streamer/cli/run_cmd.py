@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engines.backends import REGISTRY
 from engines.model_info import REPRESENTATIONS
-from streamer.cli import EXIT_INTERNAL, EXIT_OK, EXIT_SOURCE, CommandError
+from streamer.cli import EXIT_INTERNAL, EXIT_OK, EXIT_SOURCE, CommandError, live_outputs
 from streamer.cli.keys_cmd import add_server_key_arguments
 from streamer.protocol import DEFAULT_ENDPOINT
 
@@ -45,6 +45,7 @@ def add_arguments(p) -> None:
                         "beam space (polar), or as the model was trained (model, the default); "
                         "peaks and boxes always come out in source pixels"),
     p.add_argument("--record", metavar="FILE", help="also append every result to FILE (JSON lines)")
+    live_outputs.add_arguments(p)
 
 
 def config_from_args(args):
@@ -187,6 +188,7 @@ def run(args) -> int:
     config = config_from_args(args)
     with contextlib.ExitStack() as stack:
         source, backend, sinks, metrics = _open_parts(config, stack)
+        sinks += live_outputs.open_sinks(args, config, stack)
         pipeline = build_pipeline(config, source, backend, sinks, metrics)
         started = time.monotonic()
         with _signals(pipeline.stop):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from streamer.cli.keys_cmd import add_client_key_arguments
 from streamer.errors import UserError
 from streamer.protocol import DEFAULT_ENDPOINT
 
 HELP = "print results from a running streamer (one line per frame)"
+SILENT_S = 3.0  # status comes every second: this long without a message, the streamer is gone
 
 
 def add_arguments(p) -> None:
@@ -23,12 +25,37 @@ def add_arguments(p) -> None:
                    help="give up after this many seconds without a message (exit 1)")
 
 
+def _region(name: str, c) -> str:
+    where = f" at ({c.peak[0]}, {c.peak[1]})" if c.peak else ""
+    box = f" box ({', '.join(str(v) for v in c.box)})" if c.box else ""
+    return f"{name} {c.score:.2f}{where}{box}"
+
+
 def describe(msg) -> str:
-    """``us0 #42  head 0.93 spine 0.81  | 23.4 ms (inference 12.1)``."""
-    present = " ".join(f"{n} {c.score:.2f}" for n, c in msg.classes.items() if c.present) or "-"
+    """``us0 #42  head 0.93 at (812, 430) box (700, 300, 900, 520)  | 23.4 ms (inference 12.1)``."""
+    present = ", ".join(_region(n, c) for n, c in msg.classes.items() if c.present) or "-"
     lat = msg.latency_ms
     return (f"{msg.stream} #{msg.seq}  {present}  | {lat.get('capture_to_publish', 0):.1f} ms "
             f"(inference {lat.get('inference', 0):.1f})")
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def describe_status(msg) -> str:
+    """``us0 status: running, 29.8 fps, latency p50 7.1 ms p99 40.2 ms, processed 300 ...``."""
+    s, lat = msg.status, msg.status.get("latency_ms") or {}
+    src, backend = s.get("source") or {}, s.get("backend") or {}
+    text = (f"{msg.stream} status: {s.get('state', '?')}, {s.get('fps', 0):.1f} fps, latency p50 "
+            f"{_ms(lat.get('p50'))} ms p99 {_ms(lat.get('p99'))} ms, processed "
+            f"{s.get('processed', 0)} dropped {s.get('dropped', 0)} invalid {s.get('invalid', 0)}, "
+            f"source {src.get('kind', '?')} {src.get('state', '?')}")
+    if src.get("error"):
+        text += f" ({src['error']})"
+    if backend:
+        text += f", {backend.get('backend', '?')} {backend.get('precision', '')}".rstrip()
+    return text
 
 
 def run(args) -> int:
@@ -36,13 +63,32 @@ def run(args) -> int:
 
     if args.count < 0 or (args.timeout is not None and args.timeout <= 0):
         raise UserError("--count must be ≥ 0 and --timeout > 0")
-    topics = ("det", "status") if args.status else ("det",)
-    seen = 0
-    with ResultSubscriber(args.connect, stream=args.stream, topics=topics, server_key=args.server_key,
-                          client_key=args.client_key, insecure=args.insecure) as sub:
-        for msg in sub.messages(idle_timeout=args.timeout):
+    seen, last, quiet_said = 0, time.monotonic(), False
+    with ResultSubscriber(args.connect, stream=args.stream, topics=("det", "status"),
+                          server_key=args.server_key, client_key=args.client_key,
+                          insecure=args.insecure) as sub:
+        while True:
+            msg = sub.recv(timeout=0.25)
+            quiet = time.monotonic() - last
+            if msg is None:
+                if args.timeout is not None and quiet >= args.timeout:
+                    break
+                if not quiet_said and quiet >= SILENT_S:
+                    quiet_said = True
+                    print(f"streamer tap: nothing from {args.connect} for {quiet:.0f} s: "
+                          + ("the streamer stopped or went away; waiting for it" if seen else
+                             "is a streamer running there? waiting"), file=sys.stderr, flush=True)
+                continue
+            if quiet_said:
+                print(f"streamer tap: {args.connect} is back", file=sys.stderr, flush=True)
+            last, quiet_said = time.monotonic(), False
             if isinstance(msg, StatusMessage):
-                text = json.dumps(msg.status) if args.json else f"{msg.stream} status {msg.status}"
+                if msg.status.get("state") == "stopped":
+                    print(f"streamer tap: stream {msg.stream} stopped; waiting for it",
+                          file=sys.stderr, flush=True)
+                if not args.status:
+                    continue
+                text = json.dumps(msg.status) if args.json else describe_status(msg)
             else:
                 text = json.dumps(msg.raw) if args.json else describe(msg)
             print(text, flush=True)

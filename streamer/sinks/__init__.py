@@ -3,6 +3,8 @@
     zmq                                   (PUB on tcp://127.0.0.1:5556)
     zmq:tcp://127.0.0.1:6000,maps=1,stream=us0
     record:results.jsonl,status=1
+    view:8090                             (live viewer page on http://127.0.0.1:8090/)
+    igtl:18944                            (OpenIGTLink server for 3D Slicer / PLUS)
 
 Each entry names where its class lives; adding a sink is one new file plus one line here.
 """
@@ -17,8 +19,10 @@ from streamer.sources.options import parse_items
 REGISTRY: dict[str, str] = {
     "zmq": "streamer.sinks.zmq_sink:ZmqSink",
     "record": "streamer.sinks.recording_sink:RecordingSink",
+    "view": "streamer.sinks.viewer_sink:ViewerSink",
+    "igtl": "streamer.sinks.igtl_sink:IgtlSink",
 }
-TARGETS: dict[str, str] = {"zmq": "endpoint", "record": "path"}
+TARGETS: dict[str, str] = {"zmq": "endpoint", "record": "path", "view": "port", "igtl": "port"}
 
 __all__ = ["REGISTRY", "Sink", "create_sink", "parse_sink_spec", "sink_class"]
 

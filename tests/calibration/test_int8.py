@@ -178,3 +178,19 @@ def test_cpu_target_fuses_into_quantised_convs_onnx_runtime_runs(compact_onnx, t
     assert r["finite"] and r["decision_agreement"] == 1.0
     with pytest.raises(ValueError, match="target"):
         quantize_int8(compact_onnx, frames, tmp_path / "x.onnx", target="gpu")
+
+
+def test_precision_report_markdown_has_tables_not_dicts(tmp_path):
+    from calibration.report import write_report
+
+    report = {"model": "m.onnx", "held_out_frames": 32,
+              "fp16_fp32_nodes": {"node_bmm": "range 7.92e+03 > 4094"},
+              "proposal_trials": {"quantise_proposal=False": {"decision_agreement": 1.0,
+                                                              "max_abs_dprob": 0.0503784, "finite": True}},
+              "results": {"fp32": {"p50_ms": 0.8}, "int8": {"decision_agreement": 1.0, "p50_ms": 0.5}}}
+    _, md = write_report(report, tmp_path)
+    text = md.read_text()
+    assert "{" not in text and "- model: m.onnx" in text
+    assert "| node_bmm | range 7.92e+03 > 4094 |" in text
+    assert "| | decision agreement | max abs dprob | finite |" in text
+    assert "| quantise_proposal=False | 1 | 0.05038 | True |" in text

@@ -142,7 +142,7 @@ def test_missing_cuda_bindings_and_gpu(monkeypatch):
 def test_cpu_device_is_refused(tmp_path):
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"x")
-    with pytest.raises(BackendError, match="--device cuda"):
+    with pytest.raises(BackendError, match="--backend onnxruntime"):
         create_backend("tensorrt", plan).open()
 
 

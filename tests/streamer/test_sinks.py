@@ -24,6 +24,8 @@ SINK_CASES = {  # kind -> options that work on this machine, and how to see what
     "zmq": lambda tmp_path: ({"endpoint": "tcp://127.0.0.1:*"}, None),
     "record": lambda tmp_path: ({"path": str(tmp_path / "r.jsonl"), "status": True},
                                 lambda: (tmp_path / "r.jsonl").read_text().count("\n")),
+    "view": lambda tmp_path: ({"port": 0}, None),
+    "igtl": lambda tmp_path: ({"port": 0}, None),
 }
 
 

@@ -1,0 +1,51 @@
+"""``streamer run``'s live outputs beyond ZMQ: the viewer page and the OpenIGTLink server (their
+flags, and the sinks they open).
+
+Kept apart from run_cmd so that `streamer run` without them imports none of their libraries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--view-port", type=int, metavar="N",
+                   help="serve a live viewer page on http://127.0.0.1:N/ (frame, heat maps, "
+                        "scores, latency); needs aiohttp (pip install 'sonostream[viewer]')")
+    p.add_argument("--view-host", default="127.0.0.1", metavar="HOST",
+                   help="address for the viewer (default 127.0.0.1; others need --allow-remote)")
+    p.add_argument("--igtl-port", type=int, metavar="N",
+                   help="serve OpenIGTLink on 127.0.0.1:N for 3D Slicer / PLUS (18944 is the usual "
+                        "port): devices SonostreamImage, SonostreamPoints, SonostreamSummary; "
+                        "needs pyigtl (pip install 'sonostream[igtl]')")
+    p.add_argument("--igtl-host", default="127.0.0.1", metavar="HOST",
+                   help="address for OpenIGTLink (default 127.0.0.1; others need --allow-remote)")
+
+
+def open_sinks(args, config, stack: contextlib.ExitStack) -> list:
+    """The opened live-output sinks the flags ask for (closed by ``stack``), built through the
+    sink registry. Both are plaintext: off loopback they need --allow-remote and --insecure."""
+    from streamer.security import check_remote
+    from streamer.sinks import sink_class
+
+    allow_remote = bool(getattr(args, "allow_remote", False))
+    requests = []
+    if getattr(args, "view_port", None) is not None:
+        requests.append(("view", "viewer (HTTP)", args.view_host, args.view_port,
+                         {"threshold_for": config.postprocess.threshold_for}))
+    if getattr(args, "igtl_port", None) is not None:
+        requests.append(("igtl", "OpenIGTLink", args.igtl_host, args.igtl_port, {}))
+    sinks = []
+    for kind, what, host, port, extra in requests:
+        check_remote(f"tcp://{host}:{port}", encrypted=False, what=what, allow_remote=allow_remote,
+                     insecure=bool(getattr(args, "insecure", False)))
+        sink = sink_class(kind)(port=port, host=host, allow_remote=allow_remote, **extra)
+        stack.callback(sink.close)
+        sinks.append(sink.open())
+        if kind == "view":
+            log.info("live viewer: %s", sink.url)
+    return sinks

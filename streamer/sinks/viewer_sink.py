@@ -1,0 +1,249 @@
+"""A live viewer: one static page served over HTTP (aiohttp), updated by Server-Sent Events.
+
+The pipeline only hands over a reference to its latest result (``publish`` costs microseconds);
+an encoder thread renders the newest result when a browser is connected, at most ``max_fps``
+times a second; each browser gets the newest message when it is ready for one, so a slow browser
+skips frames and never slows the pipeline. Loopback unless ``allow_remote``: frames are patient
+data and the page is plain HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+
+from streamer.frames import FrameResult
+from streamer.sinks.base import Sink
+from streamer.sinks.viewer_render import render
+
+log = logging.getLogger(__name__)
+HISTORY = 120  # points in the latency and fps sparklines
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _web():
+    try:
+        from aiohttp import web
+    except ImportError:
+        raise ValueError("the live viewer needs aiohttp: pip install 'sonostream[viewer]'") from None
+    return web
+
+
+@dataclass(frozen=True)
+class ViewerOptions:
+    port: int = 8090  # 0 picks a free port (read ViewerSink.url)
+    host: str = "127.0.0.1"
+    allow_remote: bool = False  # bind to a non-loopback address
+    width: int = 480  # the frame is downscaled to at most this width
+    quality: int = 70  # JPEG quality
+    max_fps: float = 15.0  # the most messages a second sent to browsers
+
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"viewer port must be in 0..65535, got {self.port}")
+        if not self.allow_remote and not (self.host in LOOPBACK or self.host.startswith("127.")):
+            raise ValueError(f"refusing to serve the viewer on {self.host}: not a loopback address "
+                             "and frames are patient data; allow it explicitly (--allow-remote)")
+        if not 8 <= self.width <= 4096 or not 1 <= self.quality <= 100 or self.max_fps <= 0:
+            raise ValueError("viewer width must be in 8..4096, quality in 1..100, max_fps > 0")
+
+
+class ViewerSink(Sink):
+    kind = "view"
+    Options = ViewerOptions
+
+    def __init__(self, spec_options: dict | None = None, *,
+                 threshold_for: Callable[[str], float] | None = None, **options):
+        """``threshold_for``: a class's decision threshold, drawn on its score bar."""
+        super().__init__(spec_options, **options)
+        self.threshold_for = threshold_for or (lambda name: None)
+        self.failed = 0  # results the viewer could not draw
+        self.url = ""
+        self.encoded = 0  # messages rendered
+        self.encode_s = 0.0  # time spent rendering them (the encoder thread, not the pipeline)
+        self.skipped = 0  # messages a browser never got because a newer one was ready first
+        self._latest: FrameResult | None = None
+        self._latency = collections.deque(maxlen=HISTORY)
+        self._fps = collections.deque(maxlen=HISTORY)
+        self._source_state = ""
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._clients: set[asyncio.Event] = set()
+        self._message = ""  # the newest rendered message (JSON) and its number
+        self._jpeg = b""
+        self._version = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner = None
+        self._threads: list[threading.Thread] = []
+
+    # -- the pipeline's side: O(1), no encoding --------------------------------------------
+    def _publish(self, result: FrameResult) -> None:
+        self._latest = result
+        t = result.timing
+        self._latency.append(round((t.publish - t.capture) / 1e6, 2))
+        self._wake.set()
+
+    def _publish_status(self, status: dict) -> None:
+        self._fps.append(status.get("fps", 0.0))
+        self._source_state = (status.get("source") or {}).get("state", "")
+
+    # -- server ------------------------------------------------------------------------------
+    def _open(self) -> None:
+        web = _web()
+        self._loop = asyncio.new_event_loop()
+        loop_thread = threading.Thread(target=self._loop.run_forever, name="viewer-http", daemon=True)
+        loop_thread.start()
+        self._threads = [loop_thread]
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._start_server(web), self._loop)
+            future.result(timeout=10)
+        except Exception:
+            self._stop_loop()
+            raise
+        encoder = threading.Thread(target=self._encode_loop, name="viewer-encode", daemon=True)
+        encoder.start()
+        self._threads.append(encoder)
+        log.info("viewer on %s", self.url)
+
+    async def _start_server(self, web) -> None:
+        app = web.Application()
+        app.router.add_get("/", self._page)
+        app.router.add_get("/events", self._events)
+        app.router.add_get("/frame.jpg", self._frame)
+        app.router.add_get("/state", self._state)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        o = self.options
+        try:
+            site = web.TCPSite(self._runner, o.host, o.port, reuse_address=True)
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            if exc.errno == errno.EADDRINUSE:
+                raise ValueError(f"viewer port {o.port} on {o.host} is in use") from None
+            raise ValueError(f"cannot serve the viewer on {o.host}:{o.port}: {exc}") from None
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    async def _page(self, request):
+        web = _web()
+        page = resources.files("streamer.sinks").joinpath("viewer_page.html").read_text("utf-8")
+        return web.Response(text=page, content_type="text/html")
+
+    async def _frame(self, request):
+        web = _web()
+        if not self._jpeg:
+            return web.Response(status=503, text="no frame yet (frames are rendered while a "
+                                                 "browser watches /events)")
+        return web.Response(body=self._jpeg, content_type="image/jpeg")
+
+    async def _state(self, request):
+        return _web().json_response(self.describe())
+
+    async def _events(self, request):
+        web = _web()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        await resp.write(b"retry: 1000\n\n")  # the browser reconnects a second after we go away
+        ready = asyncio.Event()
+        if self._message:
+            ready.set()
+        self._clients.add(ready)
+        self._wake.set()
+        sent = self._version - 1
+        try:
+            while not self._closing.is_set():
+                await ready.wait()
+                ready.clear()
+                if self._closing.is_set() or not self._message:
+                    continue
+                self.skipped += max(0, self._version - sent - 1)
+                sent = self._version
+                await resp.write(f"event: frame\ndata: {self._message}\n\n".encode())
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(ready)
+        return resp
+
+    def _broadcast(self, message: str, jpeg: bytes) -> None:
+        """On the event loop: the newest message replaces the last; every browser is woken."""
+        self._message, self._jpeg = message, jpeg
+        self._version += 1
+        for ready in self._clients:
+            ready.set()
+
+    # -- encoder thread ----------------------------------------------------------------------
+    def _encode_loop(self) -> None:
+        last_seq, next_at = None, 0.0
+        while not self._closing.is_set():
+            if not self._wake.wait(0.25):
+                continue
+            self._wake.clear()
+            result = self._latest
+            if not self._clients or result is None or result.seq == last_seq:
+                continue
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self._closing.wait(delay)
+                result = self._latest
+            next_at = time.monotonic() + 1.0 / self.options.max_fps
+            last_seq = result.seq
+            try:
+                self._render(result)
+            except Exception as exc:  # a frame the viewer cannot draw must not stop it
+                self.failed += 1
+                if self.failed in (1, 10, 100) or self.failed % 1000 == 0:
+                    log.warning("viewer cannot draw frame %s (%d so far): %s", result.seq,
+                                self.failed, exc)
+
+    def _render(self, result: FrameResult) -> None:
+        t0 = time.perf_counter()
+        message, jpeg = render(result, self.threshold_for, max_width=self.options.width,
+                               quality=self.options.quality)
+        message.update(latency_history=list(self._latency), fps_history=list(self._fps),
+                       source_state=self._source_state)
+        text = json.dumps(message, separators=(",", ":"))
+        self.encode_s += time.perf_counter() - t0
+        self.encoded += 1
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._broadcast, text, jpeg)
+
+    # -- closing -------------------------------------------------------------------------------
+    def _close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        if self._loop is not None and self._runner is not None:
+            def wake_all():
+                for ready in self._clients:
+                    ready.set()
+            self._loop.call_soon_threadsafe(wake_all)
+            try:
+                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+            except Exception as exc:
+                log.warning("viewer did not shut down cleanly: %s", exc)
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            for t in self._threads:
+                t.join(5)
+            self._loop.close()
+            self._loop = None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "url": self.url, "clients": len(self._clients),
+                "encoded": self.encoded, "skipped": self.skipped, "failed": self.failed,
+                "encode_ms_mean": round(1e3 * self.encode_s / self.encoded, 3) if self.encoded else None}
