@@ -195,3 +195,15 @@ def test_subscriber_recv_is_total(messages):
         while (msg := sub.recv(0.5)) is not None:
             if getattr(msg, "status", {}).get("end"):
                 break
+
+
+@pytest.mark.parametrize("flags, what", [(["--view-port", "0", "--view-host", "0.0.0.0"], "viewer"),
+                                         (["--igtl-port", "0", "--igtl-host", "0.0.0.0"], "OpenIGTLink")])
+def test_plaintext_live_outputs_off_loopback_need_insecure(flags, what, capsys):
+    """The viewer and OpenIGTLink are plaintext: --allow-remote alone does not expose them."""
+    base = ["run", "--max-frames", "1", "--metrics-port", "0", "--publish", "tcp://127.0.0.1:*"]
+    assert main(base + flags) == 2
+    assert "not a loopback address" in capsys.readouterr().err
+    assert main(base + flags + ["--allow-remote"]) == 2
+    err = capsys.readouterr().err
+    assert f"refusing plaintext {what}" in err and "--insecure" in err
