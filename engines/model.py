@@ -17,10 +17,9 @@ from torch import nn
 
 from engines.backbones import BACKBONES, build_backbone
 from engines.classes import ACTIVATIONS, REGIONS
-from engines.model_info import REPRESENTATIONS
+from engines.model_info import HEADS, REPRESENTATIONS
 from engines.soft_proposal import DEFAULT_UNROLLED_ITERATIONS, MODES, SoftProposal
 
-HEADS = ("shared", "per_class")
 MAP_KINDS = ("cam", "proposal")
 """cam: Σ_k w_ck·(U_k ⊙ M) as the paper's code computes it; proposal: the proposal map M itself."""
 

@@ -12,6 +12,8 @@ from engines.input_recipe import SONOSTREAM, InputRecipe
 
 META_PREFIX = "sonostream."
 MODEL_VERSION = "1"
+HEADS = ("shared", "per_class")
+"""shared: one proposal map for all classes (the release); per_class: one per class."""
 REPRESENTATIONS = ("sector", "polar")
 """sector: the fan crop as it is; polar: the sector resampled to beam space (depth down)."""
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,39 +23,9 @@ from engines.checkpoint import read_checkpoint, save_checkpoint
 from engines.model import ModelConfig, SPNModel
 from engines.scoring import detection_report, probabilities
 from engines.soft_proposal import choose_iterations, measure_convergence
+from engines.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str
-    val: str
-    out: str
-    arch: str = "compact"
-    head: str = "shared"
-    input_size: int = 224
-    epochs: int = 30
-    batch_size: int = 7
-    lr: float = 0.05
-    momentum: float = 0.6
-    weight_decay: float = 5e-4
-    lr_step: int = 5
-    lr_gamma: float = 0.1
-    balanced: bool = True
-    hflip: bool = True
-    seed: int = 0
-    threads: int = 0
-    resume: bool = False
-    progress: bool = True
-    representation: str = ""  # sector or polar frames; "": as the training data says (sector)
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "lr_step", "input_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1")
-        if self.lr <= 0 or not 0 < self.lr_gamma <= 1:
-            raise ValueError("lr must be > 0 and lr_gamma in (0, 1]")
 
 
 def materialise(dataset, progress: bool = True, what: str = "frames") -> tuple[np.ndarray, np.ndarray]:

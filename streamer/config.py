@@ -208,14 +208,19 @@ def _coerce(where: str, value, hint):
     return value
 
 
-def section_from_dict(name: str, values: dict):
-    cls = SECTIONS[name]
+def section_values(name: str, values: dict, cls: type) -> dict:
+    """A TOML table's values for the dataclass ``cls``, coerced; unknown keys refused."""
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
     for key in values:
         if key not in hints:
             raise UserError(f"unknown key {key!r} in section [{name}]; known: {', '.join(known)}")
-    return cls(**{k: _coerce(f"[{name}] {k}", v, hints[k]) for k, v in values.items()})
+    return {k: _coerce(f"[{name}] {k}", v, hints[k]) for k, v in values.items()}
+
+
+def section_from_dict(name: str, values: dict):
+    cls = SECTIONS[name]
+    return cls(**section_values(name, values, cls))
 
 
 def config_from_dict(data: dict) -> Config:
@@ -227,14 +232,18 @@ def config_from_dict(data: dict) -> Config:
     return Config(**{name: section_from_dict(name, values) for name, values in data.items()})
 
 
-def load_config(path: str | Path) -> Config:
+def read_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    data = read_toml(path)
     try:
         return config_from_dict(data)
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engines.model_info import HEADS
 from streamer.errors import UserError
 
 HELP = "export a model to ONNX with the soft proposal unrolled to a fixed count"
@@ -11,7 +12,7 @@ def add_arguments(p) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="sonostream or fetalnav checkpoint (default: the bundled model)")
     src.add_argument("--arch", help="random-initialised architecture (for tests and timing)")
-    p.add_argument("--head", choices=("shared", "per_class"), default="shared", help="with --arch")
+    p.add_argument("--head", choices=HEADS, default="shared", help="with --arch")
     p.add_argument("--out", help="output .onnx path (required unless --triton-repo)")
     p.add_argument("--iterations", type=int, default=None,
                    help="unrolled soft-proposal iterations (default: the model's)")

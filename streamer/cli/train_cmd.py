@@ -1,51 +1,84 @@
-"""streamer train: weakly supervised training on image-level labels."""
+"""streamer train: weakly supervised training on image-level labels.
+
+Its flags are made from ``engines.train_config.TrainConfig`` (names, types, defaults, help), so
+the defaults live in one place; ``--config FILE`` reads the same settings from a TOML ``[train]``
+section, and flags given on the command line override the file.
+"""
 
 from __future__ import annotations
 
-from engines.model_info import REPRESENTATIONS
+import dataclasses
+
+from engines.train_config import TrainConfig
 from streamer.errors import UserError
 
 HELP = "train a soft-proposal model on image-level labels (sim:..., a folder with labels.csv, ...)"
+REQUIRED = ("data", "val", "out")
+_TYPES = {"int": int, "float": float, "str": str}
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--data", required=True, help="training data spec, e.g. sim:n=4000,seed=1")
-    p.add_argument("--val", required=True, help="validation data spec, e.g. sim:n=400,seed=2")
-    p.add_argument("--out", required=True, help="output folder (best.pt, last.pt, model.pt)")
-    p.add_argument("--arch", default="compact")
-    p.add_argument("--head", choices=("shared", "per_class"), default="shared")
-    p.add_argument("--input-size", type=int, default=224)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=7)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.6)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--lr-step", type=int, default=5, help="epochs between lr ×gamma")
-    p.add_argument("--lr-gamma", type=float, default=0.1)
-    p.add_argument("--no-balance", action="store_true", help="plain shuffling, no class balancing")
-    p.add_argument("--no-flip", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--representation", choices=REPRESENTATIONS, default="",
-                   help="what the frames are (default: as the data spec says; sim:...,polar=1 is polar)")
+    p.add_argument("--config", metavar="FILE", help="TOML file with a [train] section of these "
+                                                    "settings (flags override it)")
+    for f in dataclasses.fields(TrainConfig):
+        help_text = f.metadata.get("help", f.name.replace("_", " "))
+        if f.type == "bool":
+            off = f.metadata.get("off")
+            if off:  # on by default: the flag turns it off
+                p.add_argument(off, dest=f.name, action="store_false", default=None,
+                               help=f"no {help_text}")
+            else:
+                p.add_argument(_flag(f.name), dest=f.name, action="store_true", default=None,
+                               help=help_text)
+            continue
+        default = "required" if f.name in REQUIRED else f"default: {f.default!r}"
+        p.add_argument(_flag(f.name), dest=f.name, type=_TYPES[f.type], default=None,
+                       choices=f.metadata.get("choices"), help=f"{help_text} ({default})")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def train_config(args) -> TrainConfig:
+    """The file's [train] section, then the flags given, validated by TrainConfig."""
+    settings = _file_settings(args.config) if args.config else {}
+    settings.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                     if getattr(args, f.name) is not None})
+    missing = [_flag(name) for name in REQUIRED if not settings.get(name)]
+    if missing:
+        raise UserError(f"{', '.join(missing)} required (as flags or in the config's [train])")
+    try:
+        return TrainConfig(**settings)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"train: {exc}") from exc
+
+
+def _file_settings(path: str) -> dict:
+    from streamer.config import read_toml, section_values
+
+    try:
+        table = read_toml(path)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    unknown = sorted(set(table) - {"train"})
+    if unknown:
+        raise UserError(f"{path}: unknown section(s) {unknown}; train reads [train]")
+    return section_values("train", table.get("train", {}), TrainConfig)
 
 
 def run(args) -> int:
-    from engines.training import TrainConfig, train
+    from engines.training import train
     from streamer.cli import inputs
-    from streamer.errors import user_input
 
+    cfg = train_config(args)
     # a bad spec or folder, or classes that differ, is one line before any training
-    train_set, val_set = (inputs.dataset(spec, "", args.input_size) for spec in (args.data, args.val))
+    train_set, val_set = (inputs.dataset(spec, "", cfg.input_size) for spec in (cfg.data, cfg.val))
     if tuple(val_set.classes) != tuple(train_set.classes):
         raise UserError(f"the validation classes {list(val_set.classes)} differ from the "
                         f"training classes {list(train_set.classes)}")
-    if args.arch not in _arches():
-        raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(_arches())}")
-    with user_input("train", (ValueError,)):
-        cfg = _config(args, TrainConfig)
+    if cfg.arch not in _arches():
+        raise UserError(f"unknown --arch {cfg.arch!r}; choose one of {', '.join(_arches())}")
     path = train(cfg)
     print(f"wrote {path}")
     return 0
@@ -55,14 +88,3 @@ def _arches() -> tuple[str, ...]:
     from engines.backbones import BACKBONES
 
     return tuple(BACKBONES)
-
-
-def _config(args, TrainConfig):
-    return TrainConfig(
-        data=args.data, val=args.val, out=args.out, arch=args.arch, head=args.head,
-        input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, lr_step=args.lr_step,
-        lr_gamma=args.lr_gamma, balanced=not args.no_balance, hflip=not args.no_flip,
-        seed=args.seed, threads=args.threads, resume=args.resume, progress=not args.quiet,
-        representation=args.representation,
-    )
