@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 
+from engines.errors import UserError
 
-class UserError(ValueError):
-    """Bad input from the user: a flag, a config value, a file, a model, a data set."""
+__all__ = ["UserError", "user_input"]
 
 
 @contextlib.contextmanager

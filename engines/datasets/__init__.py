@@ -29,6 +29,7 @@ import numpy as np
 
 from engines.classes import REGIONS
 from engines.input_recipe import bytescale
+from engines.specs import spec_options
 
 Box = tuple[float, float, float, float]
 
@@ -221,22 +222,6 @@ class FetalPlanesDataset:
         return Sample(_read_grey(self.files[i], self.input_size), self.labels[i].copy(), None)
 
 
-def _options(text: str, allowed: dict[str, type], kind: str) -> dict:
-    out: dict = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        key, eq, val = item.partition("=")
-        key = key.strip()
-        if not eq or key not in allowed:
-            raise ValueError(f"bad {kind} option {item!r}; expected key=value with key in "
-                             f"{sorted(allowed)}")
-        try:
-            out[key] = allowed[key](val.strip())
-        except ValueError:
-            raise ValueError(f"bad {kind} option {item!r}: {val.strip()!r} is not "
-                             f"{allowed[key].__name__}") from None
-    return out
-
-
 def for_representation(spec: str, representation: str, recipe: str = "sonostream") -> str:
     """The spec with simulated frames in the model's representation (``polar=1`` added for a
     polar model) and input recipe (``recipe=fetalnav``: the release's crop and scaling); other
@@ -258,10 +243,8 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     spec = spec.strip()
     kind, colon, rest = spec.partition(":")
     if kind == "sim":
-        opts = _options(rest, {"n": int, "seed": int, "style": str, "polar": int, "recipe": str},
-                        "sim")
-        if opts.get("polar", 0) not in (0, 1):
-            raise ValueError(f"sim polar must be 0 or 1, got {opts['polar']}")
+        opts = spec_options(spec, rest, {"n": int, "seed": int, "style": str, "polar": bool,
+                                         "recipe": str})
         from engines.simulator.render import STYLES
 
         if opts.get("style", "train") not in STYLES:
@@ -276,21 +259,22 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     if kind == "dicom" and colon:
         from engines.datasets.dicom import DicomDataset
 
-        path, _, tail = rest.partition(",")
-        return DicomDataset(path, input_size, **_options(tail, {"polar": int}, "dicom"))
+        opts = spec_options(spec, rest, {"polar": bool}, target="path")
+        return DicomDataset(opts.pop("path", ""), input_size, polar=int(opts.get("polar", 0)))
     if kind == "fetal_planes" and colon:
-        path, _, tail = rest.partition(",")
+        opts = spec_options(spec, rest, {"split": str}, target="path")
+        path = opts.pop("path", "")
         if not os.path.isdir(path):
             raise ValueError(f"fetal_planes dataset: {path!r} is not a directory")
-        return FetalPlanesDataset(path, input_size, **_options(tail, {"split": str}, "fetal_planes"))
+        return FetalPlanesDataset(path, input_size, **opts)
     if kind == "fetalnav" and colon:
         from engines.datasets.fetalnav import FetalnavDataset
 
-        path, _, tail = rest.partition(",")
+        opts = spec_options(spec, rest, {"aspect": float, "spacing": float}, target="path")
+        path = opts.pop("path", "")
         if not os.path.isdir(path):
             raise ValueError(f"fetalnav dataset: {path!r} is not a directory")
-        return FetalnavDataset(path, input_size, **_options(tail, {"aspect": float, "spacing": float},
-                                                            "fetalnav"))
+        return FetalnavDataset(path, input_size, **opts)
     if os.path.isdir(spec):
         if os.path.isfile(os.path.join(spec, "labels.csv")):
             return FolderDataset(spec, input_size)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib
 
+from engines.specs import parse_items
 from streamer.sinks.base import Sink
-from streamer.sources.options import parse_items
 
 REGISTRY: dict[str, str] = {
     "zmq": "streamer.sinks.zmq_sink:ZmqSink",

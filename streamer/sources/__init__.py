@@ -20,9 +20,9 @@ import importlib
 import os
 import re
 
+from engines.specs import parse_items
 from streamer.errors import UserError
 from streamer.sources.base import Pacer, Source
-from streamer.sources.options import parse_items
 
 REGISTRY: dict[str, str] = {
     "sim": "streamer.sources.sim_source:SimSource",

@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict
 from typing import ClassVar
 
+from engines.specs import build_options
 from streamer.frames import Frame
-from streamer.sources.options import build_options
 
 
 class Source(ABC):

@@ -119,3 +119,22 @@ def test_labels_csv_paths_stay_inside_the_data_folder(tmp_path, image):
     (data / "labels.csv").write_text(f"image,head\nok.png,1\n{image},0\n")
     with pytest.raises(ValueError, match="outside the data folder"):
         open_dataset(f"folder:{data}", input_size=16)
+
+
+def test_data_sets_and_sources_share_one_spec_grammar():
+    """One parser: the same booleans, the same refusals, the same messages for sim: as a data set
+    and as a source."""
+    from streamer.sources import create_source
+
+    assert open_dataset("sim:n=2,polar=yes", input_size=32).polar
+    assert not open_dataset("sim:n=2,polar=off", input_size=32).polar
+    for bad, message in (("sim:seed=x", "option seed must be int"),
+                         ("sim:seed=1,seed=2", "option 'seed' given twice"),
+                         ("sim:polar=maybe", "option polar must be a boolean")):
+        with pytest.raises(ValueError, match=message):
+            open_dataset(bad.replace("sim:", "sim:n=2,"), input_size=32)
+        if "polar" not in bad:
+            with pytest.raises(ValueError, match=message):
+                create_source(bad)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) fps in 'sim:fps=30'; known: n, polar"):
+        open_dataset("sim:fps=30")

@@ -1,11 +1,12 @@
-"""Typed, frozen options built from spec strings (``key=value`` text) or Python keywords."""
+"""The one grammar of spec strings (``SCHEME:[TARGET,]key=value,...``) for sources, sinks and
+data sets: items split once, values typed once (booleans 1/0, true/false, yes/no, on/off)."""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
 
-from streamer.errors import UserError
+from engines.errors import UserError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -57,3 +58,13 @@ def parse_items(spec: str, rest: str, target: str | None) -> dict[str, str]:
         else:
             raise UserError(f"unexpected item {item!r} in spec {spec!r} (want key=value)")
     return options
+
+
+def spec_options(spec: str, rest: str, types: dict[str, type], target: str | None = None) -> dict:
+    """The typed ``key=value`` items after a spec's scheme; keys outside ``types`` refused."""
+    items = parse_items(spec, rest, target)
+    unknown = sorted(set(items) - set(types) - {target})
+    if unknown:
+        raise UserError(f"unknown option(s) {', '.join(unknown)} in {spec!r}; known: "
+                        f"{', '.join(sorted(types))}")
+    return {k: v if k == target else _convert(k, v, types[k]) for k, v in items.items()}
