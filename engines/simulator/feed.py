@@ -18,6 +18,7 @@ from . import anatomy
 from .anatomy import Placed, compose, similarity
 from .render import (
     STYLES,
+    stream,
     SpeckleBank,
     draw_wall,
     image_chain,
@@ -41,7 +42,7 @@ class LiveFeed:
         self.seed, self.fps, self.style, self.size = int(seed), float(fps), style, tuple(size)
         self.renderer = ScreenRenderer(width, height, seed)
         self._seq = 0
-        rng = np.random.default_rng([self.seed, 4242, STYLES.index(style)])
+        rng = np.random.default_rng([self.seed, 4242, stream(style)])
         while True:  # a sector probe; linear probes are rare in obstetrics
             self.geom = sample_geometry(rng, self.size, style)
             if self.geom.kind == "curvilinear":
