@@ -73,3 +73,5 @@ class FrameResult:
     classes: tuple[ClassResult, ...]
     timing: Timing
     maps: np.ndarray | None = None  # uint8 [C, h, w], 0..255 scaled per class
+    ood: float | None = None  # calibrated out-of-distribution score (engines.ood); None: no statistics
+    familiar: bool | None = None  # False when ood reached the model's limit

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from engines.ood import load as load_ood
 from streamer.config import Config
 from streamer.frames import Frame, FrameResult, InvalidFrame, SourceEnded, SourceLost, Timing
 from streamer.metrics import LatencyRecord, PipelineMetrics
@@ -116,6 +117,8 @@ class PublishStage:
             except Exception as exc:
                 self._errors(logging.ERROR, "sink %s failed to publish: %s", type(sink).__name__, exc)
         self.metrics.observe(result.timing)
+        if result.familiar is False:
+            self.metrics.count_ood()
         self.latency.add(result.timing)
 
     def status(self, status: dict) -> None:
@@ -433,9 +436,11 @@ class Pipeline:
         out = self.stages.infer.process(prepared)
         timing.inference_end = time.monotonic_ns()
         classes, maps = self.stages.postprocess.process(out.scores[0], out.maps[0], prepared.crop)
+        ood, familiar = self.stages.postprocess.familiarity(
+            out.scores[0], None if out.features is None else out.features[0])
         timing.postprocess_end = time.monotonic_ns()
         return FrameResult(self.stream, frame.seq, frame.t_source_ns, tuple(frame.image.shape[:2]),
-                           classes, timing, maps)
+                           classes, timing, maps, ood, familiar)
 
     def _hand_on_result(self, result: FrameResult) -> None:
         self.accounting.add("processed")
@@ -490,7 +495,8 @@ def build_pipeline(config: Config, source, backend, sinks: list, metrics: Pipeli
     stages = Stages(
         preprocess=Preprocessor(resolve_representation(config.preprocess, info), info.input_size),
         infer=InferenceStage(backend),
-        postprocess=Postprocessor(info.classes, info.activation, config.postprocess),
+        postprocess=Postprocessor(info.classes, info.activation, config.postprocess,
+                                  ood=load_ood(getattr(backend, "model_path", None))),
         publish=PublishStage(list(sinks), metrics, LatencyRecord()),
     )
     return Pipeline(config, source, backend, stages, metrics)

@@ -159,6 +159,9 @@ def result_dict(result: FrameResult) -> dict:
         "classes": {c.name: {"score": round(float(c.score), 5), "present": bool(c.present),
                              "peak": _ints(c.peak), "box": _ints(c.box)} for c in result.classes},
         "latency_ms": result.timing.latency_ms(),
+        # out-of-distribution score (engines.ood): null when the model carries no statistics
+        "ood": None if result.ood is None else round(float(result.ood), 4),
+        "familiar": result.familiar,
     }
 
 
@@ -199,6 +202,14 @@ class DetectionMessage:
     @property
     def present(self) -> list[str]:
         return [name for name, c in self.classes.items() if c.present]
+
+    @property
+    def ood(self) -> float | None:
+        return self.raw.get("ood")
+
+    @property
+    def familiar(self) -> bool | None:
+        return self.raw.get("familiar")
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ class TensorRTBackend(Backend):
             self._enqueue(b)
         self.cuda.sync(self.stream)
         outs = {n: self.host[n][:b].astype(np.float32, copy=True) for n, is_in in self.io if not is_in}
-        return outs["scores"], outs["maps"]
+        return (outs["scores"], outs["maps"], outs["features"]) if "features" in outs else (
+            outs["scores"], outs["maps"])
 
     def _replay(self, b: int) -> None:
         """The whole step (copy in, enqueue, copy out) captured once per batch size, then replayed."""

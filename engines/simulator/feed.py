@@ -18,7 +18,6 @@ from . import anatomy
 from .anatomy import Placed, compose, similarity
 from .render import (
     STYLES,
-    stream,
     SpeckleBank,
     draw_wall,
     image_chain,
@@ -26,6 +25,7 @@ from .render import (
     sample_geometry,
     sample_look,
     sample_wall,
+    stream,
     tone_of,
 )
 from .scanner import MIN_VISIBLE, SimFrame, half_shape, to_half, visibility

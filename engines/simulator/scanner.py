@@ -14,11 +14,11 @@ from .anatomy import Placed, compose, similarity
 from .render import (
     STYLES,
     FanGeometry,
-    echo_map,
     Look,
     SpeckleBank,
     Wall,
     draw_wall,
+    echo_map,
     image_chain,
     sample_geometry,
     sample_look,

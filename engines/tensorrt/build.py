@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engines.backends.base import BackendError
 from engines.model_info import ModelInfo, file_sha256
+from engines.ood import carried_metadata
 from engines.tensorrt import compat
 from engines.tensorrt.sidecar import Sidecar, decide
 
@@ -78,7 +79,7 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, options: BuildOptio
     plan_path.write_bytes(bytes(plan))
     side = Sidecar(env["tensorrt_version"], env["gpu_name"], env["compute_capability"], info.precision,
                    opt_shape, [min(options.batch_sizes), max(options.batch_sizes)],
-                   file_sha256(onnx_path), info.to_metadata())
+                   file_sha256(onnx_path), {**info.to_metadata(), **carried_metadata(onnx_path)})
     side.write(plan_path)
     return side
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "eval": "streamer.cli.eval_cmd",
     "simulate": "streamer.cli.simulate_cmd",
     "tap": "streamer.cli.tap_cmd",
+    "ood-fit": "streamer.cli.ood_cmd",
 }
 
 
