@@ -3,7 +3,8 @@
 The model's pooled features (the vector its classifier reads, exposed as an extra graph output
 ``features``) are compared with their distribution over the model's training (or any
 representative) set: Mahalanobis distance to the mean under a shrunk covariance (Lee et al.,
-NeurIPS 2018), or the energy of the logits (Liu et al., NeurIPS 2020) where a model has no
+NeurIPS 2018) of the features or of their logarithm (log1p: the pooled sums of ReLU maps are
+skewed), or the energy of the logits (Liu et al., NeurIPS 2020) where a model has no
 feature output. The raw score is calibrated against the fitting set: ``ood`` is the fraction of
 fitting frames that scored lower (0.5: typical; 0.999: stranger than all but one in a
 thousand; 1.0: stranger than every one), and a frame is ``familiar`` while ``ood`` stays below
@@ -22,7 +23,7 @@ import numpy as np
 
 FEATURES = "features"
 META_KEY = "sonostream.ood"
-METHODS = ("mahalanobis", "energy")
+METHODS = ("mahalanobis", "log_mahalanobis", "energy")
 LEVELS = np.linspace(0.0, 1.0, 201)  # calibration quantiles stored with the model
 DEFAULT_LIMIT = 0.99
 
@@ -57,12 +58,12 @@ class OodModel:
             raise ValueError(f"ood method must be one of {METHODS}, got {self.method!r}")
         if not 0.0 < self.limit <= 1.0:
             raise ValueError(f"ood limit must be in (0, 1], got {self.limit}")
-        if self.method == "mahalanobis" and (self.mean is None or self.whiten is None):
+        if self.needs_features and (self.mean is None or self.whiten is None):
             raise ValueError("a mahalanobis ood model needs its mean and whitening matrix")
 
     @property
     def needs_features(self) -> bool:
-        return self.method == "mahalanobis"
+        return self.method != "energy"
 
     def raw(self, scores: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Uncalibrated score per frame ([B]), higher = less like the fitting set."""
@@ -70,7 +71,7 @@ class OodModel:
             return energy(scores)
         if features is None:
             raise ValueError("this model's ood score needs its pooled features output")
-        f = np.asarray(features, np.float32).reshape(len(features), -1)
+        f = _transform(self.method, features)
         if f.shape[1] != len(self.mean):
             raise ValueError(f"ood statistics are for {len(self.mean)} features, got {f.shape[1]}")
         z = (f - self.mean) @ self.whiten
@@ -90,7 +91,7 @@ class OodModel:
     def to_json(self) -> str:
         d = {"method": self.method, "limit": self.limit, "source": self.source, "n": self.n,
              "quantiles": _pack(self.quantiles)}
-        if self.method == "mahalanobis":
+        if self.needs_features:
             d["mean"], d["whiten"] = _pack(self.mean), _pack(self.whiten)
         return json.dumps(d, separators=(",", ":"))
 
@@ -105,6 +106,11 @@ class OodModel:
             raise ValueError(f"malformed ood statistics in the model: {exc}") from None
 
 
+def _transform(method: str, features: np.ndarray) -> np.ndarray:
+    f = np.asarray(features, np.float32).reshape(len(features), -1)
+    return np.log1p(np.maximum(f, 0.0)) if method == "log_mahalanobis" else f
+
+
 def fit(method: str, scores: np.ndarray, features: np.ndarray | None = None, *,
         limit: float = DEFAULT_LIMIT, source: str = "", shrinkage: float = 0.05) -> OodModel:
     """Fit the statistics on in-distribution outputs (scores [N, C], features [N, D])."""
@@ -112,11 +118,11 @@ def fit(method: str, scores: np.ndarray, features: np.ndarray | None = None, *,
     if n < 50:
         raise ValueError(f"ood statistics need at least 50 frames, got {n}")
     extra = {}
-    if method == "mahalanobis":
+    if method != "energy":
         if features is None:
-            raise ValueError("mahalanobis needs the model's pooled features (an ONNX with a "
+            raise ValueError(f"{method} needs the model's pooled features (an ONNX with a "
                              f"'{FEATURES}' output)")
-        f = np.asarray(features, np.float64).reshape(n, -1)
+        f = _transform(method, features).astype(np.float64)
         mean = f.mean(axis=0)
         cov = np.cov(f, rowvar=False)
         # shrink towards a scaled identity: a stable inverse from a few thousand frames

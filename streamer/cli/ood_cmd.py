@@ -13,7 +13,7 @@ def add_arguments(p) -> None:
                    help="representative in-distribution data spec (e.g. its training frames)")
     p.add_argument("--out", default=None, help="output .onnx (default: overwrite --model)")
     p.add_argument("-n", type=int, default=None, help="use at most N frames of --data")
-    p.add_argument("--method", default="auto", choices=("auto", "mahalanobis", "energy"),
+    p.add_argument("--method", default="auto", choices=("auto", "mahalanobis", "log_mahalanobis", "energy"),
                    help="auto: the method with the highest mean AUROC on the outliers "
                         "(mahalanobis when there is no --test)")
     p.add_argument("--limit", type=float, default=0.99,
