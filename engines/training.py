@@ -47,6 +47,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     resume: bool = False
+    init: str = ""  # start from this checkpoint's weights (fine-tuning) instead of random ones
     progress: bool = True
     representation: str = ""  # sector or polar frames; "": as the training data says (sector)
 
@@ -111,6 +112,11 @@ class Trainer:
         mcfg = ModelConfig(arch=cfg.arch, head=cfg.head, classes=self.classes,
                            input_size=cfg.input_size, representation=representation)
         self.model = SPNModel(mcfg)
+        if cfg.init:
+            from engines.checkpoint import load_checkpoint
+
+            self.model.load_state_dict(load_checkpoint(cfg.init).state_dict())
+            log.info("initialised from %s", cfg.init)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step, cfg.lr_gamma)

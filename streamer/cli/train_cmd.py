@@ -24,6 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", default="", help="start from this checkpoint's weights (fine-tune)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--representation", choices=("sector", "polar"), default="",
                    help="what the frames are (default: as the data spec says; sim:...,polar=1 is polar)")
@@ -37,7 +38,7 @@ def run(args) -> int:
         input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, lr_step=args.lr_step,
         lr_gamma=args.lr_gamma, balanced=not args.no_balance, hflip=not args.no_flip,
-        seed=args.seed, threads=args.threads, resume=args.resume, progress=not args.quiet,
+        seed=args.seed, threads=args.threads, resume=args.resume, init=args.init, progress=not args.quiet,
         representation=args.representation,
     )
     path = train(cfg)
