@@ -137,11 +137,11 @@ def store(model_path: str | Path, data: str, out: str | Path, *, n: int | None =
         report["method"] = method
     finally:
         run = None
+        tmp.unlink(missing_ok=True)
     keep = [p for p in proto.metadata_props if p.key != ood.META_KEY]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
     proto.metadata_props.add(key=ood.META_KEY, value=models[method].to_json())
     onnx.save(proto, str(out))
-    tmp.unlink(missing_ok=True)
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
