@@ -86,6 +86,11 @@ class Trainer:
                            input_size=cfg.input_size, representation=representation,
                            extra={"recipe": dict(recipe.__dict__)} if recipe else {})
         self.model = SPNModel(mcfg)
+        if cfg.init:
+            from engines.checkpoint import load_checkpoint
+
+            self.model.load_state_dict(load_checkpoint(cfg.init).state_dict())
+            log.info("initialised from %s", cfg.init)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step, cfg.lr_gamma)

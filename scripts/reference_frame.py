@@ -1,13 +1,20 @@
-"""Run a model on the real fetal ultrasound frame shipped with the paper's public code.
+"""Run a model on the real fetal ultrasound frames in ../shared/reference/ and record what it says.
 
-The frame (tests/data/fetalnav/image.mhd: the release's fetalnav/data/image.mhd, labelled
-Placenta + Limbs, spacing 0.236 × 0.413 mm) is in the polar (beam-space) form the paper trained
-on. It goes through the release's input recipe (resampled to 0.5 mm, cropped to rows/columns 1.5,
-224×224 bilinear, min-max) whatever the model, as a checkpoint from the paper's code expects it.
-A smoke test of preprocessing, model and maps on real data, not a benchmark. Writes a JSON of the
-class probabilities and a PNG of the maps.
+A report, never training or tuning data. For each real frame: the class probabilities, which
+regions are reported present, their map peaks, and the out-of-distribution signal (``ood``,
+``familiar``) the engine publishes.
 
-    python scripts/reference_frame.py [--model M.onnx] [--frame F.mhd] [--out DIR]
+- ``fetalnav_polar_frame.png`` (shipped with the paper's code, labelled Placenta + Limbs) is
+  already polar (beam space): resized to the model input, as the paper's code feeds it.
+- ``fetalnav_sector_frame.png`` (a scanner sector on black, cut from the paper's figure; the
+  paper's model says Limbs 0.9) goes through the live path: placed on a 1280x720 black screen,
+  the fan found, cropped (and resampled to polar for a polar model), inferred, post-processed,
+  exactly as ``streamer run`` does.
+
+    python scripts/reference_frame.py [--model M.onnx] [--frame PNG [--form polar|sector]]
+                                      [--out DIR] [--markdown]
+
+Writes DIR/reference_frames.json and a PNG of each frame's class maps.
 """
 
 from __future__ import annotations
@@ -20,52 +27,143 @@ import cv2
 import numpy as np
 
 from engines.backends import create_backend
-from engines.datasets.fetalnav import FetalnavDataset
 from engines.defaults import default_onnx
+from engines.ood import load as load_ood
 from engines.report_grid import tile
 from engines.scoring import probabilities
 
-ROOT = Path(__file__).resolve().parents[1]
-FRAME = ROOT / "tests" / "data" / "fetalnav" / "image.mhd"
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+FRAME = REFERENCE / "fetalnav_polar_frame.png"
+# the real frames there: how each is delivered, and what is known about its content
+FRAMES = {
+    "fetalnav_polar_frame.png": {"form": "polar", "labels": ["placenta", "limbs"],
+                                 "truth": "label shipped with the frame"},
+    "fetalnav_sector_frame.png": {"form": "sector", "labels": ["limbs"],
+                                  "truth": "the paper's model: Limbs 0.9"},
+}
+SCREEN = (720, 1280)
+LIVE_FRAMES = 8  # the same screen repeatedly: the fan is found on the first, confirmed after
 
 
-def shown(path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+def polar_result(backend, grey: np.ndarray, ood) -> dict:
+    size, classes = backend.info.input_size, backend.info.classes
+    image = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
+    out = backend.infer((image.astype(np.float32) / 255.0)[None, None])
+    prob = probabilities(out.scores, backend.info.activation)[0]
+    peaks = {}
+    for i, c in enumerate(classes):
+        y, x = np.unravel_index(int(np.argmax(out.maps[0, i])), out.maps.shape[2:])
+        sy, sx = grey.shape[0] / out.maps.shape[2], grey.shape[1] / out.maps.shape[3]
+        peaks[c] = [int((x + 0.5) * sx), int((y + 0.5) * sy)]
+    score, familiar = (None, None)
+    if ood is not None and (out.features is not None or not ood.needs_features):
+        o, f = ood(out.scores, out.features)
+        score, familiar = float(o[0]), bool(f[0])
+    present = [c for c, p in zip(classes, prob, strict=True) if p >= 0.5]
+    return {"path": "polar frame resized to the model input", "probabilities": prob,
+            "present": present, "peaks": peaks, "ood": score, "familiar": familiar,
+            "image": image, "maps": out.maps[0]}
+
+
+def live_result(backend, grey: np.ndarray, ood) -> dict:
+    """The sector on a black screen through the streamer's preprocess, model and postprocess."""
+    from streamer.config import PostprocessConfig, PreprocessConfig
+    from streamer.frames import Frame
+    from streamer.pipeline import resolve_representation
+    from streamer.postprocess import Postprocessor
+    from streamer.preprocess import Preprocessor
+
+    info = backend.info
+    screen = np.zeros((*SCREEN, 3), np.uint8)
+    h, w = grey.shape
+    scale = min(1.0, 0.9 * SCREEN[0] / h, 0.9 * SCREEN[1] / w)
+    img = cv2.resize(grey, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+    y0, x0 = (SCREEN[0] - img.shape[0]) // 2, (SCREEN[1] - img.shape[1]) // 2
+    screen[y0:y0 + img.shape[0], x0:x0 + img.shape[1]] = img[..., None]
+    pre = Preprocessor(resolve_representation(PreprocessConfig(), info), info.input_size)
+    post = Postprocessor(info.classes, info.activation, PostprocessConfig(), ood=ood)
+    for seq in range(LIVE_FRAMES):
+        prepared = pre.process(Frame(seq, screen))
+        out = backend.infer(prepared.tensor)
+        classes, _ = post.process(out.scores[0], out.maps[0], prepared.crop)
+        score, familiar = post.familiarity(out.scores[0], None if out.features is None
+                                           else out.features[0])
+    model_input = (prepared.tensor[0, 0] * 255).astype(np.uint8)
+    c = prepared.crop
+    return {"path": f"sector on a {SCREEN[1]}x{SCREEN[0]} screen, live path "
+                    f"({type(prepared.crop).__name__}, fan rect {[c.x, c.y, c.w, c.h]})",
+            "probabilities": np.array([c.score for c in classes]),
+            "present": [c.name for c in classes if c.present],
+            "peaks": {c.name: list(c.peak) if c.peak else None for c in classes},
+            "ood": score, "familiar": familiar, "image": model_input, "maps": out.maps[0]}
+
+
+def run_frame(backend, ood, path: Path, form: str) -> dict:
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise SystemExit(f"cannot read {path}")
+    r = (polar_result if form == "polar" else live_result)(backend, grey, ood)
+    classes = backend.info.classes
+    r["probabilities"] = {c: round(float(p), 4) for c, p in zip(classes, r["probabilities"],
+                                                                 strict=True)}
+    if r["ood"] is not None:
+        r["ood"] = round(r["ood"], 4)
+    return r
+
+
+def markdown(results: list[dict]) -> str:
+    """The README table: one row per frame, as recorded."""
+    classes = list(results[0]["probabilities"])
+    head = ("| frame | labelled | " + " | ".join(classes)
+            + " | reported present | ood | familiar |")
+    rows = [head, "|" + "---|" * (len(classes) + 5)]
+    for r in results:
+        probs = " | ".join(f"{r['probabilities'][c]:.2f}" for c in classes)
+        ood = "–" if r["ood"] is None else f"{r['ood']:.3f}"
+        fam = "–" if r["familiar"] is None else ("yes" if r["familiar"] else "**no**")
+        rows.append(f"| {r['frame']} ({r['form']}) | {', '.join(r['labels'])} | {probs} | "
+                    f"{', '.join(r['present']) or '–'} | {ood} | {fam} |")
+    return "\n".join(rows)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="ONNX model (default: the bundled model)")
-    ap.add_argument("--frame", default=str(FRAME), help="a labelled MetaImage frame")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--frame", default=None, help="one frame instead of every real frame")
+    ap.add_argument("--form", choices=("polar", "sector"), default=None,
+                    help="with --frame: polar (fed as is) or sector (live path); default polar")
     ap.add_argument("--out", default="runs/reference_frame")
+    ap.add_argument("--markdown", action="store_true", help="also print the README table")
     args = ap.parse_args()
     model = args.model or default_onnx()
-    with create_backend("onnxruntime", model) as backend:
-        info = backend.info
-        frame = Path(args.frame)
-        data = FetalnavDataset(str(frame.parent), info.input_size)
-        index = [Path(image.path).name for image in data.images].index(frame.name)
-        sample = data[index]
-        out = backend.infer((sample.image.astype(np.float32) / 255.0)[None, None])
-        prob = probabilities(out.scores, info.activation)[0]
-    recipe = data.recipe
-    result = {
-        "frame": shown(frame), "labels": list(data.images[index].labels),
-        "model": shown(model), "model_recipe": info.recipe.name, "activation": info.activation,
-        "recipe": {"spacing_mm": recipe.spacing, "aspect": recipe.aspect, "size": info.input_size,
-                   "resize": recipe.resize, "scale": recipe.scale,
-                   "resampled_shape": list(data.frame(index).shape)},
-        "probabilities": {c: round(float(p), 4) for c, p in zip(info.classes, prob, strict=True)},
-        "present": [c for c, p in zip(info.classes, prob, strict=True) if p >= 0.5],
-    }
+    if args.frame:
+        name = Path(args.frame).name
+        known = FRAMES.get(name, {"labels": [], "truth": "unknown"})
+        frames = [(Path(args.frame), {**known, "form": args.form or known.get("form", "polar")})]
+    else:
+        frames = [(REFERENCE / n, meta) for n, meta in FRAMES.items() if (REFERENCE / n).is_file()]
+        if not frames:
+            raise SystemExit(f"no reference frames in {REFERENCE}")
+    ood = load_ood(model)
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "reference_frame.json").write_text(json.dumps(result, indent=1) + "\n")
-    tiles = [tile(sample.image, out.maps[0, i], f"{c} {prob[i]:.2f}")
-             for i, c in enumerate(info.classes)]
-    cv2.imwrite(str(dest / "reference_frame_maps.png"), np.hstack(tiles))
-    print(json.dumps(result, indent=1))
+    results = []
+    with create_backend("onnxruntime", model) as backend:
+        for path, meta in frames:
+            r = run_frame(backend, ood, path, meta["form"])
+            image, maps = r.pop("image"), r.pop("maps")
+            tiles = [tile(image, maps[i], f"{c} {p:.2f}")
+                     for i, (c, p) in enumerate(r["probabilities"].items())]
+            png = dest / (path.stem + "_maps.png")
+            cv2.imwrite(str(png), np.hstack(tiles))
+            results.append({"frame": path.name, "form": meta["form"], "labels": meta["labels"],
+                            "truth": meta["truth"], **r, "maps_png": png.name})
+    record = {"model": str(model), "ood_method": None if ood is None else ood.method,
+              "ood_limit": None if ood is None else ood.limit, "frames": results}
+    (dest / "reference_frames.json").write_text(json.dumps(record, indent=1))
+    print(json.dumps(record, indent=1))
+    if args.markdown:
+        print(markdown(results))
     return 0
 
 

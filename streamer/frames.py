@@ -92,3 +92,5 @@ class FrameResult:
     # source rectangle the model saw (where the maps lie on the frame).
     image: np.ndarray | None = None
     crop: Crop | None = None
+    ood: float | None = None  # calibrated out-of-distribution score (engines.ood); None: no statistics
+    familiar: bool | None = None  # False when ood reached the model's limit

@@ -37,6 +37,10 @@ class PipelineMetrics:
                                 "0 while a remote server is unreachable", ["stream"], registry=r)
         self.model_info = Gauge("streamer_model_info", "The model being served (value 1)",
                                 ["model", "backend", "precision"], registry=r)
+        self.ood_frames = Counter("streamer_ood_frames", "Processed frames the model flagged as "
+                                  "unlike its training frames (det familiar: false)", ["stream"],
+                                  registry=r)
+        self.ood_frames.labels(stream)
         for outcome in OUTCOMES:  # present from the start, at 0
             self.frames.labels(stream, outcome)
         for stage in STAGES:
@@ -44,6 +48,9 @@ class PipelineMetrics:
 
     def count(self, outcome: str, n: int = 1) -> None:
         self.frames.labels(self.stream, outcome).inc(n)
+
+    def count_ood(self) -> None:
+        self.ood_frames.labels(self.stream).inc()
 
     def observe(self, timing: Timing) -> None:
         for stage, seconds in timing.stage_seconds().items():

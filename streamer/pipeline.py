@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.backends.base import BackendUnavailable
+from engines.ood import load as load_ood
 from streamer.config import Config
 from streamer.frames import Frame, FrameResult, InvalidFrame, SourceEnded, SourceLost, Timing
 from streamer.metrics import LatencyRecord, PipelineMetrics
@@ -140,6 +141,8 @@ class PublishStage:
             except Exception as exc:
                 self._errors(logging.ERROR, "sink %s failed to publish: %s", type(sink).__name__, exc)
         self.metrics.observe(result.timing)
+        if result.familiar is False:
+            self.metrics.count_ood()
         self.latency.add(result.timing)
 
     def status(self, status: dict) -> None:
@@ -563,8 +566,9 @@ class Pipeline:
         self.batch_sizes[len(items)] = self.batch_sizes.get(len(items), 0) + 1
         for i, (frame, prepared, timing) in enumerate(items):
             timing.inference_end = end
+            features = None if out.features is None else out.features[i]
             result = self._guarded(frame, self._postprocess, frame, prepared, timing,
-                                   out.scores[i], out.maps[i])
+                                   out.scores[i], out.maps[i], features)
             if result is None:
                 continue
             self.accounting.add("processed")
@@ -577,13 +581,15 @@ class Pipeline:
         if limit and self.accounting.snapshot()["processed"] >= limit:
             self._stop.set()
 
-    def _postprocess(self, frame: Frame, prepared, timing: Timing, scores, maps) -> FrameResult:
+    def _postprocess(self, frame: Frame, prepared, timing: Timing, scores, maps,
+                     features=None) -> FrameResult:
         classes, maps8 = self.stages.postprocess.process(scores, maps, prepared.crop)
+        ood, familiar = self.stages.postprocess.familiarity(scores, features)
         timing.postprocess_end = time.monotonic_ns()
         return FrameResult(self.stream, frame.seq, frame.t_source_ns, tuple(frame.image.shape[:2]),
                            classes, timing, maps8,
                            mm_per_px=frame.area.mm_per_px if frame.area is not None else None,
-                           image=frame.image, crop=prepared.crop)
+                           image=frame.image, crop=prepared.crop, ood=ood, familiar=familiar)
 
     def _maybe_report(self) -> None:
         now = time.monotonic()
@@ -622,7 +628,8 @@ def build_pipeline(config: Config, source, backend, sinks: list, metrics: Pipeli
         preprocess=Preprocessor(resolve_representation(config.preprocess, info), info.input_size,
                                 recipe=info.recipe),
         infer=InferenceStage(backend),
-        postprocess=Postprocessor(info.classes, info.activation, config.postprocess),
+        postprocess=Postprocessor(info.classes, info.activation, config.postprocess,
+                                  ood=load_ood(getattr(backend, "model_path", None))),
         publish=PublishStage(list(sinks), metrics, LatencyRecord()),
     )
     return Pipeline(config, source, backend, stages, metrics)

@@ -14,6 +14,7 @@ import numpy as np
 
 from engines.classes import is_region
 from engines.localisation import locate_all
+from engines.ood import OodModel
 from engines.scoring import probabilities
 from streamer.config import PostprocessConfig
 from streamer.frames import ClassResult
@@ -69,9 +70,11 @@ def maps_uint8(maps: np.ndarray) -> np.ndarray:
 class Postprocessor:
     """Stage: (scores [C], maps [C,h,w], crop) → (ClassResults, uint8 maps or None)."""
 
-    def __init__(self, classes: tuple[str, ...], activation: str, config: PostprocessConfig):
+    def __init__(self, classes: tuple[str, ...], activation: str, config: PostprocessConfig,
+                 ood: OodModel | None = None):
         self.classes, self.activation, self.config = tuple(classes), activation, config
         self.regions = [is_region(c) for c in self.classes]  # classes that have a place
+        self.ood = ood
         t_on = np.array([config.threshold_for(c) for c in self.classes])
         self.hysteresis = Hysteresis(t_on, t_on - config.hysteresis, config.smoothing)
 
@@ -87,3 +90,13 @@ class Postprocessor:
         results = tuple(ClassResult(name, p, on, peak, box) for name, p, on, (peak, box)
                         in zip(self.classes, level.tolist(), present.tolist(), places, strict=True))
         return results, (maps_uint8(maps) if self.config.maps else None)
+
+    def familiarity(self, scores: np.ndarray, features: np.ndarray | None
+                    ) -> tuple[float | None, bool | None]:
+        """(ood, familiar) of one frame, or (None, None) when the model carries no statistics
+        (or they need a features output this backend did not give)."""
+        if self.ood is None or (self.ood.needs_features and features is None):
+            return None, None
+        ood, familiar = self.ood(np.asarray(scores)[None], None if features is None else
+                                 np.asarray(features)[None])
+        return float(ood[0]), bool(familiar[0])

@@ -261,6 +261,9 @@ def result_dict(result: FrameResult) -> dict:
                              "peak": _ints(c.peak), "box": _ints(c.box)} for c in result.classes},
         "latency_ms": result.timing.latency_ms(),
         **({} if result.mm_per_px is None else {"mm_per_px": [float(v) for v in result.mm_per_px]}),
+        # out-of-distribution score (engines.ood): null when the model carries no statistics
+        "ood": None if result.ood is None else round(float(result.ood), 4),
+        "familiar": result.familiar,
     }
 
 
@@ -307,6 +310,14 @@ class DetectionMessage:
         """(x, y) millimetres per source pixel, when the source is calibrated (DICOM regions)."""
         v = self.raw.get("mm_per_px")
         return None if v is None else (float(v[0]), float(v[1]))
+
+    @property
+    def ood(self) -> float | None:
+        return self.raw.get("ood")
+
+    @property
+    def familiar(self) -> bool | None:
+        return self.raw.get("familiar")
 
 
 @dataclass(frozen=True)

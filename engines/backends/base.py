@@ -29,6 +29,7 @@ class BackendUnavailable(BackendError):
 class Inference:
     scores: np.ndarray  # [B, C] float32 logits
     maps: np.ndarray  # [B, C, h, w] float32 class localisation maps
+    features: np.ndarray | None = None  # [B, D] pooled features, where the model outputs them
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,9 @@ class Backend(ABC):
         """Load the model; set ``fixed_batch`` if the model takes one batch size only."""
 
     @abstractmethod
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Run a checked float32 batch [B, 1, S, S]; return (scores, maps) as numpy arrays."""
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Run a checked float32 batch [B, 1, S, S]; return (scores, maps) as numpy arrays, and
+        the pooled features third where the model has that output (engines.ood)."""
 
     def _close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -88,7 +90,7 @@ class Backend(ABC):
         self._open = True
         size = self.info.input_size
         for _ in range(max(1, self.options.warmup)):
-            self._check_outputs(*self._run_batched(np.zeros((1, 1, size, size), np.float32)), 1)
+            self._check_outputs(*self._run_batched(np.zeros((1, 1, size, size), np.float32))[:2], 1)
         return self
 
     def infer(self, batch: np.ndarray) -> Inference:
@@ -96,10 +98,10 @@ class Backend(ABC):
             raise BackendError(f"{self.name} backend is not open: call open() first")
         self._check_input(batch)
         start = time.perf_counter()
-        scores, maps = self._run_batched(np.ascontiguousarray(batch))
+        scores, maps, *features = self._run_batched(np.ascontiguousarray(batch))
         self.last_inference_s = time.perf_counter() - start
         self._check_outputs(scores, maps, batch.shape[0])
-        return Inference(scores, maps)
+        return Inference(scores, maps, features[0] if features else None)
 
     def describe(self) -> dict:
         info = self.info
@@ -125,14 +127,14 @@ class Backend(ABC):
         self.close()
 
     # -- bookkeeping -----------------------------------------------------------------------
-    def _run_batched(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run_batched(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         fixed = self.fixed_batch
         if fixed is None or batch.shape[0] == fixed:
             return self._run(batch)
         if fixed != 1:
             raise BackendError(f"the model takes batches of exactly {fixed}, got {batch.shape[0]}")
         parts = [self._run(batch[i : i + 1]) for i in range(batch.shape[0])]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return tuple(np.concatenate(out) for out in zip(*parts, strict=True))
 
     def _check_input(self, batch) -> None:
         size = self.info.input_size

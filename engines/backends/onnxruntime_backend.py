@@ -34,6 +34,8 @@ class OnnxRuntimeBackend(Backend):
         if len(inputs) != 1:
             raise BackendError(f"{self.model_path} has {len(inputs)} inputs; a sonostream model has one")
         self.input_name = inputs[0].name
+        self.outputs = ["scores", "maps"] + [o.name for o in self.session.get_outputs()
+                                             if o.name == "features"]  # engines.ood
         batch = inputs[0].shape[0]
         self.fixed_batch = batch if isinstance(batch, int) else None
         return info
@@ -46,8 +48,8 @@ class OnnxRuntimeBackend(Backend):
         return ["CPUExecutionProvider"]
 
     def _run(self, batch: np.ndarray):
-        scores, maps = self.session.run(["scores", "maps"], {self.input_name: batch})
-        return scores.astype(np.float32, copy=False), maps.astype(np.float32, copy=False)
+        return tuple(o.astype(np.float32, copy=False)
+                     for o in self.session.run(self.outputs, {self.input_name: batch}))
 
     def _details(self) -> dict:
         opts = self.session.get_session_options() if self._open else None

@@ -122,7 +122,8 @@ class TensorRTBackend(Backend):
                                "False; its log says why)")
         self.cuda.sync(self.stream)
         outs = {n: self.host[n][:b].astype(np.float32, copy=True) for n, is_in in self.io if not is_in}
-        return outs["scores"], outs["maps"]
+        return (outs["scores"], outs["maps"], outs["features"]) if "features" in outs else (
+            outs["scores"], outs["maps"])
 
     def _step(self, context, b: int) -> bool:
         """Copy in, enqueue, copy out on the stream; False when TensorRT refused to enqueue."""

@@ -280,4 +280,27 @@ def placenta(rng: np.random.Generator, tone: Tone, apex: tuple[float, float], r_
     return Part("placenta", prims, radius=r_in + thick)
 
 
+def vary(part: Part, rng: np.random.Generator, strength: float) -> Part:
+    """The part with a random shear/stretch, a smooth wobble of its outlines and echogenicities
+    varied: shapes and textures beyond the builders' own ranges (strength 0: unchanged)."""
+    if strength <= 0:
+        return part
+    a, sh = rng.uniform(-0.18, 0.18, 2) * strength
+    m = np.array([[1 + a, sh], [0.0, 1 - a]])
+    f = rng.uniform(1.5, 4.0, 2)
+    ph = rng.uniform(0, 2 * np.pi, 2)
+    amp = 0.06 * strength
+
+    def warp(p: np.ndarray) -> np.ndarray:
+        q = p @ m.T
+        return q + amp * np.stack([np.sin(f[0] * p[:, 1] + ph[0]), np.sin(f[1] * p[:, 0] + ph[1])], 1)
+
+    prims = [Prim([warp(p) for p in pr.polys],
+                 float(min(1.2, pr.value * np.exp(rng.normal(0, 0.35 * strength)))),
+                 pr.thickness * float(np.exp(rng.normal(0, 0.2 * strength))), pr.closed, pr.shadow)
+             for pr in part.prims]
+    return Part(part.name, prims, part.radius * (1 + abs(a) + abs(sh) + amp),
+                [warp(c) for c in part.cover])
+
+
 BUILDERS = {"head": head, "spine": spine, "thorax": thorax, "abdomen": abdomen, "limbs": limbs}

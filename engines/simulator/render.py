@@ -15,7 +15,17 @@ import numpy as np
 
 from .anatomy import Placed
 
-STYLES = ("train", "heldout")
+STYLES = ("train", "heldout", "scatter", "classic")
+"""train: the wide randomisation the default model trains on; heldout: appearance ranges outside
+the classic ones; scatter: a second renderer (scatterers convolved with a point-spread function,
+engines/simulator/scatter.py) for testing only; classic: the narrower training style before it was
+widened, kept so that old and new models are compared on the same frames."""
+_STREAM = {"train": 0, "heldout": 1, "scatter": 2, "classic": 0}
+
+
+def stream(style: str) -> int:
+    """The random stream a style draws from (classic keeps the frames it always had)."""
+    return _STREAM[style]
 
 
 @dataclass(frozen=True)
@@ -85,10 +95,14 @@ class FanGeometry:
 def sample_geometry(rng: np.random.Generator, size: tuple[int, int], style: str) -> FanGeometry:
     h, w = size
     m = 2.0
+    wide = style in ("train", "scatter")
     if style == "heldout" or rng.random() < 0.8:
-        sector = rng.uniform(90, 105) if style == "heldout" else rng.uniform(50, 85)
+        if style == "heldout":
+            sector = rng.uniform(90, 105)
+        else:
+            sector = rng.uniform(40, 110) if wide else rng.uniform(50, 85)
         th = np.radians(sector / 2)
-        rho = rng.uniform(0.05, 0.3)
+        rho = rng.uniform(0.02, 0.4) if wide else rng.uniform(0.05, 0.3)
         r1 = min((w - 2 * m) / (2 * np.sin(th)), (h - 2 * m) / (1 - rho * np.cos(th)))
         r0 = rho * r1
         apex = (w / 2, m - r0 * np.cos(th))
@@ -119,9 +133,17 @@ class Look:
     shadows: bool
     reverb: bool
     floor: float  # noise floor in echo amplitude
+    psf: tuple[float, float] = (0.7, 0.4)  # lateral, axial blur of the echoes (half-res pixels)
+    noise: float = 0.0  # electronic noise (grey levels, growing with depth)
+    haze: float = 0.0  # near-field clutter (fraction of the wall's brightness)
+    size: float = 1.0  # anatomy scale (the imaged depth relative to the fetus)
+    deform: float = 0.0  # outline and echogenicity variation of the anatomy
+    clutter: int = 0  # extra maternal/fetal structures that are none of the regions
 
 
 def sample_look(rng: np.random.Generator, style: str, slots: int) -> Look:
+    if style in ("train", "scatter"):
+        return _wide_look(rng, slots)
     atten = rng.uniform(0.8, 2.2)
     dn = np.array([0, 1 / 3, 2 / 3, 1])
     if style == "heldout":
@@ -139,6 +161,22 @@ def sample_look(rng: np.random.Generator, style: str, slots: int) -> Look:
                 reverb=rng.random() < 0.5, floor=rng.uniform(3e-4, 1e-3))
 
 
+def _wide_look(rng: np.random.Generator, slots: int) -> Look:
+    """What scanners and patients vary, each over a range wider than the classic style's."""
+    atten = rng.uniform(0.4, 2.6)
+    dn = np.array([0, 1 / 3, 2 / 3, 1])
+    comp, err = rng.uniform(-0.1, 1.05), rng.normal(0, 0.3, 4)
+    lat = rng.uniform(0.5, 3.2)
+    return Look(dr_db=rng.uniform(40, 80), gain_db=rng.uniform(-16, 0),
+                gamma=rng.uniform(0.7, 1.4), contrast=rng.uniform(0.6, 1.35),
+                speckle=rng.uniform(0.55, 1.4), slot=int(rng.integers(slots)), atten=atten,
+                tgc=tuple(atten * comp * dn + err), shadows=rng.random() < 0.8,
+                reverb=rng.random() < 0.6, floor=float(np.exp(rng.uniform(np.log(2e-4), np.log(3e-3)))),
+                psf=(lat, lat * rng.uniform(0.25, 0.8)), noise=float(rng.choice([0.0, rng.uniform(2, 14)])),
+                haze=float(rng.choice([0.0, rng.uniform(0.05, 0.5)])), size=rng.uniform(0.75, 1.3),
+                deform=rng.uniform(0.0, 1.0), clutter=int(rng.integers(0, 7)))
+
+
 def tone_of(look: Look):
     ref, c = 0.15, look.contrast
     return lambda v: float(ref * (v / ref) ** c)
@@ -147,25 +185,34 @@ def tone_of(look: Look):
 class SpeckleBank:
     """Periodic log-Rayleigh speckle fields, tiled 2x2 so any wrapped crop is a view, not a copy."""
 
-    def __init__(self, seed: int, size: tuple[int, int], style: str, slots: int = 6):
+    def __init__(self, seed: int, size: tuple[int, int], style: str, slots: int = 0):
+        slots = slots or (12 if style == "train" else 6)
         self.seed, self.size, self.style, self.slots = seed, size, style, slots
         self._fields: dict[int, np.ndarray] = {}
 
     def field(self, slot: int) -> np.ndarray:
         f = self._fields.get(slot)
         if f is None:
-            rng = np.random.default_rng([self.seed, 7919, STYLES.index(self.style), slot])
+            rng = np.random.default_rng([self.seed, 7919, stream(self.style), slot])
             h, w = self.size
+            coherent = 0.0
             if self.style == "heldout":
                 sy = rng.uniform(1.6, 2.2)
                 sx = sy * rng.uniform(1.8, 2.8)
+            elif self.style == "train":  # cell size and statistics (Rayleigh to Rician)
+                sy = rng.uniform(0.5, 2.6)
+                sx = sy * rng.uniform(1.1, 3.2)
+                coherent = rng.choice([0.0, rng.uniform(0.3, 1.5)])
             else:
                 sy = rng.uniform(0.5, 1.2)
                 sx = sy * rng.uniform(1.2, 2.5)
             z = rng.standard_normal((h, w)) + 1j * rng.standard_normal((h, w))
             fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
             tf = np.exp(-2 * np.pi**2 * ((sy * fy) ** 2 + (sx * fx) ** 2))
-            a = np.abs(np.fft.ifft2(np.fft.fft2(z) * tf))
+            a = np.fft.ifft2(np.fft.fft2(z) * tf)
+            if coherent:
+                a = a / np.sqrt(np.mean(np.abs(a) ** 2)) + coherent
+            a = np.abs(a)
             a /= a.mean()
             lg = np.log(np.maximum(a, np.exp(-5.0))).astype(np.float32)
             f = self._fields[slot] = np.tile(lg, (2, 2))
@@ -234,10 +281,8 @@ def log_gain(geom: FanGeometry, look: Look, shape: tuple[int, int]) -> np.ndarra
     return g.astype(np.float32)
 
 
-def image_chain(geom: FanGeometry, look: Look, echo: np.ndarray, parts: Sequence[Placed],
-                speckle_log: np.ndarray, fan: np.ndarray, gain: np.ndarray | None = None
-                ) -> np.ndarray:
-    """echo: half-res linear amplitude canvas (background drawn); parts in half-res pixels."""
+def echo_map(geom: FanGeometry, look: Look, echo: np.ndarray, parts: Sequence[Placed]) -> np.ndarray:
+    """The half-res echo amplitudes with the parts drawn and the shadows they cast."""
     for p in parts:
         p.draw(echo)
     hh, hw = echo.shape
@@ -254,7 +299,17 @@ def image_chain(geom: FanGeometry, look: Look, echo: np.ndarray, parts: Sequence
         for p in parts:
             p.draw(sh, 1.0, only_casters=True)
         echo *= cv2.GaussianBlur(sh, (5, 5), 1.0)
-    echo = cv2.GaussianBlur(echo, (3, 3), 0.7, sigmaY=0.4)
+    return echo
+
+
+def image_chain(geom: FanGeometry, look: Look, echo: np.ndarray, parts: Sequence[Placed],
+                speckle_log: np.ndarray, fan: np.ndarray, gain: np.ndarray | None = None,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+    """echo: half-res linear amplitude canvas (background drawn); parts in half-res pixels."""
+    echo = echo_map(geom, look, echo, parts)
+    H, W = geom.size
+    lat, ax = look.psf
+    echo = cv2.GaussianBlur(echo, (_ksize(lat), _ksize(ax)), lat, sigmaY=ax)
     lg = np.log(echo + look.floor)
     lg += log_gain(geom, look, echo.shape) if gain is None else gain
     full = cv2.resize(lg, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -264,4 +319,19 @@ def image_chain(geom: FanGeometry, look: Look, echo: np.ndarray, parts: Sequence
     img = cv2.addWeighted(full, alpha, speckle_log, alpha * look.speckle, beta, dtype=cv2.CV_8U)
     lut = np.clip(255 * (np.arange(256) / 255.0) ** look.gamma + 0.5, 0, 255).astype(np.uint8)
     img = cv2.LUT(img, lut)
+    if look.noise > 0:
+        img = _add_noise(img, look.noise, rng or np.random.default_rng(look.slot))
     return cv2.bitwise_and(img, fan)
+
+
+def _ksize(sigma: float) -> int:
+    """Odd Gaussian kernel size covering about two sigmas (3 for the classic chain's 0.7/0.4)."""
+    return 2 * max(1, int(round(2 * sigma - 0.5))) + 1
+
+
+def _add_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Electronic noise, stronger where the TGC amplifies most (deep)."""
+    h, w = img.shape
+    ys = np.linspace(0.4, 1.4, h, dtype=np.float32)[:, None]
+    n = rng.standard_normal((h, w), dtype=np.float32) * (sigma * ys)
+    return cv2.add(img.astype(np.float32), n, dtype=cv2.CV_8U)

@@ -18,12 +18,15 @@ from .render import (
     SpeckleBank,
     Wall,
     draw_wall,
+    echo_map,
     image_chain,
     sample_geometry,
     sample_look,
     sample_wall,
+    stream,
     tone_of,
 )
+from .scatter import scatter_chain
 
 P_EMPTY = 0.1
 P_CLASS = 0.42
@@ -37,7 +40,7 @@ ORDER = ("placenta", "head", "spine", "thorax", "abdomen", "limbs")
 class SimConfig:
     seed: int = 0
     size: tuple[int, int] = (360, 480)  # native fan image (height, width)
-    style: str = "train"  # "train" or "heldout"
+    style: str = "train"  # one of render.STYLES
 
     def __post_init__(self):
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
@@ -122,22 +125,25 @@ class ScannerSimulator:
         cfg = self.config
         if index < 0:
             raise ValueError(f"frame index must be >= 0, got {index}")
-        rng = np.random.default_rng([cfg.seed, index, STYLES.index(cfg.style)])
+        rng = np.random.default_rng([cfg.seed, index, stream(cfg.style)])
         geom = sample_geometry(rng, cfg.size, cfg.style)
         look = sample_look(rng, cfg.style, self.bank.slots)
         tone = tone_of(look)
         wall = sample_wall(rng, tone)
         fan = geom.mask()
-        placed, boxes = self._place(rng, geom, wall, tone, fan)
+        placed, boxes = self._place(rng, geom, wall, tone, fan, look)
         hs = to_half(cfg.size)
         echo = self._background(rng, geom, look, wall, tone, placed, hs)
         speck = self.bank.crop(look.slot, int(rng.integers(1 << 30)), int(rng.integers(1 << 30)))
         half = [Placed(p.part, compose(hs, p.m)) for p in placed if p.part.name not in hide]
-        img = image_chain(geom, look, echo, half, speck, fan)
+        if cfg.style == "scatter":
+            img = scatter_chain(geom, look, echo_map(geom, look, echo, half), fan, rng)
+        else:
+            img = image_chain(geom, look, echo, half, speck, fan, rng=rng)
         labels = np.array([c in boxes for c in REGIONS], dtype=np.float32)
         return SimFrame(img, labels, boxes, fan > 0, geom, index)
 
-    def _place(self, rng, geom: FanGeometry, wall: Wall, tone, fan):
+    def _place(self, rng, geom: FanGeometry, wall: Wall, tone, fan, look: Look):
         if rng.random() < P_EMPTY:
             chosen: list[str] = []
         else:
@@ -156,8 +162,8 @@ class ScannerSimulator:
                     r = None
                 else:
                     lo, hi = SIZES[name]
-                    px = rng.uniform(lo, hi) * D * shrink
-                    part = build_part(name, rng, tone, px)
+                    px = rng.uniform(lo, hi) * D * shrink * look.size
+                    part = anatomy.vary(build_part(name, rng, tone, px), rng, look.deform)
                     r = part.radius * px
                     dmin = wall.thickness + 0.5 * r / D
                     dn = rng.uniform(dmin, max(dmin, 1 - 0.45 * r / D))
@@ -212,8 +218,34 @@ class ScannerSimulator:
             cv2.ellipse(echo, c, ax, rng.uniform(0, 180), 0, 360, fluid, -1)
         for p in placed:
             Placed(p.part, compose(hs, p.m)).cover(echo, fluid, 1.0)
+        ScannerSimulator._clutter(rng, echo, tone, look.clutter)
         draw_wall(echo, geom, wall, look.reverb)
+        if look.haze > 0:  # near-field clutter fading with depth
+            ys = (np.arange(hh, dtype=np.float32) + 0.5) * (geom.size[0] / hh)
+            xs = (np.arange(hw, dtype=np.float32) + 0.5) * (geom.size[1] / hw)
+            dn = np.clip(geom.depth(xs[None, :], ys[:, None]), 0.0, 1.0)
+            echo += (look.haze * wall.layers[0][2] * np.exp(-dn / rng.uniform(0.1, 0.4))
+                     ).astype(np.float32)
         return echo
+
+    @staticmethod
+    def _clutter(rng, echo: np.ndarray, tone, n: int) -> None:
+        """Structures that are none of the regions: fascia lines, vessels and cysts, bowel-like blobs."""
+        hh, hw = echo.shape
+        for _ in range(n):
+            kind = rng.integers(3)
+            c = np.array([rng.uniform(0, hw), rng.uniform(0, hh)])
+            if kind == 0:
+                t = np.linspace(-1, 1, 12)[:, None]
+                d = np.array([np.cos(a := rng.uniform(-0.6, 0.6)), np.sin(a)])
+                bend = rng.uniform(-0.15, 0.15) * (t**2)
+                pts = c + t * d * rng.uniform(0.1, 0.4) * hw + bend * hw * np.array([-d[1], d[0]])
+                cv2.polylines(echo, [np.round(pts * 16).astype(np.int32)], False,
+                              tone(rng.uniform(0.25, 0.7)), int(rng.integers(1, 3)), cv2.LINE_8, 4)
+            else:
+                ax = (int(rng.uniform(0.01, 0.06) * hw) + 1, int(rng.uniform(0.01, 0.05) * hh) + 1)
+                v = tone(rng.uniform(0.002, 0.01)) if kind == 1 else tone(rng.uniform(0.2, 0.5))
+                cv2.ellipse(echo, (int(c[0]), int(c[1])), ax, rng.uniform(0, 180), 0, 360, v, -1)
 
 
 def _overlap(occ: np.ndarray, x: float, y: float, r: float) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from engines.backends.base import BackendError
 from engines.model_info import ModelInfo, file_sha256
+from engines.ood import carried_metadata
 from engines.tensorrt import compat
 from engines.tensorrt.sidecar import Sidecar, decide
 
@@ -97,7 +98,8 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, options: BuildOptio
     plan_path.write_bytes(bytes(plan))
     side = Sidecar(env["tensorrt_version"], env["gpu_name"], env["compute_capability"], info.precision,
                    opt_shape, options.batch_range,
-                   file_sha256(onnx_path), info.to_metadata(), options.tf32)
+                   file_sha256(onnx_path), {**info.to_metadata(), **carried_metadata(onnx_path)},
+                   options.tf32)
     side.write(plan_path)
     return side
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "tap": "streamer.cli.tap_cmd",
     "serve": "streamer.cli.serve_cmd",
     "keys": "streamer.cli.keys_cmd",
+    "ood-fit": "streamer.cli.ood_cmd",
 }
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
 

@@ -1,0 +1,130 @@
+"""The bundled default model's README tables, generated from its recorded reports (no typed numbers).
+
+    python scripts/default_model_tables.py collect --before DIR --after DIR \
+        [--before-name TEXT] [--after-name TEXT]          (writes comparison.json, then prints)
+    python scripts/default_model_tables.py                (prints the tables)
+
+``collect`` reads ``streamer eval`` report.json files from DIR/<set>/report.json for the sets
+below (one directory per model) into engines/default_model/comparison.json. Printing reads that,
+ood.json (``streamer ood-fit --report``) and the reference*/reference_frames.json records
+(scripts/reference_frame.py) and writes the markdown the README shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DEST = Path(__file__).resolve().parents[1] / "engines" / "default_model"
+SETS = {  # name in the table: (eval directory name, what it is)
+    "classic style": ("classic", "the shipped model's training style (`style=classic`, seed 1000)"),
+    "widened style": ("train", "the widened randomisation (`style=train`, seed 1000)"),
+    "held-out style": ("heldout", "`style=heldout` (seed 2000)"),
+    "second renderer": ("scatter", "scatterers ⊛ PSF (`style=scatter`, seed 3000), never trained on"),
+}
+
+
+def collect(before: Path, after: Path, names: dict[str, str]) -> dict:
+    out = {"models": names}
+    for name, (sub, what) in SETS.items():
+        row = {"what": what}
+        for label, root in (("before", before), ("after", after)):
+            path = root / sub / "report.json"
+            if path.is_file():
+                r = json.loads(path.read_text())
+                row[label] = {"mean_accuracy": r["mean_accuracy"], "pointing_game": r["pointing_game"],
+                              "frames": r["frames"], "data": r["data"]}
+        out[name] = row
+    return out
+
+
+def pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def simulated_table(comp: dict) -> str:
+    names = comp.get("models", {})
+    rows = [f"| frames | {names.get('before', 'before')}: accuracy | pointing game | "
+            f"{names.get('after', 'after')}: accuracy | pointing game | n |",
+            "|---|---|---|---|---|---|"]
+    for name, row in comp.items():
+        if name == "models":
+            continue
+        b, a = row.get("before", {}), row.get("after", {})
+        rows.append(f"| {name}: {row['what']} | {pct(b.get('mean_accuracy'))} | "
+                    f"{pct(b.get('pointing_game'))} | {pct(a.get('mean_accuracy'))} | "
+                    f"{pct(a.get('pointing_game'))} | {a.get('frames', b.get('frames', '–'))} |")
+    return "\n".join(rows)
+
+
+def ood_table(report: dict) -> str:
+    methods = report.get("methods", {})
+    kinds = list(next(iter(methods.values()))["kinds"]) if methods else []
+    rows = ["| method | " + " | ".join(kinds) + " | mean | in-style flagged |",
+            "|---|" + "---|" * (len(kinds) + 2)]
+    for m, r in methods.items():
+        mark = " (chosen)" if m == report.get("method") else ""
+        rows.append(f"| {m}{mark} | " + " | ".join(f"{r['kinds'][k]['auroc']:.3f}" for k in kinds)
+                    + f" | {r['mean_auroc']:.3f} | {100 * r['false_alarms']:.1f}% |")
+    chosen = methods.get(report.get("method"), {})
+    if chosen:
+        rows.append("| flagged unfamiliar at the limit | " + " | ".join(
+            f"{100 * chosen['kinds'][k]['flagged']:.0f}%" for k in kinds) + " | | |")
+    return "\n".join(rows)
+
+
+REFERENCE_RECORDS = {"reference": "shipped", "reference_finetuned": "fine-tuned (not shipped)"}
+
+
+def reference_table(records: dict[str, dict]) -> str:
+    first = next(iter(records.values()))
+    classes = list(first["frames"][0]["probabilities"])
+    rows = ["| frame | model | " + " | ".join(classes) + " | reported present | ood | familiar |",
+            "|---|---|" + "---|" * (len(classes) + 3)]
+    for label, rec in records.items():
+        for r in rec.get("frames", []):
+            probs = " | ".join(f"{r['probabilities'][c]:.2f}" for c in classes)
+            ood = "–" if r["ood"] is None else f"{r['ood']:.3f}"
+            fam = "–" if r["familiar"] is None else ("yes" if r["familiar"] else "**no**")
+            rows.append(f"| {r['frame']} ({r['form']}; {r['truth']}) | {label} | {probs} | "
+                        f"{', '.join(r['present']) or '–'} | {ood} | {fam} |")
+    return "\n".join(rows)
+
+
+def tables() -> str:
+    parts = []
+    comp = DEST / "comparison.json"
+    if comp.is_file():
+        parts.append(simulated_table(json.loads(comp.read_text())))
+    ood = DEST / "ood.json"
+    if ood.is_file():
+        parts.append(ood_table(json.loads(ood.read_text())))
+    records = {label: json.loads((DEST / d / "reference_frames.json").read_text())
+               for d, label in REFERENCE_RECORDS.items()
+               if (DEST / d / "reference_frames.json").is_file()}
+    if records:
+        parts.append(reference_table(records))
+    return "\n\n".join(parts)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", nargs="?", default="print", choices=("print", "collect"))
+    ap.add_argument("--before", type=Path)
+    ap.add_argument("--after", type=Path)
+    ap.add_argument("--before-name", default="before")
+    ap.add_argument("--after-name", default="after")
+    args = ap.parse_args()
+    if args.command == "collect":
+        if not (args.before and args.after):
+            raise SystemExit("collect needs --before and --after")
+        names = {"before": args.before_name, "after": args.after_name}
+        (DEST / "comparison.json").write_text(
+            json.dumps(collect(args.before, args.after, names), indent=1))
+    print(tables())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

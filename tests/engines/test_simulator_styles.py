@@ -1,0 +1,69 @@
+"""Simulator styles: the wide training randomisation, the second renderer, the kept classic style."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.simulator import LiveFeed, ScannerSimulator, SimConfig, anatomy
+from engines.simulator.render import STYLES
+
+
+def _stats(style: str, n: int = 40):
+    sim = ScannerSimulator(SimConfig(seed=3, style=style))
+    means, grads = [], []
+    for i in range(n):
+        f = sim.frame(i)
+        inside = f.image[f.fan_mask].astype(np.float32)
+        means.append(inside.mean())
+        img = f.image.astype(np.float32)
+        grads.append(np.abs(np.diff(img, axis=1))[f.fan_mask[:, 1:] & f.fan_mask[:, :-1]].mean())
+    means = np.array(means)
+    return means, np.array(grads) / means  # brightness, roughness (relative edge strength)
+
+
+def test_training_style_varies_brightness_and_texture_more_than_classic():
+    wide_m, wide_g = _stats("train")
+    old_m, old_g = _stats("classic")
+    assert wide_m.std() > 1.3 * old_m.std()  # gain, dynamic range, TGC
+    # speckle size, PSF blur, noise: smoother and rougher frames than the classic style has
+    assert wide_g.min() < 0.5 * old_g.min() and wide_g.max() > 1.1 * old_g.max()
+
+
+def test_scatter_renderer_is_deterministic_labelled_and_black_outside_the_fan():
+    sim = ScannerSimulator(SimConfig(seed=4, style="scatter"))
+    a, b = sim.frame(5), sim.frame(5)
+    np.testing.assert_array_equal(a.image, b.image)
+    for i in range(6):
+        f = sim.frame(i)
+        assert f.image[~f.fan_mask].max() == 0
+        assert f.image[f.fan_mask].std() > 5
+        for x0, y0, x1, y1 in f.boxes.values():
+            assert 0 <= x0 < x1 <= f.image.shape[1] and 0 <= y0 < y1 <= f.image.shape[0]
+        assert int(f.labels.sum()) == len(f.boxes)
+
+
+def test_scatter_differs_from_the_training_renderer_on_the_same_scene_draws():
+    # same seed and index, same random stream for the scene: only the imaging chain differs
+    train = ScannerSimulator(SimConfig(seed=9, style="train")).frame(2).image
+    scatter = ScannerSimulator(SimConfig(seed=9, style="scatter")).frame(2).image
+    assert not np.array_equal(train, scatter)
+
+
+def test_styles_are_validated_and_live_feeds_refuse_the_test_renderer():
+    assert {"train", "heldout", "scatter", "classic"} <= set(STYLES)
+    with pytest.raises(ValueError, match="style"):
+        SimConfig(style="cartoon")
+    with pytest.raises(ValueError, match="scatter"):
+        LiveFeed(style="scatter")
+
+
+def test_vary_changes_outlines_within_the_placement_radius():
+    rng = np.random.default_rng(0)
+    part = anatomy.head(rng, lambda v: v, 40.0)
+    assert anatomy.vary(part, rng, 0.0) is part
+    varied = anatomy.vary(part, np.random.default_rng(1), 1.0)
+    pts = np.concatenate([p for pr in varied.prims for p in pr.polys])
+    orig = np.concatenate([p for pr in part.prims for p in pr.polys])
+    assert not np.allclose(pts, orig)
+    assert np.hypot(*pts.T).max() <= varied.radius
