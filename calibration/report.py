@@ -31,12 +31,12 @@ def compare(reference: str | Path, candidates: dict[str, str | Path], frames: np
     """{name: {decision_agreement, max_abs_dprob, max_rel_dmap, p50_ms}} for fp32 and each candidate."""
     info = ModelInfo.from_onnx(reference)
     ref_sess = session(onnx.load(str(reference)))
-    ref_scores, ref_maps = run_frames(ref_sess, frames)
+    ref_scores, ref_maps = run_frames(ref_sess, frames)[:2]  # (a features output may follow)
     ref_p = probabilities(ref_scores, info.activation)
     result = {"fp32": {"p50_ms": cpu_latency_ms(ref_sess, frames)} if latency else {}}
     for name, path in candidates.items():
         sess = session(onnx.load(str(path)))
-        scores, maps = run_frames(sess, frames)
+        scores, maps = run_frames(sess, frames)[:2]
         p = probabilities(scores, info.activation)
         result[name] = {
             "decision_agreement": float(((p > threshold) == (ref_p > threshold)).mean()),

@@ -82,8 +82,8 @@ def test_int8_of_the_trained_default_model_keeps_its_decisions(target, tmp_path)
     from engines.scoring import probabilities
 
     fp32 = DEFAULT_MODEL_DIR / "sonostream_default.onnx"
-    calib = load_frames("sim:n=16,seed=7,polar=1", 224, 16)
-    held = load_frames("sim:n=24,seed=1000,polar=1", 224, 24)
+    calib = load_frames("sim:n=16,seed=7,polar=1,style=classic", 224, 16)  # its training style
+    held = load_frames("sim:n=24,seed=1000,polar=1,style=classic", 224, 24)
     ref = probabilities(run_frames(session(onnx.load(str(fp32))), held)[0], "sigmoid")
     assert ref.min() < 0.01 and ref.max() > 0.99 and 0.15 < (ref > 0.5).mean() < 0.6
     q = quantize_int8(fp32, calib, tmp_path / "q.onnx", method="percentile", progress=False,
