@@ -171,13 +171,32 @@ def add_feature_output(model) -> bool:
             if len(inputs) == 1:
                 g.node.append(helper.make_node("Flatten", [inputs[0]], [FEATURES], axis=1,
                                                name="sonostream_ood_features"))
-                g.output.append(helper.make_tensor_value_info(FEATURES, onnx.TensorProto.FLOAT, None))
+                g.output.append(helper.make_tensor_value_info(
+                    FEATURES, onnx.TensorProto.FLOAT, _features_shape(model, inputs[0])))
                 return True
             break
         inputs = [i for i in node.input if i and i not in consts]
         node = producer.get(inputs[0]) if len(inputs) == 1 else None
     raise ValueError("cannot find the classifier's input in the graph (expected Gemm/MatMul/Einsum "
                      "producing 'scores')")
+
+
+def _features_shape(model, name: str) -> list:
+    """[batch, D] of the output ``features``, the batch as the scores have it: a graph output
+    needs a shape (onnx.checker, Triton's config)."""
+    import onnx
+
+    scores = next(o for o in model.graph.output if o.name == "scores").type.tensor_type.shape.dim
+    batch = scores[0].dim_param or scores[0].dim_value
+    inferred = onnx.shape_inference.infer_shapes(model)
+    dims = next((vi.type.tensor_type.shape.dim for vi in inferred.graph.value_info
+                 if vi.name == name), [])
+    size = 1
+    for d in list(dims)[1:]:
+        size = size * d.dim_value if d.HasField("dim_value") else None
+        if size is None:
+            break
+    return [batch, size if size else "features"]
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -110,3 +110,16 @@ def test_outlier_kinds_are_deterministic_images_of_the_input_size():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="outlier kind"):
         ood_outliers.images("cats", 1, 64, polar=False)
+
+
+def test_the_features_output_has_a_shape_the_checker_and_triton_accept(compact_onnx_dynamic):
+    from engines.defaults import default_onnx
+
+    model = onnx.load(str(compact_onnx_dynamic))
+    assert ood.add_feature_output(model)
+    onnx.checker.check_model(model, full_check=True)
+    out = next(o for o in model.graph.output if o.name == ood.FEATURES).type.tensor_type.shape.dim
+    scores = next(o for o in model.graph.output if o.name == "scores").type.tensor_type.shape.dim
+    assert out[0].dim_param == scores[0].dim_param and out[1].dim_value == 128
+    bundled = onnx.load(str(default_onnx()))
+    onnx.checker.check_model(bundled, full_check=True)  # the shipped model too

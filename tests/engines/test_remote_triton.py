@@ -55,11 +55,13 @@ class TritonLike(pbg.GRPCInferenceServiceServicer):
         (inp,) = request.inputs
         dtype = {"UINT8": np.uint8, "FP32": np.float32}[inp.datatype]
         x = np.frombuffer(request.raw_input_contents[0], dtype).reshape(list(inp.shape))
-        outs = self.session.run(None, {self.session.get_inputs()[0].name: x})
+        # as Triton does: the outputs the request names (all of them when it names none)
+        names = [o.name for o in request.outputs] or [o.name for o in self.session.get_outputs()]
+        outs = self.session.run(names, {self.session.get_inputs()[0].name: x})
         return pb.ModelInferResponse(
             model_name=request.model_name, id=request.id,
             outputs=[pb.ModelInferResponse.InferOutputTensor(name=n, datatype="FP32", shape=o.shape)
-                     for n, o in zip(("scores", "maps"), outs, strict=True)],
+                     for n, o in zip(names, outs, strict=True)],
             raw_output_contents=[np.ascontiguousarray(o, np.float32).tobytes() for o in outs])
 
 

@@ -55,7 +55,7 @@ def test_training_steps_lower_the_loss_and_move_the_weights(tmp_path):
     initial values (a trainer that never steps its optimiser fails both)."""
     from engines.training import Trainer, to_tensor
 
-    cfg = TrainConfig(data="sim:n=16,seed=1", val="sim:n=8,seed=2", out=str(tmp_path), epochs=4,
+    cfg = TrainConfig(data="sim:n=16,seed=1,style=classic", val="sim:n=8,seed=2,style=classic", out=str(tmp_path), epochs=4,
                       batch_size=4, input_size=64, progress=False, seed=3, balanced=False,
                       hflip=False)
     trainer = Trainer(cfg, None, None)

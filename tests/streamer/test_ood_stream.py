@@ -24,10 +24,13 @@ class FeatureBackend(FakeBackend):
     """FakeBackend that also outputs pooled features: typical ones, or far-off from frame ``odd``."""
 
     odd: int = 10**9
+    frames: int = 0  # frames seen so far (micro-batches may bring several in one call)
 
     def infer(self, batch: np.ndarray) -> Inference:
         out = super().infer(batch)
-        f = np.full((batch.shape[0], 4), 30.0 if self.calls > self.odd else 1.0, np.float32)
+        index = self.frames + np.arange(batch.shape[0])
+        self.frames += batch.shape[0]
+        f = np.where((index >= self.odd)[:, None], 30.0, 1.0).astype(np.float32).repeat(4, 1)
         return Inference(out.scores, out.maps, f)
 
 
@@ -74,7 +77,8 @@ def _result(ood_value, familiar):
     timing = Timing(capture=1, preprocess_end=2, inference_start=2, inference_end=3,
                     postprocess_end=4, publish=5)
     classes = (ClassResult("head", 0.97, True, (1, 2), None),)
-    return FrameResult("us0", 7, None, (720, 1280), classes, timing, None, ood_value, familiar)
+    return FrameResult("us0", 7, None, (720, 1280), classes, timing, None, ood=ood_value,
+                       familiar=familiar)
 
 
 def test_det_message_fields_and_tap_line():
