@@ -50,6 +50,11 @@ def markdown(result: dict, source: str, note: str = "") -> str:
         if st:
             cells = " | ".join(f"{st['mean'][p]:.3f}" for p in PARTS)
             lines.append(f"| {r['label']} | {cells} | {st['mean_capture_to_publish']:.3f} |")
+    alone_rows = [r for r in result["model_only"]["runs"] if r["batch"] == 1]
+    if alone_rows:
+        lines += ["", "Model alone at batch 1 (p50): " + ", ".join(
+            f"{'ONNX Runtime' if r['backend'] == 'onnxruntime' else r['backend']} "
+            f"{r['precision'].upper()} {_ms(r['latency_ms']['p50'])}" for r in alone_rows) + "."]
     lines += ["", f"Saturation throughput: **{result['speedup_vs_baseline']:.2f}×** the baseline."]
     if t and not t.get("smoke"):
         verdicts = []
@@ -68,12 +73,28 @@ def markdown(result: dict, source: str, note: str = "") -> str:
     return "\n".join(lines)
 
 
-def replace_between_markers(text: str, table: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"the README has no {BEGIN} … {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+BACKBONES = Path(__file__).resolve().parent / "results" / "model_latency.json"
+BACKBONES_BEGIN, BACKBONES_END = "<!-- backbones:begin -->", "<!-- backbones:end -->"
+
+
+def backbones_markdown(record: dict) -> str:
+    """The backbone-latency sentence from `benchmarks/model_latency.py --json`'s record."""
+    by_arch: dict[str, dict[str, float]] = {}
+    for row in record["rows"]:
+        by_arch.setdefault(row["arch"], {})[row["backend"]] = row["p50_ms"]
+    parts = [f"`{arch}` {t.get('onnxruntime', float('nan')):.2f} / {t.get('torch', float('nan')):.2f} ms"
+             for arch, t in by_arch.items()]
+    return ("Backbones at 224×224, batch 1, p50 through ONNX Runtime / torch eager "
+            f"(`python benchmarks/model_latency.py --json benchmarks/results/model_latency.json`, "
+            f"{record['cpu']}): " + ", ".join(parts) + ".")
+
+
+def replace_between_markers(text: str, table: str, begin: str = BEGIN, end: str = END) -> str:
+    if begin not in text or end not in text:
+        raise ValueError(f"the README has no {begin} … {end} markers")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
 
 
 def main(argv=None) -> int:
@@ -85,7 +106,11 @@ def main(argv=None) -> int:
     result = json.loads(args.json.read_text())
     table = markdown(result, args.json.as_posix().split("benchmarks/", 1)[-1], args.note)
     if args.readme:
-        args.readme.write_text(replace_between_markers(args.readme.read_text(), table))
+        text = replace_between_markers(args.readme.read_text(), table)
+        if BACKBONES.is_file() and BACKBONES_BEGIN in text:
+            text = replace_between_markers(text, backbones_markdown(json.loads(BACKBONES.read_text())),
+                                           BACKBONES_BEGIN, BACKBONES_END)
+        args.readme.write_text(text)
         print(f"wrote the table into {args.readme}")
     else:
         print(table)

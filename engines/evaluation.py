@@ -26,18 +26,13 @@ class Predictor:
         name = backend or backend_for(path)
         self.backend = create_backend(name, path, BackendOptions(threads=threads)).open()
         self.info = self.backend.info
-        self.torch_model = getattr(self.backend, "model", None)
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         x = images.astype(np.float32)[:, None] / 255.0
         out = self.backend.infer(x)
         variants = {"cam": out.maps}
-        if self.torch_model is not None:
-            import torch
-
-            with torch.no_grad():
-                m = self.torch_model.proposal_maps(torch.from_numpy(x)).float().numpy()
-            variants["proposal"] = np.broadcast_to(m, out.maps.shape)
+        for name, m in self.backend.map_variants(x).items():
+            variants[name] = np.broadcast_to(m, out.maps.shape)
         return out.scores, variants
 
     def close(self) -> None:

@@ -103,6 +103,11 @@ class Backend(ABC):
         self._check_outputs(scores, maps, batch.shape[0])
         return Inference(scores, maps, features[0] if features else None)
 
+    def map_variants(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Other kinds of map this backend can give for the same frames (name → [B, 1 or C, h,
+        w]), for evaluation to compare; the deployed graphs give only their class maps."""
+        return {}
+
     def describe(self) -> dict:
         info = self.info
         return {

@@ -92,6 +92,12 @@ class TorchBackend(Backend):
         with self.torch.inference_mode():
             return self.model(x)
 
+    def map_variants(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The raw proposal maps M as well: evaluation compares which map localises best."""
+        x = self.torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtype)
+        with self.torch.inference_mode():
+            return {"proposal": self.model.proposal_maps(x).float().cpu().numpy()}
+
     def _run(self, batch: np.ndarray):
         if self.device.type == "cpu":
             scores, maps = self._forward(self.torch.from_numpy(batch))

@@ -1,0 +1,42 @@
+"""The README's benchmark, backbone and precision numbers are the recorded ones: regenerated from
+the JSON records they name, they must read the same (a typed or stale number turns this red)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import precision_table  # noqa: E402
+import readme_table  # noqa: E402
+
+README = (ROOT / "README.md").read_text()
+
+
+def block(begin: str, end: str) -> str:
+    assert begin in README and end in README, f"README lost its {begin} markers"
+    return README.split(begin, 1)[1].split(end, 1)[0].strip()
+
+
+def test_benchmark_table_is_the_recorded_run():
+    text = block(readme_table.BEGIN, readme_table.END)
+    source = re.search(r"Recorded run `([^`]+\.json)`", text).group(1)
+    result = json.loads((ROOT / "benchmarks" / source).read_text())
+    generated = readme_table.markdown(result, source)
+    for line in generated.splitlines()[1:]:  # the first line carries the run's free-text note
+        assert line in text, f"README differs from {source}: {line}"
+    assert generated.splitlines()[0] in text.splitlines()[0] + " "  # the note only follows it
+
+
+def test_backbone_latencies_are_the_recorded_ones():
+    record = json.loads(readme_table.BACKBONES.read_text())
+    assert block(readme_table.BACKBONES_BEGIN, readme_table.BACKBONES_END) == \
+        readme_table.backbones_markdown(record)
+
+
+def test_precision_table_is_the_recorded_reports():
+    assert block(precision_table.BEGIN, precision_table.END) == precision_table.markdown()
