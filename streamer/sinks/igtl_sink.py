@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from streamer.frames import FrameResult
+from streamer.security import is_local_host
 from streamer.sinks.base import Sink
 from streamer.sinks.viewer_render import class_colour
 
@@ -51,7 +52,7 @@ class IgtlOptions:
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
             raise ValueError(f"OpenIGTLink port must be in 0..65535, got {self.port}")
-        if not self.allow_remote and not (self.host == "localhost" or self.host.startswith("127.")):
+        if not self.allow_remote and not is_local_host(self.host):
             raise ValueError(f"refusing to serve OpenIGTLink on {self.host}: not a loopback address "
                              "and frames are patient data; allow it explicitly (--allow-remote)")
         if not 8 <= self.width <= 4096 or self.max_fps <= 0:

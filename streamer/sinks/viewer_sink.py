@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from importlib import resources
 
 from streamer.frames import FrameResult
+from streamer.security import is_local_host
 from streamer.sinks.base import Sink
 from streamer.sinks.viewer_render import render
 
 log = logging.getLogger(__name__)
 HISTORY = 120  # points in the latency and fps sparklines
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _web():
@@ -49,7 +49,7 @@ class ViewerOptions:
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
             raise ValueError(f"viewer port must be in 0..65535, got {self.port}")
-        if not self.allow_remote and not (self.host in LOOPBACK or self.host.startswith("127.")):
+        if not self.allow_remote and not is_local_host(self.host):
             raise ValueError(f"refusing to serve the viewer on {self.host}: not a loopback address "
                              "and frames are patient data; allow it explicitly (--allow-remote)")
         if not 8 <= self.width <= 4096 or not 1 <= self.quality <= 100 or self.max_fps <= 0:
