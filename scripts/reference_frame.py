@@ -1,4 +1,5 @@
-"""Run a model on the real fetal ultrasound frames in ../shared/reference/ and record what it says.
+"""Run a model on the real fetal ultrasound frames in tests/data/reference/ (copies of the
+paper code's frames, MIT) and record what it says.
 
 A report, never training or tuning data. For each real frame: the class probabilities, which
 regions are reported present, their map peaks, and the out-of-distribution signal (``ood``,
@@ -32,7 +33,7 @@ from engines.ood import load as load_ood
 from engines.report_grid import tile
 from engines.scoring import probabilities
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference"  # copies, MIT
 FRAME = REFERENCE / "fetalnav_polar_frame.png"
 # the real frames there: how each is delivered, and what is known about its content
 FRAMES = {
