@@ -73,3 +73,21 @@ def test_a_preview_that_lies_about_its_size_does_not_decode():
     parts = preview_message(viewer_result(1), 200, 70)
     with pytest.raises(MessageError, match="maps shape"):
         decode_message(parts[:3] + [parts[3][:-1]])
+
+
+def test_preview_is_asked_for_by_flag_config_or_spec(tmp_path):
+    from streamer.cli import build_parser
+    from streamer.cli.run_cmd import _sink_requests, config_from_args
+    from streamer.sinks import create_sink
+
+    def zmq_options(argv):
+        config = config_from_args(build_parser().parse_args(["run", *argv]))
+        return dict(_sink_requests(config))["zmq"]
+
+    assert zmq_options([])["preview"] is False
+    assert zmq_options(["--preview"])["preview"] is True
+    toml = tmp_path / "c.toml"
+    toml.write_text("[publish]\npreview = true\n")
+    assert zmq_options(["--config", str(toml)])["preview"] is True
+    assert create_sink("zmq:tcp://127.0.0.1:*,preview=1").options.preview is True
+    assert create_sink("zmq").options.preview is False
