@@ -439,7 +439,11 @@ def decode_preview(parts) -> PreviewMessage:
                                f"buffer and {len(classes)} classes")
         maps = np.frombuffer(parts[3], dtype=np.uint8).reshape(ms)
     frame_shape = tuple(int(n) for n in h["frame_shape"])
-    return PreviewMessage(stream, int(h["seq"]), frame_shape, float(h["scale"]), bytes(parts[2]),
+    scale = float(h["scale"])
+    if len(frame_shape) != 2 or min(frame_shape) < 1 or not 0 < scale <= 1:
+        raise MessageError(f"preview frame_shape {_short(repr(h['frame_shape']), 40)} must be "
+                           f"[h, w] and scale {scale} in (0, 1]")
+    return PreviewMessage(stream, int(h["seq"]), frame_shape, scale, bytes(parts[2]),
                           image, classes, maps)
 
 
