@@ -106,3 +106,32 @@ def test_view_connect_shows_a_running_streamer_with_its_regions():
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def test_view_says_when_the_streamer_sends_no_preview_or_nothing(monkeypatch, caplog):
+    import threading
+
+    from streamer.cli import view_cmd
+    from streamer.sinks.zmq_sink import ZmqSink
+
+    monkeypatch.setattr(view_cmd, "SILENT_S", 0.3)
+    stop = threading.Event()
+    with ZmqSink(endpoint="tcp://127.0.0.1:*") as sink:  # results, no --preview
+        def feed():
+            seq = 0
+            while not stop.is_set():
+                sink.publish(viewer_result(seq))
+                seq += 1
+                time.sleep(0.03)
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        try:
+            assert main(["view", "--connect", sink.endpoint, "--port", "0", "--duration", "1.2"]) == 0
+        finally:
+            stop.set()
+            t.join()
+        assert "publishes results but no preview: start the streamer with --preview" in caplog.text
+        assert "is the streamer running" not in caplog.text
+        caplog.clear()
+        assert main(["view", "--connect", sink.endpoint, "--port", "0", "--duration", "0.8"]) == 0
+        assert "nothing from tcp://127.0.0.1" in caplog.text and "is the streamer running" in caplog.text
