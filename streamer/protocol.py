@@ -287,7 +287,8 @@ def encode_map(result: FrameResult) -> list[bytes]:
 
 
 def encode_preview(stream: str, seq: int, frame_shape, scale: float, jpeg: bytes,
-                   jpeg_shape, classes=(), maps: np.ndarray | None = None) -> list[bytes]:
+                   jpeg_shape, classes=(), maps: np.ndarray | None = None,
+                   thresholds: dict[str, float] | None = None) -> list[bytes]:
     """``[img.<stream>, header, JPEG, uint8 C×h×w]``: a downscaled frame and, when the result
     has maps, each class's map already warped onto the preview's grid (the last part is empty
     when there are none)."""
@@ -296,7 +297,8 @@ def encode_preview(stream: str, seq: int, frame_shape, scale: float, jpeg: bytes
     header = {"v": VERSION, "stream": stream, "seq": int(seq),
               "frame_shape": [int(n) for n in frame_shape[:2]], "scale": float(scale),
               "fmt": "jpeg", "shape": [int(n) for n in jpeg_shape],
-              "maps_shape": None if maps is None else list(maps.shape), "classes": list(classes)}
+              "maps_shape": None if maps is None else list(maps.shape), "classes": list(classes),
+              **({} if thresholds is None else {"thresholds": thresholds})}
     body = b"" if maps is None else np.ascontiguousarray(maps).tobytes()
     return [topic("img", stream), _dumps(header), bytes(jpeg), body]
 
@@ -353,6 +355,7 @@ class PreviewMessage:
     image: np.ndarray  # that JPEG decoded: uint8 grey [h, w] or BGR [h, w, 3]
     classes: tuple[str, ...]
     maps: np.ndarray | None  # uint8 [C, h', w'] on the preview's grid (h'/h = w'/w), or None
+    thresholds: dict[str, float]  # each class's decision threshold, when the streamer sent them
 
 
 @dataclass(frozen=True)
@@ -443,8 +446,9 @@ def decode_preview(parts) -> PreviewMessage:
     if len(frame_shape) != 2 or min(frame_shape) < 1 or not 0 < scale <= 1:
         raise MessageError(f"preview frame_shape {_short(repr(h['frame_shape']), 40)} must be "
                            f"[h, w] and scale {scale} in (0, 1]")
+    thresholds = {str(k): float(v) for k, v in dict(h.get("thresholds") or {}).items()}
     return PreviewMessage(stream, int(h["seq"]), frame_shape, scale, bytes(parts[2]),
-                          image, classes, maps)
+                          image, classes, maps, thresholds)
 
 
 @_total("status")

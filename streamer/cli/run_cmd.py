@@ -107,7 +107,8 @@ def _sink_requests(config) -> list[tuple[str, dict]]:
         requests.append(("zmq", dict(endpoint=p.endpoint, maps=config.postprocess.maps,
                                      allow_remote=p.allow_remote, curve_secret=p.curve_secret,
                                      curve_clients=p.curve_clients, insecure=p.insecure,
-                                     preview=p.preview)))
+                                     preview=p.preview,
+                                     threshold_for=config.postprocess.threshold_for)))
     if p.record:
         requests.append(("record", dict(path=p.record)))
     return requests

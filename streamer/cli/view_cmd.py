@@ -62,7 +62,7 @@ def remote_message(det, img) -> tuple[dict, bytes]:
     for i, (name, c) in enumerate(det.classes.items()):
         colour = class_colour(name, i)
         entry = {"name": name, "score": round(float(c.score), 4), "present": bool(c.present),
-                 "threshold": None, "colour": colour, "peak": None, "box": None, "overlay": None}
+                 "threshold": img.thresholds.get(name), "colour": colour, "peak": None, "box": None, "overlay": None}
         if c.present and c.peak is not None:
             entry["peak"] = [round(c.peak[0] * scale, 1), round(c.peak[1] * scale, 1)]
             entry["peak_src"] = list(c.peak)

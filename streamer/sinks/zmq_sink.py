@@ -11,6 +11,7 @@ import errno
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -95,8 +96,11 @@ class ZmqSink(Sink):
     kind = "zmq"
     Options = ZmqSinkOptions
 
-    def __init__(self, spec_options: dict | None = None, **options):
+    def __init__(self, spec_options: dict | None = None, *,
+                 threshold_for: Callable[[str], float] | None = None, **options):
+        """``threshold_for``: a class's decision threshold, sent with previews for display."""
         super().__init__(spec_options, **options)
+        self.threshold_for = threshold_for
         self._sock: zmq.Socket | None = None
         self._lock = threading.Lock()
         self._stream = "default"  # for status messages that do not name their stream
@@ -125,7 +129,7 @@ class ZmqSink(Sink):
             if now >= self._next_preview:
                 self._next_preview = now + 1.0 / self.options.preview_fps
                 self._send(preview_message(result, self.options.preview_width,
-                                           self.options.preview_quality))
+                                           self.options.preview_quality, self.threshold_for))
 
     def _publish_status(self, status: dict) -> None:
         status = dict(status)
@@ -143,7 +147,8 @@ class ZmqSink(Sink):
 MAP_GRID_STEP = 4  # preview maps are sent at a quarter of the preview's size (they are smooth)
 
 
-def preview_message(result: FrameResult, max_width: int, quality: int) -> list[bytes]:
+def preview_message(result: FrameResult, max_width: int, quality: int,
+                    threshold_for: Callable[[str], float] | None = None) -> list[bytes]:
     """The ``img.<stream>`` message of a result: its frame downscaled to at most ``max_width``
     and, when it has maps and a crop, each class's map warped (fan geometry included) onto the
     preview's grid at 1/MAP_GRID_STEP of its size, so a remote viewer needs no geometry."""
@@ -160,5 +165,7 @@ def preview_message(result: FrameResult, max_width: int, quality: int) -> list[b
                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                          for m in result.maps])
     shape = (h, w) if result.image.ndim == 2 else (h, w, result.image.shape[2])
+    names = [c.name for c in result.classes]
+    thresholds = None if threshold_for is None else {n: float(threshold_for(n)) for n in names}
     return encode_preview(result.stream, result.seq, result.frame_shape, scale, jpeg, shape,
-                          [c.name for c in result.classes], maps)
+                          names, maps, thresholds)

@@ -46,6 +46,7 @@ def test_preview_round_trip_is_a_downscaled_jpeg_with_maps_on_its_grid():
     assert cv2.imdecode(np.frombuffer(msg.jpeg, np.uint8), cv2.IMREAD_UNCHANGED).shape == (150, 200)
     assert abs(float(msg.image.mean()) - 90) < 3  # the fixture's grey frame, not noise
     assert msg.classes == ("head", "spine") and msg.maps.shape == (2, 38, 50)
+    assert msg.thresholds == {}  # this sink was given none
     head = cv2.resize(msg.maps[0], (200, 150), interpolation=cv2.INTER_LINEAR)
     y, x = np.unravel_index(np.argmax(head), head.shape)
     assert abs(x - PEAK[0] / 2) <= 4 and abs(y - PEAK[1] / 2) <= 4  # placed on its peak

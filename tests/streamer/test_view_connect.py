@@ -44,15 +44,16 @@ def first_event(url: str, wanted, timeout: float = 30.0) -> dict:
 def test_remote_message_matches_the_local_render():
     result = viewer_result(5)
     det = decode_message(encode_result(result))
-    img = decode_message(preview_message(result, 200, 70))
+    thresholds = {"head": 0.6, "spine": 0.4}
+    img = decode_message(preview_message(result, 200, 70, thresholds.get))
     remote, jpeg = remote_message(det, img)
-    local, _ = render(result, lambda name: None, max_width=200)
+    local, _ = render(result, thresholds.get, max_width=200)
     for key in ("stream", "seq", "width", "height", "source"):
         assert remote[key] == local[key]
     assert jpeg == img.jpeg and base64.b64decode(remote["jpeg"]) == jpeg
     for r, c in zip(remote["classes"], local["classes"], strict=True):
-        assert {k: r[k] for k in ("name", "present", "colour", "peak", "box")} == \
-               {k: c[k] for k in ("name", "present", "colour", "peak", "box")}
+        keys = ("name", "present", "colour", "peak", "box", "threshold")
+        assert {k: r[k] for k in keys} == {k: c[k] for k in keys}
         assert (r["overlay"] is None) == (c["overlay"] is None)
     # the head's overlay, from the quarter-size grid, lands where the local one does
     diff = np.abs(_alpha(remote["classes"][0]["overlay"]).astype(int)
@@ -96,6 +97,7 @@ def test_view_connect_shows_a_running_streamer_with_its_regions():
         present = [c for c in m["classes"] if c["present"]]
         assert present and all(c["overlay"] and c["peak"] for c in present)
         assert m["latency_history"] and m["source_state"] == "up"
+        assert {c["threshold"] for c in m["classes"]} == {0.5}  # the streamer's default, sent along
         assert time.monotonic() - t0 < 30
     finally:
         for p in (view, run):
