@@ -1,4 +1,4 @@
-"""A small typed subscriber for a running streamer's results, maps and status.
+"""A small typed subscriber for a running streamer's results, maps, previews and status.
 
     with ResultSubscriber("tcp://127.0.0.1:5556", stream="us0") as sub:
         for msg in sub.messages(idle_timeout=5.0):
@@ -22,6 +22,7 @@ from streamer.protocol import (
     DetectionMessage,
     MapMessage,
     MessageError,
+    PreviewMessage,
     StatusMessage,
     check_stream_name,
     decode_message,
@@ -29,12 +30,12 @@ from streamer.protocol import (
 from streamer.security import check_remote, client_keys, make_client
 
 log = logging.getLogger(__name__)
-Message = DetectionMessage | MapMessage | StatusMessage
-TOPIC_KINDS = ("det", "map", "status")
+Message = DetectionMessage | MapMessage | PreviewMessage | StatusMessage
+TOPIC_KINDS = ("det", "map", "img", "status")
 MAX_MESSAGE_BYTES = 64 << 20  # results and maps are far smaller; a larger part drops the peer
 
-__all__ = ["DetectionMessage", "MapMessage", "Message", "MessageError", "ResultSubscriber",
-           "StatusMessage"]
+__all__ = ["DetectionMessage", "MapMessage", "Message", "MessageError", "PreviewMessage",
+           "ResultSubscriber", "StatusMessage"]
 
 
 class ResultSubscriber:

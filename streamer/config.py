@@ -124,6 +124,7 @@ class PublishConfig:
     stream: str = "main"
     status_interval_s: float = 1.0
     record: str = ""  # a file to append every result (JSON lines) to; empty: no recording
+    preview: bool = False  # also publish a downscaled frame on img.<stream> (streamer view)
 
     def __post_init__(self):
         from streamer.protocol import check_stream_name

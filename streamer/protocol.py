@@ -286,6 +286,23 @@ def encode_map(result: FrameResult) -> list[bytes]:
     return [topic("map", result.stream), _dumps(header), np.ascontiguousarray(maps).tobytes()]
 
 
+def encode_preview(stream: str, seq: int, frame_shape, scale: float, jpeg: bytes,
+                   jpeg_shape, classes=(), maps: np.ndarray | None = None,
+                   thresholds: dict[str, float] | None = None) -> list[bytes]:
+    """``[img.<stream>, header, JPEG, uint8 C×h×w]``: a downscaled frame and, when the result
+    has maps, each class's map already warped onto the preview's grid (the last part is empty
+    when there are none)."""
+    if maps is not None and (maps.dtype != np.uint8 or maps.ndim != 3):
+        raise ValueError("preview maps must be uint8 [C, h, w]")
+    header = {"v": VERSION, "stream": stream, "seq": int(seq),
+              "frame_shape": [int(n) for n in frame_shape[:2]], "scale": float(scale),
+              "fmt": "jpeg", "shape": [int(n) for n in jpeg_shape],
+              "maps_shape": None if maps is None else list(maps.shape), "classes": list(classes),
+              **({} if thresholds is None else {"thresholds": thresholds})}
+    body = b"" if maps is None else np.ascontiguousarray(maps).tobytes()
+    return [topic("img", stream), _dumps(header), bytes(jpeg), body]
+
+
 def encode_status(stream: str, status: dict) -> list[bytes]:
     return [topic("status", stream), _dumps({"v": VERSION, "stream": stream, **status})]
 
@@ -326,6 +343,19 @@ class MapMessage:
     seq: int
     classes: tuple[str, ...]
     maps: np.ndarray  # uint8 [C, h, w]
+
+
+@dataclass(frozen=True)
+class PreviewMessage:
+    stream: str
+    seq: int
+    frame_shape: tuple[int, int]  # the source frame (height, width)
+    scale: float  # preview pixels per source pixel
+    jpeg: bytes  # the downscaled frame, as sent
+    image: np.ndarray  # that JPEG decoded: uint8 grey [h, w] or BGR [h, w, 3]
+    classes: tuple[str, ...]
+    maps: np.ndarray | None  # uint8 [C, h', w'] on the preview's grid (h'/h = w'/w), or None
+    thresholds: dict[str, float]  # each class's decision threshold, when the streamer sent them
 
 
 @dataclass(frozen=True)
@@ -389,17 +419,50 @@ def decode_map(parts) -> MapMessage:
     return MapMessage(stream, int(h["seq"]), tuple(str(c) for c in h["classes"]), maps)
 
 
+MAX_PREVIEW_PIXELS = 4096 * 4096  # far above the 480-px-wide preview a streamer sends
+
+
+@_total("img")
+def decode_preview(parts) -> PreviewMessage:
+    stream = _stream_of(parts, "img", 4)
+    h = _json(parts[1], "preview header", MessageError)
+    if h.get("fmt") != "jpeg":
+        raise MessageError(f"preview fmt must be jpeg, got {_short(repr(h.get('fmt')), 40)}")
+    shape = [int(n) for n in h["shape"]]
+    try:
+        image = _decode_image(parts[2], "jpeg", shape, MAX_PREVIEW_PIXELS)
+    except InvalidFrame as exc:
+        raise MessageError(f"preview image: {exc}") from None
+    classes = tuple(str(c) for c in h["classes"])
+    maps = None
+    if h.get("maps_shape") is not None:
+        ms = [int(n) for n in h["maps_shape"]]
+        if len(ms) != 3 or min(ms) < 1 or math.prod(ms) != len(parts[3]) or ms[0] != len(classes):
+            raise MessageError(f"preview maps shape {ms} does not match its {len(parts[3])}-byte "
+                               f"buffer and {len(classes)} classes")
+        maps = np.frombuffer(parts[3], dtype=np.uint8).reshape(ms)
+    frame_shape = tuple(int(n) for n in h["frame_shape"])
+    scale = float(h["scale"])
+    if len(frame_shape) != 2 or min(frame_shape) < 1 or not 0 < scale <= 1:
+        raise MessageError(f"preview frame_shape {_short(repr(h['frame_shape']), 40)} must be "
+                           f"[h, w] and scale {scale} in (0, 1]")
+    thresholds = {str(k): float(v) for k, v in dict(h.get("thresholds") or {}).items()}
+    return PreviewMessage(stream, int(h["seq"]), frame_shape, scale, bytes(parts[2]),
+                          image, classes, maps, thresholds)
+
+
 @_total("status")
 def decode_status(parts) -> StatusMessage:
     stream = _stream_of(parts, "status", 2)
     return StatusMessage(stream, _json(parts[1], "status", MessageError))
 
 
-DECODERS = {b"det": decode_result, b"map": decode_map, b"status": decode_status}
+DECODERS = {b"det": decode_result, b"map": decode_map, b"img": decode_preview,
+            b"status": decode_status}
 
 
-def decode_message(parts) -> DetectionMessage | MapMessage | StatusMessage:
-    """Any output message, by its topic's kind (``det``, ``map``, ``status``); total: anything
+def decode_message(parts) -> DetectionMessage | MapMessage | PreviewMessage | StatusMessage:
+    """Any output message, by its topic's kind (``det``, ``map``, ``img``, ``status``); total: anything
     that does not decode raises MessageError."""
     if not isinstance(parts, list | tuple) or not parts:
         raise MessageError("empty message")

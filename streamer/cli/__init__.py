@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "eval": "streamer.cli.eval_cmd",
     "simulate": "streamer.cli.simulate_cmd",
     "tap": "streamer.cli.tap_cmd",
+    "view": "streamer.cli.view_cmd",
     "serve": "streamer.cli.serve_cmd",
     "keys": "streamer.cli.keys_cmd",
     "ood-fit": "streamer.cli.ood_cmd",

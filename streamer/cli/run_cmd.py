@@ -40,6 +40,9 @@ def add_arguments(p) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config (flags override it)")
     p.add_argument("--stream", help="stream name used in topics and metrics (default: main)")
     p.add_argument("--no-maps", action="store_true", help="do not publish class maps")
+    p.add_argument("--preview", action="store_true",
+                   help="also publish a downscaled frame with its maps on img.<stream> (for "
+                        "streamer view --connect; off by default: frames are patient data)")
     p.add_argument("--representation", choices=("model", *REPRESENTATIONS),
                    help="what the model is fed: the fan crop (sector), the sector resampled to "
                         "beam space (polar), or as the model was trained (model, the default); "
@@ -59,7 +62,8 @@ def config_from_args(args):
                "server": args.server, "remote_model": args.remote_model},
         publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
                  "stream": args.stream, "record": args.record, "curve_secret": args.curve_secret,
-                 "curve_clients": args.curve_clients, "insecure": True if args.insecure else None},
+                 "curve_clients": args.curve_clients, "insecure": True if args.insecure else None,
+                 "preview": True if args.preview else None},
         metrics={"port": args.metrics_port},
         pipeline={"duration_s": args.duration, "max_frames": args.max_frames},
         postprocess={"maps": False if args.no_maps else None},
@@ -102,7 +106,9 @@ def _sink_requests(config) -> list[tuple[str, dict]]:
     if p.endpoint:
         requests.append(("zmq", dict(endpoint=p.endpoint, maps=config.postprocess.maps,
                                      allow_remote=p.allow_remote, curve_secret=p.curve_secret,
-                                     curve_clients=p.curve_clients, insecure=p.insecure)))
+                                     curve_clients=p.curve_clients, insecure=p.insecure,
+                                     preview=p.preview,
+                                     threshold_for=config.postprocess.threshold_for)))
     if p.record:
         requests.append(("record", dict(path=p.record)))
     return requests

@@ -207,10 +207,15 @@ class ViewerSink(Sink):
                     log.warning("viewer cannot draw frame %s (%d so far): %s", result.seq,
                                 self.failed, exc)
 
-    def _render(self, result: FrameResult) -> None:
+    def _build(self, result) -> tuple[dict, bytes]:
+        """The page's message for the newest item and its frame's JPEG (a subclass that is fed
+        something other than FrameResults overrides this)."""
+        return render(result, self.threshold_for, max_width=self.options.width,
+                      quality=self.options.quality)
+
+    def _render(self, result) -> None:
         t0 = time.perf_counter()
-        message, jpeg = render(result, self.threshold_for, max_width=self.options.width,
-                               quality=self.options.quality)
+        message, jpeg = self._build(result)
         message.update(latency_history=list(self._latency), fps_history=list(self._fps),
                        source_state=self._source_state)
         text = json.dumps(message, separators=(",", ":"))

@@ -10,13 +10,23 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import zmq
 
 from streamer.errors import UserError
 from streamer.frames import FrameResult
-from streamer.protocol import DEFAULT_ENDPOINT, encode_map, encode_result, encode_status
+from streamer.protocol import (
+    DEFAULT_ENDPOINT,
+    encode_map,
+    encode_preview,
+    encode_result,
+    encode_status,
+)
 from streamer.security import ServerKeys, check_remote, is_local_endpoint, make_server
 from streamer.sinks.base import Sink
 
@@ -61,10 +71,18 @@ class ZmqSinkOptions:
     curve_secret: str = ""  # the publisher's secret key file (streamer keys): CurveZMQ on
     curve_clients: str = ""  # folder of client public keys allowed to subscribe
     insecure: bool = False  # allow a plaintext non-loopback bind (logs a warning)
+    preview: bool = False  # also publish a downscaled JPEG (+ maps on its grid) on img.<stream>
+    preview_width: int = 480  # the preview is at most this wide (never upscaled)
+    preview_quality: int = 70  # its JPEG quality
+    preview_fps: float = 15.0  # the most previews a second (the rest of the frames have none)
 
     def __post_init__(self):
         if self.hwm < 1:
             raise UserError(f"hwm must be ≥ 1, got {self.hwm}")
+        if not (8 <= self.preview_width <= 4096 and 1 <= self.preview_quality <= 100
+                and self.preview_fps > 0):
+            raise UserError("preview_width must be in 8..4096, preview_quality in 1..100, "
+                            "preview_fps > 0")
         if bool(self.curve_secret) != bool(self.curve_clients):
             raise UserError("CurveZMQ needs both curve_secret and curve_clients")
 
@@ -78,12 +96,16 @@ class ZmqSink(Sink):
     kind = "zmq"
     Options = ZmqSinkOptions
 
-    def __init__(self, spec_options: dict | None = None, **options):
+    def __init__(self, spec_options: dict | None = None, *,
+                 threshold_for: Callable[[str], float] | None = None, **options):
+        """``threshold_for``: a class's decision threshold, sent with previews for display."""
         super().__init__(spec_options, **options)
+        self.threshold_for = threshold_for
         self._sock: zmq.Socket | None = None
         self._lock = threading.Lock()
         self._stream = "default"  # for status messages that do not name their stream
         self.endpoint = self.options.endpoint  # the bound address, once open
+        self._next_preview = 0.0
 
     def _open(self) -> None:
         o = self.options
@@ -102,6 +124,12 @@ class ZmqSink(Sink):
         self._send(encode_result(result))
         if self.options.maps and result.maps is not None:
             self._send(encode_map(result))
+        if self.options.preview and result.image is not None:
+            now = time.monotonic()
+            if now >= self._next_preview:
+                self._next_preview = now + 1.0 / self.options.preview_fps
+                self._send(preview_message(result, self.options.preview_width,
+                                           self.options.preview_quality, self.threshold_for))
 
     def _publish_status(self, status: dict) -> None:
         status = dict(status)
@@ -114,3 +142,30 @@ class ZmqSink(Sink):
 
     def describe(self) -> dict:
         return {**super().describe(), "bound": self.endpoint}
+
+
+MAP_GRID_STEP = 4  # preview maps are sent at a quarter of the preview's size (they are smooth)
+
+
+def preview_message(result: FrameResult, max_width: int, quality: int,
+                    threshold_for: Callable[[str], float] | None = None) -> list[bytes]:
+    """The ``img.<stream>`` message of a result: its frame downscaled to at most ``max_width``
+    and, when it has maps and a crop, each class's map warped (fan geometry included) onto the
+    preview's grid at 1/MAP_GRID_STEP of its size, so a remote viewer needs no geometry."""
+    from streamer.sinks.viewer_render import _warp_tables, display_size, frame_jpeg
+
+    w, h, scale = display_size(result.frame_shape, max_width)
+    jpeg = frame_jpeg(result.image, (w, h), quality)
+    maps = None
+    if result.maps is not None and result.crop is not None:
+        size = (max(1, -(-w // MAP_GRID_STEP)), max(1, -(-h // MAP_GRID_STEP)))
+        map_scale = scale * size[0] / w
+        map_x, map_y = _warp_tables(result.crop, size, map_scale, result.maps.shape[1:])
+        maps = np.stack([cv2.remap(m, map_x, map_y, cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                         for m in result.maps])
+    shape = (h, w) if result.image.ndim == 2 else (h, w, result.image.shape[2])
+    names = [c.name for c in result.classes]
+    thresholds = None if threshold_for is None else {n: float(threshold_for(n)) for n in names}
+    return encode_preview(result.stream, result.seq, result.frame_shape, scale, jpeg, shape,
+                          names, maps, thresholds)

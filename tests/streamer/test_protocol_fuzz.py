@@ -6,6 +6,7 @@ import struct
 import time
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,11 +151,33 @@ result_bodies = st.one_of(
 
 
 @FUZZ
-@given(kind=st.sampled_from([b"det.s", b"map.s", b"status.s", b"det", b"x.s"]),
+@given(kind=st.sampled_from([b"det.s", b"map.s", b"img.s", b"status.s", b"det", b"x.s"]),
        body=result_bodies, extra=st.lists(st.binary(max_size=40), max_size=2))
 def test_output_decoders_are_total(kind, body, extra):
     try:
         msg = p.decode_message([kind, body, *extra])
     except p.MessageError:
         return
-    assert isinstance(msg, p.DetectionMessage | p.MapMessage | p.StatusMessage)
+    assert isinstance(msg, p.DetectionMessage | p.MapMessage | p.PreviewMessage | p.StatusMessage)
+
+
+_SMALL_JPEG = bytes(cv2.imencode(".jpg", np.full((6, 8), 90, np.uint8))[1])
+preview_headers = st.fixed_dictionaries({"v": st.just(1)}, optional={
+    "seq": json_value, "frame_shape": json_value, "scale": json_value,
+    "fmt": st.sampled_from(["jpeg", "png", 3]), "classes": st.one_of(json_value, st.lists(
+        st.text(max_size=3), max_size=3)),
+    "shape": st.one_of(json_value, st.just([6, 8]), st.lists(st.integers(-3, 10), max_size=3)),
+    "maps_shape": st.one_of(json_value, st.lists(st.integers(-3, 4), max_size=4))},
+).map(lambda d: json.dumps(d).encode())
+
+
+@FUZZ
+@given(header=preview_headers,
+       image=st.one_of(st.just(_SMALL_JPEG), st.binary(max_size=64).map(lambda b: b"\xff\xd8" + b)),
+       maps=st.binary(max_size=40))
+def test_preview_decoder_is_total(header, image, maps):
+    try:
+        msg = p.decode_message([b"img.s", header, image, maps])
+    except p.MessageError:
+        return
+    assert isinstance(msg, p.PreviewMessage) and msg.image.shape[:2] == (6, 8)
