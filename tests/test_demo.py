@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ def test_demo_prints_where_things_are_and_detections(tmp_path):
     pytest.importorskip("aiohttp")
     publish, view, metrics = free_port(), free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DEMO_SKIP_SETUP": "1", "VIEW_PORT": str(view),
+           "PYTHON": sys.executable,  # this interpreter, not the checkout's .venv
            "METRICS_PORT": str(metrics), "PUBLISH": f"tcp://127.0.0.1:{publish}",
            "LOG": str(tmp_path / "demo.log")}
     out = subprocess.run([str(ROOT / "scripts" / "demo"), "6"], env=env, capture_output=True,
