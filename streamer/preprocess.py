@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -257,7 +258,9 @@ class SectorFitter:
             g = dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
                                     r_max=g.r_max * k)
             self.map = PolarMap(self.recipe.polar_geometry(g), self.size)
-            log.info("polar resampling after %d frame(s): %s", self.frames, g)
+            log.info("polar resampling after %d frame(s): apex (%.0f, %.0f), radius %.0f-%.0f px, "
+                     "beams %.1f° to %.1f°", self.frames, *g.apex, g.r_min, g.r_max,
+                     math.degrees(g.angle_min), math.degrees(g.angle_max))
         elif self.frames + FIT_EVERY > FIT_FRAMES:
             log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
 

@@ -73,7 +73,9 @@ def run(args) -> int:
         else:
             quantize_int8(args.onnx, calib, args.out, method=args.method,
                           quantise_proposal=args.proposal == "int8", target=args.target)
-    print(f"wrote {args.out} (INT8 Q/DQ for {args.target}, {len(calib)} calibration frames, {args.method})")
+    print(f"wrote {args.out} (INT8 Q/DQ for {args.target}, {args.method}): calibrated on "
+          f"{len(calib)} of the {len(frames)} frames read (--frames {args.frames}); {len(held)} held "
+          "out, spread over the set, to judge the result (--held-out)")
     if args.report:
         fp16_path = Path(args.report) / (Path(args.onnx).stem + ".fp16.onnx")
         fp16_path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import threading
@@ -168,10 +169,22 @@ def summary(counts: dict, latency: dict, seconds: float) -> str:
     return "\n".join(lines)
 
 
+class _ClearStatusLine(logging.Filter):
+    """Before a log record is written, blank the in-place status line (``\r``) on the terminal."""
+
+    def filter(self, record) -> bool:
+        print("\r" + " " * 100 + "\r", end="", file=sys.stderr, flush=True)
+        return True
+
+
 def _supervise(pipeline, config) -> None:
     """Wait for the end (source ended, max frames, duration, signal), refreshing the status line
     every second on a terminal (in place), every 10 s as plain lines otherwise (logs)."""
     live = sys.stderr.isatty()
+    if live:  # a log line first clears the status line it would otherwise run into
+        clear = _ClearStatusLine()
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(clear)
     duration = config.pipeline.duration_s
     deadline = time.monotonic() + duration if duration else None
     next_line = time.monotonic() + 1.0
@@ -186,6 +199,8 @@ def _supervise(pipeline, config) -> None:
                   file=sys.stderr, flush=True)
     if live:
         print(file=sys.stderr)
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(clear)
 
 
 def run(args) -> int:

@@ -144,6 +144,7 @@ def test_calibrate_command_end_to_end(compact_onnx_dynamic, image_folder, tmp_pa
                "--out", str(out), "--frames", "12", "--held-out", "4", "--method", "minmax",
                "--proposal", "float", "--report", str(report)])
     assert rc == 0 and out.is_file()
+    assert "calibrated on 8 of the 12 frames read (--frames 12); 4 held out" in capsys.readouterr().out
     results = json.loads((report / "precision_report.json").read_text())["results"]
     assert set(results) == {"fp32", "fp16", "int8"} and results["fp16"]["decision_agreement"] == 1.0
     assert main(["calibrate", "--onnx", str(tmp_path / "none.onnx"), "--data", "x", "--out", "y"]) == 2

@@ -130,3 +130,16 @@ def test_sim_source_spec_with_the_real_simulator():
         with pytest.raises(SourceEnded):
             src.read(1.0)
     assert [f.seq for f in frames] == [0, 1] and frames[1].image.shape == (120, 160, 3)
+
+
+def test_a_log_line_clears_the_live_status_line_first(capsys):
+    """On a terminal the status line is rewritten in place with \\r; a log record first blanks
+    it, so the two never run together."""
+    import logging
+
+    from streamer.cli.run_cmd import _ClearStatusLine
+
+    record = logging.LogRecord("streamer", logging.INFO, __file__, 1, "fan found", None, None)
+    assert _ClearStatusLine().filter(record) is True
+    err = capsys.readouterr().err
+    assert err.startswith("\r") and err.endswith("\r") and err.strip() == ""
