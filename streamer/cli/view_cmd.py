@@ -53,7 +53,7 @@ def remote_message(det, img) -> tuple[dict, bytes]:
     import cv2
     import numpy as np
 
-    from streamer.sinks.viewer_render import OVERLAY_ALPHA, _rgb, class_colour
+    from streamer.sinks.viewer_render import OVERLAY_ALPHA, class_colour, colour_rgb
 
     h, w = img.image.shape[:2]
     scale = img.scale
@@ -71,7 +71,7 @@ def remote_message(det, img) -> tuple[dict, bytes]:
         if c.present and img.maps is not None and name in index:
             grid = cv2.resize(img.maps[index[name]], (w, h), interpolation=cv2.INTER_LINEAR)
             bgra = np.empty((h, w, 4), np.uint8)
-            bgra[..., :3] = _rgb(colour)[::-1]
+            bgra[..., :3] = colour_rgb(colour)[::-1]
             bgra[..., 3] = (grid.astype(np.float32) * OVERLAY_ALPHA).astype(np.uint8)
             ok, png = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, 1])
             entry["overlay"] = base64.b64encode(png.tobytes()).decode("ascii") if ok else None

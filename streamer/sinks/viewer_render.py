@@ -26,7 +26,7 @@ def class_colour(name: str, index: int) -> str:
     return CLASS_COLOURS.get(name.lower(), SPARE_COLOURS[index % len(SPARE_COLOURS)])
 
 
-def _rgb(colour: str) -> tuple[int, int, int]:
+def colour_rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
@@ -47,7 +47,7 @@ def _model_coords(crop, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.
 
 
 @lru_cache(maxsize=8)
-def _warp_tables(crop, size: tuple[int, int], scale: float, grid: tuple[int, int]):
+def warp_tables(crop, size: tuple[int, int], scale: float, grid: tuple[int, int]):
     """cv2.remap tables: for each display pixel, where it lies on a class map of shape ``grid``."""
     w, h = size
     xs = (np.arange(w, dtype=np.float64)[None, :] + 0.5) / scale
@@ -62,11 +62,11 @@ def _warp_tables(crop, size: tuple[int, int], scale: float, grid: tuple[int, int
 def overlay_rgba(class_map: np.ndarray, crop, size: tuple[int, int], scale: float,
                  colour: str) -> np.ndarray:
     """An RGBA image of the display size: ``colour`` with opacity following the map (uint8)."""
-    map_x, map_y = _warp_tables(crop, size, scale, class_map.shape)
+    map_x, map_y = warp_tables(crop, size, scale, class_map.shape)
     warped = cv2.remap(class_map, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                        borderValue=0)
     rgba = np.empty((size[1], size[0], 4), np.uint8)
-    rgba[..., :3] = _rgb(colour)
+    rgba[..., :3] = colour_rgb(colour)
     rgba[..., 3] = (warped.astype(np.float32) * OVERLAY_ALPHA).astype(np.uint8)
     return rgba
 

@@ -152,7 +152,7 @@ def preview_message(result: FrameResult, max_width: int, quality: int,
     """The ``img.<stream>`` message of a result: its frame downscaled to at most ``max_width``
     and, when it has maps and a crop, each class's map warped (fan geometry included) onto the
     preview's grid at 1/MAP_GRID_STEP of its size, so a remote viewer needs no geometry."""
-    from streamer.sinks.viewer_render import _warp_tables, display_size, frame_jpeg
+    from streamer.sinks.viewer_render import display_size, frame_jpeg, warp_tables
 
     w, h, scale = display_size(result.frame_shape, max_width)
     jpeg = frame_jpeg(result.image, (w, h), quality)
@@ -160,7 +160,7 @@ def preview_message(result: FrameResult, max_width: int, quality: int,
     if result.maps is not None and result.crop is not None:
         size = (max(1, -(-w // MAP_GRID_STEP)), max(1, -(-h // MAP_GRID_STEP)))
         map_scale = scale * size[0] / w
-        map_x, map_y = _warp_tables(result.crop, size, map_scale, result.maps.shape[1:])
+        map_x, map_y = warp_tables(result.crop, size, map_scale, result.maps.shape[1:])
         maps = np.stack([cv2.remap(m, map_x, map_y, cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                          for m in result.maps])
