@@ -1,15 +1,10 @@
 """``streamer run``'s live outputs beyond ZMQ: the viewer page and the OpenIGTLink server (their
-flags, and the sinks they open).
+flags, and the sinks they ask for).
 
 Kept apart from run_cmd so that `streamer run` without them imports none of their libraries.
 """
 
 from __future__ import annotations
-
-import contextlib
-import logging
-
-log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
@@ -26,11 +21,10 @@ def add_arguments(p) -> None:
                    help="address for OpenIGTLink (default 127.0.0.1; others need --allow-remote)")
 
 
-def open_sinks(args, config, stack: contextlib.ExitStack) -> list:
-    """The opened live-output sinks the flags ask for (closed by ``stack``), built through the
-    sink registry. Both are plaintext: off loopback they need --allow-remote and --insecure."""
+def sink_requests(args, config) -> list[tuple[str, dict]]:
+    """(sink kind, options) for the live outputs the flags ask for; run opens them with its other
+    sinks. Both are plaintext: off loopback they need --allow-remote and --insecure."""
     from streamer.security import check_remote
-    from streamer.sinks import sink_class
 
     allow_remote = bool(getattr(args, "allow_remote", False))
     requests = []
@@ -39,13 +33,8 @@ def open_sinks(args, config, stack: contextlib.ExitStack) -> list:
                          {"threshold_for": config.postprocess.threshold_for}))
     if getattr(args, "igtl_port", None) is not None:
         requests.append(("igtl", "OpenIGTLink", args.igtl_host, args.igtl_port, {}))
-    sinks = []
-    for kind, what, host, port, extra in requests:
+    for _, what, host, port, _ in requests:
         check_remote(f"tcp://{host}:{port}", encrypted=False, what=what, allow_remote=allow_remote,
                      insecure=bool(getattr(args, "insecure", False)))
-        sink = sink_class(kind)(port=port, host=host, allow_remote=allow_remote, **extra)
-        stack.callback(sink.close)
-        sinks.append(sink.open())
-        if kind == "view":
-            log.info("live viewer: %s", sink.url)
-    return sinks
+    return [(kind, {"port": port, "host": host, "allow_remote": allow_remote, **extra})
+            for kind, _, host, port, extra in requests]

@@ -115,13 +115,27 @@ def _sink_requests(config) -> list[tuple[str, dict]]:
     return requests
 
 
+def open_sinks(requests: list[tuple[str, dict]], stack: contextlib.ExitStack) -> list:
+    """Each (kind, options) built through the sink registry and opened (closed by ``stack``); a
+    bad option, a missing library or a busy port is one line."""
+    from streamer.errors import user_input
+    from streamer.sinks import sink_class
+
+    sinks = []
+    for kind, options in requests:
+        with user_input(f"{kind} sink", (ValueError, OSError)):
+            sink = sink_class(kind)(**options)
+            stack.callback(sink.close)
+            sinks.append(sink.open())
+    return sinks
+
+
 def _open_parts(config, stack: contextlib.ExitStack):
     """Source (validated, unopened), opened backend and sinks, metrics (+ HTTP endpoint)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.errors import user_input
     from streamer.metrics import MetricsServer, PipelineMetrics
     from streamer.security import check_remote
-    from streamer.sinks import sink_class
     from streamer.sources import create_source
 
     source = create_source(config.source.spec)
@@ -132,12 +146,7 @@ def _open_parts(config, stack: contextlib.ExitStack):
                                                                   threads=m.threads))
         stack.callback(backend.close)
         backend.open()
-    sinks = []
-    for kind, options in _sink_requests(config):
-        with user_input(f"{kind} sink", (ValueError, OSError)):
-            sink = sink_class(kind)(**options)
-            stack.callback(sink.close)
-            sinks.append(sink.open())
+    sinks = open_sinks(_sink_requests(config), stack)
     metrics = PipelineMetrics(config.publish.stream)
     if config.metrics.port:
         check_remote(f"tcp://{config.metrics.host}:{config.metrics.port}", encrypted=False,
@@ -209,7 +218,7 @@ def run(args) -> int:
     config = config_from_args(args)
     with contextlib.ExitStack() as stack:
         source, backend, sinks, metrics = _open_parts(config, stack)
-        sinks += live_outputs.open_sinks(args, config, stack)
+        sinks += open_sinks(live_outputs.sink_requests(args, config), stack)
         pipeline = build_pipeline(config, source, backend, sinks, metrics)
         started = time.monotonic()
         with _signals(pipeline.stop):

@@ -143,3 +143,21 @@ def test_polar_maps_are_warped_back_onto_the_sector():
     assert alpha[round(crop.y + y), round(crop.x + x)] >= 0.9 * alpha.max() > 0  # on its peak
     mx, my = (float(c) for c in polar.polar_to_image(224 - u, v))  # the mirror image across the beam
     assert alpha[round(crop.y + my), round(crop.x + mx)] == 0
+
+
+def test_bad_or_busy_viewer_port_is_one_line(capsys):
+    """A live output that cannot start is the user's input: exit 2 with one line, no traceback."""
+    import socket
+
+    from streamer.cli import main
+
+    base = ["run", "--max-frames", "1", "--metrics-port", "0", "--publish", "tcp://127.0.0.1:*"]
+    assert main(base + ["--view-port", "70000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "view sink" in err[0] and "70000" in err[0], err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(base + ["--view-port", str(busy.getsockname()[1])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "view sink" in err[0], err
