@@ -1,6 +1,7 @@
 """Input recipes: how a frame becomes a model's input, carried by the model (ONNX metadata).
 
-``sonostream`` (our models): the fan's crop or polar frame, resized (INTER_AREA), divided by 255.
+``sonostream`` (our models): the fan's crop (resized, INTER_AREA) or polar frame (its anti-aliasing
+shrink: 2×2 halvings; ``sonostream-area``, the models trained before: INTER_AREA), divided by 255.
 ``fetalnav`` (the paper's release: ntoussaint/fetalnav, experiments/train.py ``define_transforms``
 and fetalnav/api_cpp.py): MetaImage frames resampled to 0.5 mm spacing, cropped to an aspect
 ratio (its ``CropToRatio``: aspect = rows / columns; the side in excess is cut to
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.polar import SHRINKS
+
 RESIZES = ("area", "bilinear")
 SCALES = ("unit", "minmax")
 
@@ -30,6 +33,7 @@ class InputRecipe:
     spacing: float = 0.0  # mm per pixel that MetaImage frames are resampled to; 0: as stored
     resize: str = "area"  # "area" (INTER_AREA) or "bilinear" (Pillow's filter, as the release)
     scale: str = "unit"  # "unit": v / 255; "minmax": (v - min) / (max - min)
+    shrink: str = "area"  # how polar resampling anti-aliases (engines.polar.SHRINKS)
 
     def __post_init__(self):
         object.__setattr__(self, "aspect", float(self.aspect))
@@ -40,18 +44,24 @@ class InputRecipe:
             raise ValueError(f"recipe spacing must be >= 0 (0: as stored), got {self.spacing}")
         if self.resize not in RESIZES or self.scale not in SCALES:
             raise ValueError(f"recipe resize must be one of {RESIZES} and scale one of {SCALES}")
+        if self.shrink not in SHRINKS:
+            raise ValueError(f"recipe shrink must be one of {SHRINKS}, got {self.shrink!r}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> InputRecipe:
+        """A model's recipe; a record from before ``shrink`` existed is the INTER_AREA one it was
+        trained with (our older models: the named recipe ``sonostream-area``)."""
         if not text:
-            return SONOSTREAM
+            return SONOSTREAM_AREA
         d = json.loads(text) if isinstance(text, str) else dict(text)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"input recipe has unknown keys {sorted(unknown)}")
+        if "shrink" not in d and d.get("name", "sonostream") == "sonostream":
+            return dataclasses.replace(cls(**d), name=SONOSTREAM_AREA.name)
         return cls(**d)
 
     def to_input(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -65,6 +75,12 @@ class InputRecipe:
         """A sector's geometry narrowed to the recipe's aspect (the release's crop of a polar frame)."""
         return crop_geometry(geometry, self.aspect) if self.aspect else geometry
 
+    def polar_map(self, geometry, size):
+        """The sector → polar resampling this recipe's model was trained with."""
+        from engines.polar import PolarMap
+
+        return PolarMap(self.polar_geometry(geometry), size, shrink=self.shrink)
+
     def crop_rect(self, rect: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """A crop rectangle (x, y, w, h) cut to the recipe's aspect about its centre."""
         if not self.aspect:
@@ -74,9 +90,10 @@ class InputRecipe:
         return x + x0, y + y0, cw, ch
 
 
-SONOSTREAM = InputRecipe()
+SONOSTREAM = InputRecipe(shrink="halving")
+SONOSTREAM_AREA = InputRecipe("sonostream-area")  # our models trained before the halving shrink
 FETALNAV = InputRecipe("fetalnav", aspect=1.5, spacing=0.5, resize="bilinear", scale="minmax")
-RECIPES = {r.name: r for r in (SONOSTREAM, FETALNAV)}
+RECIPES = {r.name: r for r in (SONOSTREAM, SONOSTREAM_AREA, FETALNAV)}
 
 
 def recipe_named(name: str) -> InputRecipe:

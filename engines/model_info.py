@@ -63,6 +63,7 @@ class ModelInfo:
         known["classes"] = tuple(json.loads(known["classes"]))
         known["input_size"] = int(known["input_size"])
         known["iterations"] = int(known.get("iterations", 0))
+        known.setdefault("recipe", "")  # none recorded: an older model of ours (INTER_AREA)
         return cls(**known)
 
     @classmethod

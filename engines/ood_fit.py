@@ -60,7 +60,8 @@ class Runner:
 def dataset_images(spec: str, info: ModelInfo, limit: int | None = None) -> np.ndarray:
     from engines.datasets import for_representation, open_dataset
 
-    data = open_dataset(for_representation(spec, info.representation), info.input_size)
+    data = open_dataset(for_representation(spec, info.representation, info.recipe.name),
+                        info.input_size)
     n = len(data) if limit is None else min(limit, len(data))
     return np.stack([data[i].image for i in range(n)])
 

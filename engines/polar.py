@@ -141,22 +141,34 @@ def box_outline(box: Box, n: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+SHRINKS = ("area", "halving")  # how to_polar anti-aliases a finely sampled sector
+
+
 class PolarMap:
     """Precomputed sector→polar resampling to ``out_size`` ((height, width) or an int).
 
     Polar coordinates (u, v): u across (angle_min at 0 → angle_max at width), v down (r_min at
-    0 → r_max at height), pixel edges at integers. ``to_polar`` first shrinks the image
-    (INTER_AREA) where the sector is sampled more than 1.5× coarser than the image, so speckle
-    does not alias, then remaps (INTER_LINEAR).
+    0 → r_max at height), pixel edges at integers. Where the sector is sampled more than 1.5×
+    coarser than the image, ``to_polar`` first shrinks the image so speckle does not alias, then
+    remaps (INTER_LINEAR). ``shrink`` is the model's choice (its input recipe): "area" shrinks
+    to the sampling step with INTER_AREA (the older models'), "halving" averages 2×2 blocks until
+    the step is at most 1.5 (exact box filters OpenCV runs ~30× faster than a fractional area
+    resize: the shrink that makes the live path cheap).
     """
 
     def __init__(self, geometry: SectorGeometry, out_size: int | tuple[int, int],
-                 antialias: bool = True):
+                 antialias: bool = True, shrink: str = "area"):
+        if shrink not in SHRINKS:
+            raise ValueError(f"polar shrink must be one of {SHRINKS}, got {shrink!r}")
         self.geometry = g = geometry
         self.height, self.width = (out_size, out_size) if np.isscalar(out_size) else out_size
         arc = g.r_max * (g.angle_max - g.angle_min)
         step = min(arc / self.width, (g.r_max - g.r_min) / self.height)
         self.shrink = step if antialias and step > 1.5 else 1.0
+        self.halvings = 0
+        if shrink == "halving":
+            self.halvings = max(0, math.ceil(math.log2(self.shrink / 1.5))) if self.shrink > 1 else 0
+        self.method = shrink
         u = (np.arange(self.width) + 0.5)[None, :]
         v = (np.arange(self.height) + 0.5)[:, None]
         self._x, self._y = self.polar_to_image(u, v)
@@ -165,9 +177,14 @@ class PolarMap:
     def _table(self, h: int, w: int):
         key = (h, w)
         if key not in self._tables:
-            sh, sw = max(1, round(h / self.shrink)), max(1, round(w / self.shrink))
-            fx = (self._x * (sw / w) - 0.5).astype(np.float32)
-            fy = (self._y * (sh / h) - 0.5).astype(np.float32)
+            if self.method == "halving":
+                sh, sw = max(1, h >> self.halvings), max(1, w >> self.halvings)
+                fx = (self._x / (1 << self.halvings) - 0.5).astype(np.float32)
+                fy = (self._y / (1 << self.halvings) - 0.5).astype(np.float32)
+            else:
+                sh, sw = max(1, round(h / self.shrink)), max(1, round(w / self.shrink))
+                fx = (self._x * (sw / w) - 0.5).astype(np.float32)
+                fy = (self._y * (sh / h) - 0.5).astype(np.float32)
             m1, m2 = cv2.convertMaps(fx, fy, cv2.CV_16SC2)
             self._tables[key] = (m1, m2, sh, sw)
         return self._tables[key]
@@ -177,11 +194,21 @@ class PolarMap:
         self._table(h, w)
 
     def to_polar(self, image: np.ndarray) -> np.ndarray:
-        """The sector image resampled to [height, width] (outside the image: 0)."""
+        """The sector image resampled to [height, width] (outside the image: 0). A BGR image
+        [h, w, 3] is shrunk first and greyed after (the same values as greying first, to
+        rounding, on a quarter of the pixels per halving)."""
         h, w = image.shape[:2]
         m1, m2, sh, sw = self._table(h, w)
-        if (sh, sw) != (h, w):
+        if self.method == "halving":
+            for _ in range(self.halvings):  # INTER_LINEAR at exactly 1/2: the mean of 2×2 blocks
+                hh, hw = image.shape[0] // 2, image.shape[1] // 2
+                if hh < 1 or hw < 1:
+                    break
+                image = cv2.resize(image[: 2 * hh, : 2 * hw], (hw, hh), interpolation=cv2.INTER_LINEAR)
+        elif (sh, sw) != (h, w):
             image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         return cv2.remap(image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
     def polar_to_image(self, u, v):

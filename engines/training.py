@@ -2,8 +2,8 @@
 
 The paper's recipe as defaults (its code: SGD lr 0.05, momentum 0.6, weight decay 5e-4, batch 7,
 30 epochs, lr ×0.1 every 5, class-balanced sampling, horizontal flips, [0,1] scaling).
-Frames are materialised once into memory so that generating them does not compete with the
-2 cores that train.
+Frames are materialised once into memory (on every core) so that generating them does not
+compete with the cores that train.
 """
 
 from __future__ import annotations
@@ -20,26 +20,13 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from engines.checkpoint import read_checkpoint, save_checkpoint
+from engines.datasets.materialise import materialise
 from engines.model import ModelConfig, SPNModel
 from engines.scoring import detection_report, probabilities
 from engines.soft_proposal import choose_iterations, measure_convergence
 from engines.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-def materialise(dataset, progress: bool = True, what: str = "frames") -> tuple[np.ndarray, np.ndarray]:
-    """All images (uint8 [N, S, S]) and labels (float32 [N, C]) of a dataset, in memory."""
-    n = len(dataset)
-    if n == 0:
-        raise ValueError(f"the {what} data set is empty")
-    first = dataset[0]
-    images = np.empty((n, *first.image.shape), np.uint8)
-    labels = np.empty((n, len(first.labels)), np.float32)
-    for i in tqdm(range(n), desc=f"loading {what}", disable=not progress, unit="frame"):
-        sample = dataset[i]
-        images[i], labels[i] = sample.image, sample.labels
-    return images, labels
 
 
 def balanced_weights(labels: np.ndarray) -> np.ndarray:

@@ -5,10 +5,11 @@ With ``polar`` on, a curvilinear sector is instead resampled to polar (beam-spac
 paper trained (`engines.polar`). The crop geometry travels with the tensor so postprocess can map
 peaks and boxes back to source pixels.
 
-Per frame only the crop is touched: greyed, shrunk with INTER_AREA and, in polar mode, remapped
-with tables built once per sector. The filter is the training images' own: fused remaps that
-read fewer pixels changed the default model's probabilities by 0.28-0.44
-(`benchmarks/filter_check.py`), so this is the floor of the stage's cost. Finding the fan and
+Per frame only the crop is touched: in polar mode shrunk by the model's own anti-aliasing filter
+(its input recipe: 2×2 halvings of the BGR crop, greyed after, for the default model; INTER_AREA
+for older ones) and remapped with tables built once per sector; plain crops are greyed and shrunk
+with INTER_AREA. The filter is always the training images' own: filters that differ from it
+changed a model's probabilities by up to 0.44 (`benchmarks/filter_check.py`). Finding the fan and
 fitting the sector (:class:`FanTracker`) run apart from the served frames wherever the caller
 lets them (the pipeline: on their own thread).
 """
@@ -257,7 +258,7 @@ class SectorFitter:
         if g is not None:
             g = dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
                                     r_max=g.r_max * k)
-            self.map = PolarMap(self.recipe.polar_geometry(g), self.size)
+            self.map = self.recipe.polar_map(g, self.size)
             log.info("polar resampling after %d frame(s): apex (%.0f, %.0f), radius %.0f-%.0f px, "
                      "beams %.1f° to %.1f°", self.frames, *g.apex, g.r_min, g.r_max,
                      math.degrees(g.angle_min), math.degrees(g.angle_max))
@@ -431,7 +432,7 @@ class Preprocessor:
                 raise InvalidFrame(f"scan area {area.rect} lies outside the {W}x{H} frame")
             crop = Crop(x, y, w, h, self.size)
             if self.config.representation == "polar" and area.sector is not None:
-                pmap = PolarMap(self.recipe.polar_geometry(area.sector), self.size)
+                pmap = self.recipe.polar_map(area.sector, self.size)
                 pmap.prepare(h, w)
                 crop = PolarCrop(x, y, w, h, self.size, pmap)
             g = Geometry((H, W), self.model_crop(crop))
@@ -450,11 +451,12 @@ class Preprocessor:
         return Crop(crop.x + cx, crop.y + cy, w, h, crop.size)
 
     def _prepare(self, image: np.ndarray, crop: Crop) -> Prepared:
-        grey = _grey(image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w])
-        if isinstance(crop, PolarCrop):
-            small = crop.polar.to_polar(grey)
+        roi = image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+        if isinstance(crop, PolarCrop):  # a halving shrink greys after shrinking: fewer pixels
+            bgr = crop.polar.method == "halving" and roi.ndim == 3 and roi.shape[2] == 3
+            small = crop.polar.to_polar(roi if bgr else _grey(roi))
         else:
-            small = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(_grey(roi), (self.size, self.size), interpolation=cv2.INTER_AREA)
         out = np.empty((1, 1, self.size, self.size), np.float32)  # the tensor may outlive this call
         self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
         return Prepared(out, crop)

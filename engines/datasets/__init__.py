@@ -13,7 +13,7 @@ Specs:
       those two columns are always 0 (it cannot train or evaluate them).
   ``fetalnav:/dir[,aspect=1.5,spacing=0.5]``  the paper's layout: MetaImage frames labelled in
       their headers, through the release's input recipe (`engines.datasets.fetalnav`).
-  ``dicom:DIR[,polar=0|1]``  labelled DICOM exams: ``labels.csv`` (``file``, optional ``frames``
+  ``dicom:DIR[,polar=0|1][,recipe=NAME]``  labelled DICOM exams: ``labels.csv`` (``file``, optional ``frames``
       range, one 0/1 column per class) beside the .dcm files (``engines.datasets.dicom``).
 """
 
@@ -93,12 +93,12 @@ class SimDataset:
 
     def __getitem__(self, i: int) -> Sample:
         if self.polar:
-            from engines.polar import PolarMap, estimate_geometry
+            from engines.polar import estimate_geometry
 
             f = self.sim.frame(_index(i, self.n))
             geometry = estimate_geometry(f.fan_mask)  # as the streamer fits it, on the exact fan
             if geometry is not None:
-                pm = PolarMap(self.recipe.polar_geometry(geometry), self.input_size)
+                pm = self.recipe.polar_map(geometry, self.input_size)
                 boxes = {k: pm.box_to_polar(b) for k, b in f.boxes.items()}
                 image = pm.to_polar(f.image)
                 if self.recipe.scale == "minmax":
@@ -229,7 +229,7 @@ def for_representation(spec: str, representation: str, recipe: str = "sonostream
     scheme = spec.split(":", 1)[0]
     if representation == "polar" and scheme in ("sim", "dicom") and "polar=" not in spec:
         spec = spec + ("," if ":" in spec else ":") + "polar=1"
-    if recipe != "sonostream" and scheme == "sim" and "recipe=" not in spec:
+    if recipe != "sonostream" and scheme in ("sim", "dicom") and "recipe=" not in spec:
         spec = spec + ("," if ":" in spec else ":") + f"recipe={recipe}"
     return spec
 
@@ -259,8 +259,9 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     if kind == "dicom" and colon:
         from engines.datasets.dicom import DicomDataset
 
-        opts = spec_options(spec, rest, {"polar": bool}, target="path")
-        return DicomDataset(opts.pop("path", ""), input_size, polar=int(opts.get("polar", 0)))
+        opts = spec_options(spec, rest, {"polar": bool, "recipe": str}, target="path")
+        return DicomDataset(opts.pop("path", ""), input_size, polar=int(opts.get("polar", 0)),
+                            recipe=opts.get("recipe", "sonostream"))
     if kind == "fetal_planes" and colon:
         opts = spec_options(spec, rest, {"split": str}, target="path")
         path = opts.pop("path", "")

@@ -51,7 +51,9 @@ class DicomDataset:
     """Frames of labelled DICOM loops (decoded when asked for; the last file is kept open)."""
 
     def __init__(self, root: str, input_size: int = 224, polar: int = 0,
-                 csv_name: str = "labels.csv"):
+                 csv_name: str = "labels.csv", recipe: str = "sonostream"):
+        from engines.input_recipe import recipe_named
+
         if polar not in (0, 1):
             raise ValueError(f"dicom polar must be 0 or 1, got {polar}")
         path = os.path.join(root, csv_name)
@@ -59,6 +61,7 @@ class DicomDataset:
             raise ValueError(f"dicom dataset {root!r} has no {csv_name}")
         self.root, self.input_size, self.polar = root, int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
+        self.recipe = recipe_named(recipe)  # its polar shrink is the model's
         with open(path, newline="") as fh:
             rows = list(csv.reader(fh))
         header = [c.strip() for c in rows[0]] if rows else []
@@ -121,11 +124,10 @@ class DicomDataset:
         """A file's crop and sector as the streamer finds them, with the sector's PolarMap when
         polar (computed once per file)."""
         if file not in self._areas:
-            from engines.polar import PolarMap
-
             loop = self._loop(file)
             area = scan_area(loop, pick_tissue_region(loop.regions, loop.name) or _bright_area(loop))
-            pmap = PolarMap(area.sector, self.input_size) if self.polar and area.sector else None
+            pmap = (self.recipe.polar_map(area.sector, self.input_size)
+                    if self.polar and area.sector else None)
             self._areas[file] = (area, pmap)
         return self._areas[file]
 

@@ -20,6 +20,7 @@ class _Engine:
     """The model as a naive script would call it."""
 
     def __init__(self, plan: BenchPlan):
+        from engines.input_recipe import InputRecipe
         from engines.model_info import ModelInfo
 
         if plan.checkpoint is not None:
@@ -33,6 +34,7 @@ class _Engine:
             self.name, self.classes = "torch eager fp32, 1 thread", self.model.cfg.classes
             self.size = self.model.cfg.input_size
             self.representation = self.model.cfg.representation
+            self.recipe = InputRecipe.from_json(self.model.cfg.extra.get("recipe"))
         else:
             import onnxruntime as ort
 
@@ -42,7 +44,7 @@ class _Engine:
             self.input = self.session.get_inputs()[0].name
             info = ModelInfo.from_onnx(plan.onnx)
             self.torch, self.classes, self.size = None, info.classes, info.input_size
-            self.representation = info.representation
+            self.representation, self.recipe = info.representation, info.recipe
             self.name = "onnxruntime fp32, 1 thread (no checkpoint for torch eager)"
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +73,7 @@ def to_model_input(grey: np.ndarray, engine, roi) -> np.ndarray:
         if not hasattr(engine, "fitter"):
             from streamer.preprocess import SectorFitter
 
-            engine.fitter = SectorFitter(engine.size, 8)
+            engine.fitter = SectorFitter(engine.size, 8, recipe=engine.recipe)
         polar_map = engine.fitter(tuple(roi), grey)
         if polar_map is not None:
             return polar_map.to_polar(grey)

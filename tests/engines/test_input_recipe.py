@@ -6,6 +6,7 @@ import pytest
 from engines.input_recipe import (
     FETALNAV,
     SONOSTREAM,
+    SONOSTREAM_AREA,
     InputRecipe,
     crop_geometry,
     crop_to_ratio,
@@ -31,7 +32,14 @@ def test_crop_rect_and_recipe_metadata_round_trip():
     assert FETALNAV.crop_rect((10, 20, 163, 320)) == (10, 58, 163, 244)
     assert SONOSTREAM.crop_rect((10, 20, 163, 320)) == (10, 20, 163, 320)
     assert InputRecipe.from_json(FETALNAV.to_json()) == FETALNAV
-    assert InputRecipe.from_json("") == SONOSTREAM
+    assert InputRecipe.from_json(SONOSTREAM.to_json()) == SONOSTREAM
+    # no recipe, or one recorded before the shrink existed: the INTER_AREA filter it trained with
+    assert InputRecipe.from_json("") == SONOSTREAM_AREA
+    legacy = '{"aspect": 0.0, "name": "sonostream", "resize": "area", "scale": "unit", "spacing": 0.0}'
+    assert InputRecipe.from_json(legacy) == SONOSTREAM_AREA and SONOSTREAM_AREA.shrink == "area"
+    assert SONOSTREAM.shrink == "halving"
+    with pytest.raises(ValueError, match="shrink"):
+        InputRecipe(shrink="nearest")
     with pytest.raises(ValueError, match="unknown keys"):
         InputRecipe.from_json('{"aspect": 1.5, "colour": 1}')
     with pytest.raises(ValueError, match="aspect"):

@@ -57,11 +57,11 @@ def test_point_round_trip():
     assert np.allclose(pm.polar_to_image(75, 0), (240, 10))  # top centre: apex + r_min down
 
 
-@pytest.mark.parametrize("antialias", [True, False])
-def test_a_dot_lands_in_its_polar_cell(antialias):
+@pytest.mark.parametrize("antialias,shrink", [(True, "area"), (False, "area"), (True, "halving")])
+def test_a_dot_lands_in_its_polar_cell(antialias, shrink):
     import cv2
 
-    pm = PolarMap(GEOM, (64, 96), antialias=antialias)
+    pm = PolarMap(GEOM, (64, 96), antialias=antialias, shrink=shrink)
     for row, col in ((40, 30), (10, 80), (60, 5)):
         image = np.zeros((360, 480), np.uint8)
         x, y = pm.polar_to_image(col + 0.5, row + 0.5)
@@ -71,6 +71,41 @@ def test_a_dot_lands_in_its_polar_cell(antialias):
         rows, cols = np.indices(polar.shape)
         r, c = (rows * polar).sum() / polar.sum(), (cols * polar).sum() / polar.sum()
         assert abs(r - row) < 0.5 and abs(c - col) < 0.5
+
+
+def test_halving_shrinks_until_the_sampling_step_is_at_most_1_5():
+    pm = PolarMap(GEOM, (64, 96), shrink="halving")
+    assert pm.shrink > 3  # this sector is sampled ~5 px apart at 64x96
+    assert pm.halvings == math.ceil(math.log2(pm.shrink / 1.5)) and pm.shrink / 2**pm.halvings <= 1.5
+    assert PolarMap(GEOM, (400, 800), shrink="halving").halvings == 0  # finer than the image
+    with pytest.raises(ValueError, match="shrink"):
+        PolarMap(GEOM, 64, shrink="lanczos")
+
+
+@pytest.mark.parametrize("shrink", ["area", "halving"])
+def test_speckle_finer_than_the_polar_grid_does_not_alias(shrink):
+    """One-pixel stripes average out to grey; point sampling (no anti-aliasing) would keep their
+    full contrast as beats across the frame."""
+    image = np.zeros((360, 480), np.uint8)
+    image[:, ::2] = 200
+    inside = slice(8, -8)
+    plain = PolarMap(GEOM, (64, 96), antialias=False).to_polar(image)[inside, inside]
+    smooth = PolarMap(GEOM, (64, 96), shrink=shrink).to_polar(image)[inside, inside]
+    assert plain.std() > 40
+    assert smooth.std() < 8 and abs(float(smooth.mean()) - 100) < 8
+
+
+def test_halving_greys_a_colour_crop_after_shrinking_with_the_grey_crops_values():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (360, 480), dtype=np.uint8)
+    pm = PolarMap(GEOM, (64, 96), shrink="halving")
+    as_bgr = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    assert np.array_equal(pm.to_polar(as_bgr), pm.to_polar(grey))  # a grey screen: identical
+    colour = rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    diff = pm.to_polar(colour).astype(int) - pm.to_polar(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
+    assert np.abs(diff).max() <= 2  # rounding only
 
 
 def test_boxes_map_both_ways():
