@@ -26,8 +26,11 @@ def _thread_settings(backend) -> dict:
     return out
 
 
-def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 0) -> dict:
-    """Latency per call (p50/p90/p99/max), frames/s, peak RSS and thread settings."""
+def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 0,
+              pace_fps: float | None = None) -> dict:
+    """Latency per call (p50/p90/p99/max), frames/s, peak RSS and thread settings. Calls follow
+    each other at once, or with ``pace_fps`` one per frame interval, as a live feed gives them
+    (an idle machine between calls: colder caches, sleeping threads)."""
     from engines.backends import BackendOptions, create_backend
 
     rss = RssMeter()
@@ -40,7 +43,11 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 
         seconds, done = [], []
         with CpuMeter() as cpu:
             start = time.perf_counter()
+            due = start
             while not plan.enough(len(seconds) * run.batch, time.perf_counter() - start):
+                if pace_fps:
+                    due += 1.0 / pace_fps
+                    time.sleep(max(0.0, due - time.perf_counter()))
                 backend.infer(x)
                 seconds.append(backend.last_inference_s)
                 done.append(time.perf_counter())
@@ -59,5 +66,5 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 
         "throughput_fps": round(throughput, 2),
         "wall_throughput_fps": round(run.batch * rate(done), 2),
         **rss.as_dict(), "threads": settings, "threads_requested": threads, "cpu": cpu.as_dict(),
-        "fixed_batch": desc.get("fixed_batch"),
+        "fixed_batch": desc.get("fixed_batch"), "paced_fps": pace_fps,
     }

@@ -89,7 +89,8 @@ def _target_lines(t: dict | None) -> list[str]:
     if not t:
         return []
     if t["smoke"]:
-        return ["SMOKE RUN (--quick): too few frames for a verdict; run without --quick to judge."]
+        return ["SMOKE RUN (--quick): too few frames for a verdict; run without --quick to judge.",
+                *_paced_line(t)]
     alone = t["model_alone"]
     lines = [f"targets (model alone, {alone['threads'] or 'default'} threads: p50 "
              f"{alone['p50']:.3f} ms, p99 {alone['p99']:.3f} ms; live figures at {t['at']}):"]
@@ -102,7 +103,16 @@ def _target_lines(t: dict | None) -> list[str]:
         op = ">=" if name == "saturation_x_baseline" else "<="
         lines.append(f"  {label:<38}{_f(row['value'], '.3f'):>9}{unit:<3} goal {op} {row['goal']}"
                      f"{unit:<3} {verdict}")
-    return lines
+    return lines + _paced_line(t)
+
+
+def _paced_line(t: dict) -> list[str]:
+    paced = t.get("model_alone_paced")
+    if not paced:
+        return []
+    return [f"  (model alone at {paced['fps']:g} fps, one call per frame: p50 {paced['p50']:.3f} ms, "
+            f"p99 {paced['p99']:.3f} ms; inference in pipeline / paced alone "
+            f"{_f(paced['inference_in_pipeline_ratio'], '.3f')}x)"]
 
 
 def table(result: dict) -> str:

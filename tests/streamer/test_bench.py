@@ -79,6 +79,11 @@ def test_quick_bench_writes_json_and_plot(tmp_path, model_args, capsys):
         saturation["throughput_fps"] / base["throughput_fps"], abs=1e-3)
     targets = result["targets"]
     assert targets["smoke"] and all(targets[k]["met"] is None for k in TARGETS)
+    paced = model["paced_at_live_rate"]  # the model alone, one call per 30 fps interval
+    assert paced["paced_fps"] == 30 and paced["calls"] >= 2
+    assert paced["wall_throughput_fps"] <= 31  # really paced: no faster than the frame rate
+    assert targets["model_alone_paced"]["p50"] == paced["latency_ms"]["p50"]
+    assert "model alone at 30 fps" in printed
 
 
 def test_missing_model_is_one_clear_error(tmp_path, capsys):
