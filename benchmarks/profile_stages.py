@@ -27,7 +27,6 @@ from engines.defaults import default_onnx
 from engines.simulator import LiveFeed, ReplayFeed
 from streamer.config import PostprocessConfig, PreprocessConfig
 from streamer.frames import Frame, FrameResult, Timing
-from streamer.pipeline import resolve_representation
 from streamer.postprocess import Postprocessor
 from streamer.preprocess import Preprocessor
 from streamer.sinks.zmq_sink import ZmqSink
@@ -40,7 +39,7 @@ def profile(frames: int, model, width: int = 1920, height: int = 1080, top: int 
     cv2.setNumThreads(1)
     with create_backend("onnxruntime", model, BackendOptions(threads=1)) as backend:
         info = backend.info
-        pre = Preprocessor(resolve_representation(PreprocessConfig(), info), info.input_size)
+        pre = Preprocessor.for_model(PreprocessConfig(), info)
         post = Postprocessor(info.classes, info.activation, PostprocessConfig())
         sink = ZmqSink(endpoint="tcp://127.0.0.1:*", maps=True).open()
         for i in range(70):  # past the start-up fan searches and the sector fit

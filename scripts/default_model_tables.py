@@ -6,8 +6,9 @@
 
 ``collect`` reads ``streamer eval`` report.json files from DIR/<set>/report.json for the sets
 below (one directory per model) into engines/default_model/comparison.json. Printing reads that,
-ood.json (``streamer ood-fit --report``) and the reference*/reference_frames.json records
-(scripts/reference_frame.py) and writes the markdown the README shows.
+ood.json (``streamer ood-fit --report``), the reference*/reference_frames.json records
+(scripts/reference_frame.py) and live_accuracy.json (benchmarks/live_accuracy.py --json) and
+writes the markdown the README shows.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def ood_table(report: dict) -> str:
     return "\n".join(rows)
 
 
-REFERENCE_RECORDS = {"reference": "shipped", "reference_finetuned": "fine-tuned (not shipped)"}
+REFERENCE_RECORDS = {"reference": "shipped", "reference_previous": "previous (classic style)"}
 
 
 def reference_table(records: dict[str, dict]) -> str:
@@ -92,6 +93,14 @@ def reference_table(records: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def live_table(record: dict) -> str:
+    rows = [f"| model ({record['what']}) | decision accuracy | pointing game | frames |",
+            "|---|---|---|---|"]
+    rows += [f"| {r['name']} | {pct(r['accuracy'])} | {pct(r['pointing_game'])} | {r['frames']} |"
+             for r in record["results"]]
+    return "\n".join(rows)
+
+
 def tables() -> str:
     parts = []
     comp = DEST / "comparison.json"
@@ -105,6 +114,9 @@ def tables() -> str:
                if (DEST / d / "reference_frames.json").is_file()}
     if records:
         parts.append(reference_table(records))
+    live = DEST / "live_accuracy.json"
+    if live.is_file():
+        parts.append(live_table(json.loads(live.read_text())))
     return "\n\n".join(parts)
 
 

@@ -70,7 +70,6 @@ def live_result(backend, grey: np.ndarray, ood) -> dict:
     """The sector on a black screen through the streamer's preprocess, model and postprocess."""
     from streamer.config import PostprocessConfig, PreprocessConfig
     from streamer.frames import Frame
-    from streamer.pipeline import resolve_representation
     from streamer.postprocess import Postprocessor
     from streamer.preprocess import Preprocessor
 
@@ -81,7 +80,7 @@ def live_result(backend, grey: np.ndarray, ood) -> dict:
     img = cv2.resize(grey, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
     y0, x0 = (SCREEN[0] - img.shape[0]) // 2, (SCREEN[1] - img.shape[1]) // 2
     screen[y0:y0 + img.shape[0], x0:x0 + img.shape[1]] = img[..., None]
-    pre = Preprocessor(resolve_representation(PreprocessConfig(), info), info.input_size)
+    pre = Preprocessor.for_model(PreprocessConfig(), info)
     post = Postprocessor(info.classes, info.activation, PostprocessConfig(), ood=ood)
     for seq in range(LIVE_FRAMES):
         prepared = pre.process(Frame(seq, screen))

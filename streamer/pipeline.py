@@ -26,7 +26,6 @@ dropped, and every processed frame is published.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -608,13 +607,6 @@ class Pipeline:
         self.stages.publish.status(self.status())
 
 
-def resolve_representation(config, info):
-    """The preprocess section with "model" replaced by what the model was trained on."""
-    if config.representation != "model":
-        return config
-    return dataclasses.replace(config, representation=info.representation)
-
-
 def build_pipeline(config: Config, source, backend, sinks: list, metrics: PipelineMetrics | None = None
                    ) -> Pipeline:
     """Wire the stages for an opened backend, a (not yet opened) source and opened sinks."""
@@ -625,8 +617,7 @@ def build_pipeline(config: Config, source, backend, sinks: list, metrics: Pipeli
                       str(desc.get("precision", info.precision)))
     metrics.set_source_up(False)
     stages = Stages(
-        preprocess=Preprocessor(resolve_representation(config.preprocess, info), info.input_size,
-                                recipe=info.recipe),
+        preprocess=Preprocessor.for_model(config.preprocess, info),
         infer=InferenceStage(backend),
         postprocess=Postprocessor(info.classes, info.activation, config.postprocess,
                                   ood=load_ood(getattr(backend, "model_path", None))),

@@ -382,6 +382,14 @@ class Preprocessor:
         self.request_search = self.search  # (image, detect, fit) → None; the pipeline may replace
         self._lock = threading.Lock()  # one search at a time; a new frame size waits for it
 
+    @classmethod
+    def for_model(cls, config: PreprocessConfig, info) -> Preprocessor:
+        """Frames as a model (its ModelInfo) takes them: its representation where the config says
+        "model", its input size and its input recipe (crop, anti-aliasing shrink, scaling)."""
+        if config.representation == "model":
+            config = dataclasses.replace(config, representation=info.representation)
+        return cls(config, info.input_size, recipe=info.recipe)
+
     @property
     def roi(self) -> Rect | None:
         """The fan's rectangle as last found (None: not found, or not looked for)."""

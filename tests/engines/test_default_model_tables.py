@@ -38,3 +38,11 @@ def test_collect_reads_eval_reports(tmp_path):
     assert "before" not in comp["classic style"]
     table = mod.simulated_table(comp)
     assert "| A: accuracy |" in table and "| 50.0 | 25.0 | 75.0 | 37.5 | 4 |" in table
+
+
+def test_live_accuracy_table_names_each_model_with_its_recorded_figures():
+    mod = _tables()
+    table = mod.live_table({"what": "sweeps", "results": [
+        {"name": "new", "accuracy": 0.9512, "pointing_game": 0.9, "frames": 150},
+        {"name": "old", "accuracy": 0.5, "pointing_game": 0.25, "frames": 150}]})
+    assert "| new | 95.1 | 90.0 | 150 |" in table and "| old | 50.0 | 25.0 | 150 |" in table

@@ -190,14 +190,17 @@ def test_preprocessing_overlaps_inference_of_the_previous_frame():
     assert overlaps
 
 
-def test_preprocessing_follows_the_models_representation_unless_told():
+def test_preprocessing_follows_the_models_representation_unless_told_and_its_recipe():
+    from engines.input_recipe import SONOSTREAM_AREA
     from engines.model_info import ModelInfo
-    from streamer.pipeline import resolve_representation
+    from streamer.preprocess import Preprocessor
 
-    polar_model = ModelInfo(("a",), "sigmoid", 64, representation="polar")
-    assert resolve_representation(PreprocessConfig(), polar_model).representation == "polar"
+    polar_model = ModelInfo(("a",), "sigmoid", 64, representation="polar", recipe=SONOSTREAM_AREA)
+    pre = Preprocessor.for_model(PreprocessConfig(), polar_model)
+    assert pre.config.representation == "polar" and pre.size == 64
+    assert pre.recipe == SONOSTREAM_AREA  # an older model keeps the shrink it was trained with
     told = PreprocessConfig(representation="sector")
-    assert resolve_representation(told, polar_model).representation == "sector"
+    assert Preprocessor.for_model(told, polar_model).config.representation == "sector"
     with pytest.raises(ValueError, match="representation"):
         PreprocessConfig(representation="doppler")
 
