@@ -4,6 +4,7 @@ Specs:
   ``sim[:n=1000,seed=0,style=train,polar=0]``  simulated scanner frames, with ground-truth boxes;
       ``polar=1`` resamples curvilinear sectors to polar form (depth down, beam angle across),
       each box becoming the polar bounding box of its region (linear-probe frames stay plain).
+      ``style=A+B`` mixes styles: frame i has style i mod k (each style its own frames).
   ``folder:/dir`` (or a bare directory holding ``labels.csv``)  images plus a CSV whose columns
       are ``image`` (file name relative to the directory) then one 0/1 column per class.
   ``fetal_planes:/dir[,split=train|test]``  the public FETAL_PLANES_DB layout:
@@ -85,17 +86,20 @@ class SimDataset:
             raise ValueError(f"sim dataset size n must be >= 1, got {n}")
         self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
-        self.sim = ScannerSimulator(SimConfig(seed=seed, style=style))
+        self.sims = [ScannerSimulator(SimConfig(seed=seed, style=s)) for s in style.split("+")]
+        self.sim = self.sims[0]
         self.recipe = recipe_named(recipe)
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> Sample:
+        i = _index(i, self.n)
+        sim, index = self.sims[i % len(self.sims)], i // len(self.sims)
         if self.polar:
             from engines.polar import estimate_geometry
 
-            f = self.sim.frame(_index(i, self.n))
+            f = sim.frame(index)
             geometry = estimate_geometry(f.fan_mask)  # as the streamer fits it, on the exact fan
             if geometry is not None:
                 pm = self.recipe.polar_map(geometry, self.input_size)
@@ -104,7 +108,7 @@ class SimDataset:
                 if self.recipe.scale == "minmax":
                     image = bytescale(image)
                 return Sample(image, f.labels, boxes, (pm, f.boxes))
-        img, labels, boxes = self.sim.training_image(_index(i, self.n), self.input_size)
+        img, labels, boxes = sim.training_image(index, self.input_size)
         return Sample(bytescale(img) if self.recipe.scale == "minmax" else img, labels, boxes)
 
 
@@ -247,8 +251,9 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
                                          "recipe": str})
         from engines.simulator.render import STYLES
 
-        if opts.get("style", "train") not in STYLES:
-            raise ValueError(f"sim style must be one of {STYLES}, got {opts['style']!r}")
+        if not set(opts.get("style", "train").split("+")) <= set(STYLES):
+            raise ValueError(f"sim style must be one of {STYLES} (or several joined by +), "
+                             f"got {opts['style']!r}")
         if opts.get("seed", 0) < 0:
             raise ValueError(f"sim seed must be >= 0, got {opts['seed']}")
         return SimDataset(input_size=input_size, **opts)

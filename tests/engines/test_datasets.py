@@ -138,3 +138,15 @@ def test_data_sets_and_sources_share_one_spec_grammar():
                 create_source(bad)
     with pytest.raises(ValueError, match=r"unknown option\(s\) fps in 'sim:fps=30'; known: n, polar"):
         open_dataset("sim:fps=30")
+
+
+def test_mixed_styles_alternate_frame_by_frame_each_style_its_own_frames():
+    mixed = open_dataset("sim:n=4,seed=3,style=classic+heldout", 64)
+    classic = open_dataset("sim:n=2,seed=3,style=classic", 64)
+    heldout = open_dataset("sim:n=2,seed=3,style=heldout", 64)
+    for j in range(2):
+        assert np.array_equal(mixed[2 * j].image, classic[j].image)
+        assert np.array_equal(mixed[2 * j + 1].image, heldout[j].image)
+        assert np.array_equal(mixed[2 * j + 1].labels, heldout[j].labels)
+    with pytest.raises(ValueError, match="style"):
+        open_dataset("sim:n=2,style=classic+cartoon", 64)
