@@ -1,7 +1,8 @@
 """The bundled default model's README tables, generated from its recorded reports (no typed numbers).
 
     python scripts/default_model_tables.py collect --before DIR --after DIR \
-        [--before-name TEXT] [--after-name TEXT]          (writes comparison.json, then prints)
+        [--before-name TEXT] [--after-name TEXT] [--also NAME=DIR ...]
+                                                          (writes comparison.json, then prints)
     python scripts/default_model_tables.py                (prints the tables)
 
 ``collect`` reads ``streamer eval`` report.json files from DIR/<set>/report.json for the sets
@@ -26,11 +27,12 @@ SETS = {  # name in the table: (eval directory name, what it is)
 }
 
 
-def collect(before: Path, after: Path, names: dict[str, str]) -> dict:
+def collect(roots: dict[str, Path], names: dict[str, str]) -> dict:
+    """Each model's (key → eval root) mean accuracy and pointing game per set."""
     out = {"models": names}
     for name, (sub, what) in SETS.items():
         row = {"what": what}
-        for label, root in (("before", before), ("after", after)):
+        for label, root in roots.items():
             path = root / sub / "report.json"
             if path.is_file():
                 r = json.loads(path.read_text())
@@ -46,16 +48,15 @@ def pct(v) -> str:
 
 def simulated_table(comp: dict) -> str:
     names = comp.get("models", {})
-    rows = [f"| frames | {names.get('before', 'before')}: accuracy | pointing game | "
-            f"{names.get('after', 'after')}: accuracy | pointing game | n |",
-            "|---|---|---|---|---|---|"]
+    head = " | ".join(f"{name}: accuracy | pointing game" for name in names.values())
+    rows = [f"| frames | {head} | n |", "|---|" + "---|---|" * len(names) + "---|"]
     for name, row in comp.items():
         if name == "models":
             continue
-        b, a = row.get("before", {}), row.get("after", {})
-        rows.append(f"| {name}: {row['what']} | {pct(b.get('mean_accuracy'))} | "
-                    f"{pct(b.get('pointing_game'))} | {pct(a.get('mean_accuracy'))} | "
-                    f"{pct(a.get('pointing_game'))} | {a.get('frames', b.get('frames', '–'))} |")
+        cells = " | ".join(f"{pct(row.get(k, {}).get('mean_accuracy'))} | "
+                           f"{pct(row.get(k, {}).get('pointing_game'))}" for k in names)
+        n = next((row[k]["frames"] for k in names if k in row), "–")
+        rows.append(f"| {name}: {row['what']} | {cells} | {n} |")
     return "\n".join(rows)
 
 
@@ -101,8 +102,28 @@ def live_table(record: dict) -> str:
     return "\n".join(rows)
 
 
+def report_table(report_md: str) -> str:
+    """The per-class table of a ``streamer eval`` report.md."""
+    return "\n".join(line for line in report_md.splitlines() if line.startswith("|"))
+
+
+def training_line(history: dict) -> str:
+    epochs = history.get("history", [])
+    minutes = sum(e.get("seconds", 0.0) for e in epochs) / 60
+    return (f"Training: {len(epochs)} epochs, {minutes:.0f} minutes for the epochs on this machine "
+            f"(`history.json`); the soft proposal is unrolled to {history.get('unrolled_iterations')} "
+            f"iterations (the reference loop needed {min(history.get('convergence_iterations', [0]))}–"
+            f"{max(history.get('convergence_iterations', [0]))} on validation frames).")
+
+
 def tables() -> str:
     parts = []
+    report = DEST / "report.md"
+    if report.is_file():
+        parts.append(report_table(report.read_text()))
+    history = DEST / "history.json"
+    if history.is_file():
+        parts.append(training_line(json.loads(history.read_text())))
     comp = DEST / "comparison.json"
     if comp.is_file():
         parts.append(simulated_table(json.loads(comp.read_text())))
@@ -127,13 +148,18 @@ def main() -> int:
     ap.add_argument("--after", type=Path)
     ap.add_argument("--before-name", default="before")
     ap.add_argument("--after-name", default="after")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=DIR",
+                    help="another model's eval root, shown after the two")
     args = ap.parse_args()
     if args.command == "collect":
         if not (args.before and args.after):
             raise SystemExit("collect needs --before and --after")
+        roots = {"before": args.before, "after": args.after}
         names = {"before": args.before_name, "after": args.after_name}
-        (DEST / "comparison.json").write_text(
-            json.dumps(collect(args.before, args.after, names), indent=1))
+        for i, item in enumerate(args.also):
+            name, _, root = item.partition("=")
+            roots[f"also{i}"], names[f"also{i}"] = Path(root), name
+        (DEST / "comparison.json").write_text(json.dumps(collect(roots, names), indent=1))
     print(tables())
     return 0
 

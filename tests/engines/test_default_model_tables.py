@@ -32,7 +32,8 @@ def test_collect_reads_eval_reports(tmp_path):
         d.mkdir(parents=True)
         (d / "report.json").write_text(json.dumps(
             {"mean_accuracy": acc, "pointing_game": acc / 2, "frames": 4, "data": "sim:n=4"}))
-    comp = mod.collect(tmp_path / "a", tmp_path / "b", {"before": "A", "after": "B"})
+    comp = mod.collect({"before": tmp_path / "a", "after": tmp_path / "b"},
+                       {"before": "A", "after": "B"})
     row = comp["held-out style"]
     assert row["before"]["mean_accuracy"] == 0.5 and row["after"]["pointing_game"] == 0.375
     assert "before" not in comp["classic style"]
