@@ -68,6 +68,11 @@ def markdown(result: dict, source: str, note: str = "") -> str:
                 mark = "met" if row["met"] else "not met"
                 verdicts.append(text.format(v=row["value"], g=row["goal"]) + f": {mark}")
         lines.append("Targets at " + str(t["at"]) + ": " + "; ".join(verdicts) + ".")
+        paced = t.get("model_alone_paced")
+        if paced:
+            lines.append(f"The model alone called once per frame at {paced['fps']:g} fps, as the "
+                         f"pipeline calls it: p50 {_ms(paced['p50'])}, p99 {_ms(paced['p99'])}; "
+                         f"inference in the pipeline {paced['inference_in_pipeline_ratio']:.2f}× that.")
     elif t.get("smoke"):
         lines.append("A smoke run (`--quick`): too short for a verdict.")
     return "\n".join(lines)
