@@ -52,6 +52,9 @@ class InferenceConfig:
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 0  # 0: the runtime's default
+    # ONNX Runtime's worker threads spin between calls: at a live frame rate each call then starts
+    # warm (benchmarks/paced_model.py), for some CPU spent spinning
+    spin: bool = False
     server: str = ""  # backend "remote": the v2 inference server, grpc://HOST:PORT
     remote_model: str = ""  # the model's name on that server (empty: sonostream)
 

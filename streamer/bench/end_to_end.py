@@ -71,7 +71,7 @@ def _config(plan: BenchPlan, spec: str, threads: int):
     limit = plan.warmup + plan.frames if plan.frames else 0
     queue = max(2, plan.max_batch)  # room for a full batch to wait
     return Config(source=SourceConfig(spec=spec), publish=PublishConfig(endpoint=ENDPOINT, stream="bench"),
-                  metrics=MetricsConfig(port=0), model=InferenceConfig(threads=threads),
+                  metrics=MetricsConfig(port=0), model=InferenceConfig(threads=threads, spin=plan.spin),
                   pipeline=PipelineConfig(max_frames=limit, max_batch=plan.max_batch, queue_size=queue,
                                           preprocess_in_source=plan.preprocess_in_source))
 
@@ -114,7 +114,8 @@ def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None, threads:
     spec = source_spec(plan, fps)
     config = _config(plan, spec, threads)
     rss = RssMeter()
-    backend = create_backend("onnxruntime", plan.onnx, BackendOptions(threads=threads)).open()
+    backend = create_backend("onnxruntime", plan.onnx, BackendOptions(threads=threads,
+                                                                      spin=plan.spin)).open()
     described = backend.describe()
     zmq_sink = ZmqSink(endpoint=ENDPOINT, maps=config.postprocess.maps).open()
     timings = TimingSink()

@@ -34,7 +34,7 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 
     from engines.backends import BackendOptions, create_backend
 
     rss = RssMeter()
-    options = BackendOptions(precision=run.precision, threads=threads)
+    options = BackendOptions(precision=run.precision, threads=threads, spin=plan.spin)
     backend = create_backend(run.backend, run.path, options).open()
     try:
         x = _input(run.batch, backend.info.input_size)
@@ -66,5 +66,5 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 
         "throughput_fps": round(throughput, 2),
         "wall_throughput_fps": round(run.batch * rate(done), 2),
         **rss.as_dict(), "threads": settings, "threads_requested": threads, "cpu": cpu.as_dict(),
-        "fixed_batch": desc.get("fixed_batch"), "paced_fps": pace_fps,
+        "fixed_batch": desc.get("fixed_batch"), "paced_fps": pace_fps, "spin": desc.get("spin"),
     }

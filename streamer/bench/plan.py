@@ -36,6 +36,7 @@ class BenchPlan:
     threads: tuple[int, ...] = ()  # ONNX Runtime intra-op threads to choose from; (): 1..cores
     smoke: bool = False  # too short for a verdict: the report says so instead of judging
     preprocess_in_source: bool = False  # True: the pipeline preprocesses in the source thread
+    spin: bool = False  # ONNX Runtime's worker threads spin between calls (model alone and pipelines)
 
     def __post_init__(self):
         if self.duration_s <= 0 or self.frames < 0 or self.warmup < 0:

@@ -27,6 +27,8 @@ def add_arguments(p) -> None:
                    "from by measurement (default 1..usable cores, at most 4; 0 = its default)")
     p.add_argument("--preprocess-in-source", action="store_true", help="the pipeline preprocesses in "
                    "the source thread instead of a thread of its own (to compare the two)")
+    p.add_argument("--spin", action="store_true", help="ONNX Runtime's worker threads spin between "
+                   "calls ([model] spin), in every run: the model alone and the pipelines")
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds: tiny counts, "
                    "one frame rate, batch 1, no thread sweep; too short for a verdict")
     p.add_argument("--json", metavar="FILE", help="write every figure and the machine description")
@@ -85,7 +87,8 @@ def plan_from_args(args):
     changes = {"duration_s": args.duration, "frames": args.frames,
                "fps": _numbers(args.fps, float, "--fps"), "batches": _numbers(args.batches, int, "--batches"),
                "max_batch": args.max_batch, "threads": _numbers(args.threads, int, "--threads"),
-               "preprocess_in_source": True if args.preprocess_in_source else None}
+               "preprocess_in_source": True if args.preprocess_in_source else None,
+               "spin": True if args.spin else None}
     with user_input("bench", (ValueError,)):  # the plan validates the flags
         return replace(plan, **{k: v for k, v in changes.items() if v is not None})
 

@@ -143,7 +143,7 @@ def _open_parts(config, stack: contextlib.ExitStack):
     path = _model_path(config)
     with user_input(f"cannot load model {path}", subject=path):
         backend = create_backend(m.backend, path, BackendOptions(device=m.device, precision=m.precision,
-                                                                  threads=m.threads))
+                                                                  threads=m.threads, spin=m.spin))
         stack.callback(backend.close)
         backend.open()
     sinks = open_sinks(_sink_requests(config), stack)

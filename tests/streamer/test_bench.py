@@ -175,3 +175,11 @@ def test_readme_table_is_written_from_the_recorded_json(tmp_path, model_args):
     saturation = next(r for r in result["end_to_end"]["runs"] if not r["realtime"])
     assert f"| {saturation['throughput_fps']:.0f} |" in text  # the figure, from the JSON
     assert "smoke run" in text
+
+
+def test_spin_reaches_every_backend_the_bench_opens(tmp_path, model_args):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--spin", *model_args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert all(r["backend"]["spin"] is True for r in result["end_to_end"]["runs"])
+    assert result["model_only"]["paced_at_live_rate"]["spin"] is True

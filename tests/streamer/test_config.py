@@ -17,6 +17,7 @@ spec = "zmq:tcp://127.0.0.1:5550"
 [model]
 path = "m.onnx"
 threads = 2
+spin = true
 [preprocess]
 roi = [10, 20, 300, 200]
 [postprocess]
@@ -31,7 +32,8 @@ port = 0
 [pipeline]
 max_frames = 5
 """))
-    assert cfg.source.spec.startswith("zmq:") and cfg.model.threads == 2
+    assert cfg.source.spec.startswith("zmq:") and cfg.model.threads == 2 and cfg.model.spin
+    assert not Config().model.spin
     assert cfg.preprocess.roi == (10, 20, 300, 200) and cfg.preprocess.mode == "roi"
     assert cfg.postprocess.threshold_for("head") == 0.7 and cfg.postprocess.threshold_for("spine") == 0.6
     assert cfg.publish.stream == "us1" and cfg.metrics.port == 0 and cfg.pipeline.max_frames == 5
