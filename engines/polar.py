@@ -165,28 +165,29 @@ class PolarMap:
         arc = g.r_max * (g.angle_max - g.angle_min)
         step = min(arc / self.width, (g.r_max - g.r_min) / self.height)
         self.shrink = step if antialias and step > 1.5 else 1.0
-        self.halvings = 0
-        if shrink == "halving":
-            self.halvings = max(0, math.ceil(math.log2(self.shrink / 1.5))) if self.shrink > 1 else 0
         self.method = shrink
+        self.halvings = (math.ceil(math.log2(self.shrink / 1.5))
+                         if shrink == "halving" and self.shrink > 1.5 else 0)
         u = (np.arange(self.width) + 0.5)[None, :]
         v = (np.arange(self.height) + 0.5)[:, None]
         self._x, self._y = self.polar_to_image(u, v)
-        self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, float, float]] = {}
+        self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int, int]] = {}
 
     def _table(self, h: int, w: int):
+        """Remap tables for [h, w] images, the shrunk size and the halvings that give it (no more
+        than the image allows)."""
         key = (h, w)
         if key not in self._tables:
+            levels = min(self.halvings, min(h, w).bit_length() - 1)
             if self.method == "halving":
-                sh, sw = max(1, h >> self.halvings), max(1, w >> self.halvings)
-                fx = (self._x / (1 << self.halvings) - 0.5).astype(np.float32)
-                fy = (self._y / (1 << self.halvings) - 0.5).astype(np.float32)
+                sh, sw = h >> levels, w >> levels  # each halving drops an odd last row / column
+                sx = sy = 1 / (1 << levels)
             else:
                 sh, sw = max(1, round(h / self.shrink)), max(1, round(w / self.shrink))
-                fx = (self._x * (sw / w) - 0.5).astype(np.float32)
-                fy = (self._y * (sh / h) - 0.5).astype(np.float32)
+                sx, sy = sw / w, sh / h
+            fx, fy = (self._x * sx - 0.5).astype(np.float32), (self._y * sy - 0.5).astype(np.float32)
             m1, m2 = cv2.convertMaps(fx, fy, cv2.CV_16SC2)
-            self._tables[key] = (m1, m2, sh, sw)
+            self._tables[key] = (m1, m2, sh, sw, levels)
         return self._tables[key]
 
     def prepare(self, h: int, w: int) -> None:
@@ -194,16 +195,17 @@ class PolarMap:
         self._table(h, w)
 
     def to_polar(self, image: np.ndarray) -> np.ndarray:
-        """The sector image resampled to [height, width] (outside the image: 0). A BGR image
-        [h, w, 3] is shrunk first and greyed after (the same values as greying first, to
-        rounding, on a quarter of the pixels per halving)."""
+        """The sector image (grey, or BGR [h, w, 3]) resampled to grey [height, width] (outside the
+        image: 0). The shrink decides where BGR is greyed: "area" greys first (as its models were
+        trained), "halving" after shrinking (the same values to rounding, on a quarter of the
+        pixels per halving)."""
         h, w = image.shape[:2]
-        m1, m2, sh, sw = self._table(h, w)
+        m1, m2, sh, sw, levels = self._table(h, w)
+        if self.method == "area" and image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         if self.method == "halving":
-            for _ in range(self.halvings):  # INTER_LINEAR at exactly 1/2: the mean of 2×2 blocks
+            for _ in range(levels):  # INTER_LINEAR at exactly 1/2: the mean of 2×2 blocks
                 hh, hw = image.shape[0] // 2, image.shape[1] // 2
-                if hh < 1 or hw < 1:
-                    break
                 image = cv2.resize(image[: 2 * hh, : 2 * hw], (hw, hh), interpolation=cv2.INTER_LINEAR)
         elif (sh, sw) != (h, w):
             image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)

@@ -460,8 +460,8 @@ class Preprocessor:
 
     def _prepare(self, image: np.ndarray, crop: Crop) -> Prepared:
         roi = image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
-        if isinstance(crop, PolarCrop):  # a halving shrink greys after shrinking: fewer pixels
-            bgr = crop.polar.method == "halving" and roi.ndim == 3 and roi.shape[2] == 3
+        if isinstance(crop, PolarCrop):  # BGR as it is: the model's shrink decides when to grey
+            bgr = roi.ndim == 3 and roi.shape[2] == 3
             small = crop.polar.to_polar(roi if bgr else _grey(roi))
         else:
             small = cv2.resize(_grey(roi), (self.size, self.size), interpolation=cv2.INTER_AREA)

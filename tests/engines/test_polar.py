@@ -108,6 +108,15 @@ def test_halving_greys_a_colour_crop_after_shrinking_with_the_grey_crops_values(
     assert np.abs(diff).max() <= 2  # rounding only
 
 
+def test_area_shrink_greys_a_colour_crop_first_as_its_older_models_were_trained():
+    import cv2
+
+    colour = np.random.default_rng(1).integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    pm = PolarMap(GEOM, (64, 96))
+    assert pm.method == "area" and pm.shrink > 1.5
+    assert np.array_equal(pm.to_polar(colour), pm.to_polar(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)))
+
+
 def test_boxes_map_both_ways():
     pm = PolarMap(GEOM, 224)
     for b in ((200, 100, 260, 160), (60, 150, 140, 250), (230, 20, 300, 60)):
