@@ -75,7 +75,7 @@ def run_bench(plan: BenchPlan, progress: bool = True) -> dict:
             latency_threads = min(sweep, key=lambda r: r["latency_ms"]["p50"])["threads_requested"]
             paced = _step(bar, f"model b1 at {plan.fps[0]:g} fps", model_only.run_model,
                           ModelRun("onnxruntime", "fp32", plan.onnx, 1), plan,
-                          threads=latency_threads, pace_fps=plan.fps[0]) if plan.fps else None
+                          threads=latency_threads, pace_fps=plan.fps[0])
             e2e = [_step(bar, f"pipeline {f:g} fps", end_to_end.run_pipeline, plan, f,
                          threads=latency_threads) for f in plan.fps]
             saturation = [_step(bar, f"pipeline saturation, {t or 'default'} threads",
@@ -91,21 +91,7 @@ def run_bench(plan: BenchPlan, progress: bool = True) -> dict:
                "chosen_by": "lowest model-only p50 at batch 1 (latency runs); highest pipeline "
                             "frames/s at saturation (saturation run)"}
     standalone = next(r for r in sweep if r["threads_requested"] == latency_threads)
-    out = assemble(plan, host, flops, model, [*e2e, best], base, threads, standalone)
-    if paced is not None:
-        out["model_only"]["paced_at_live_rate"] = paced
-        out["targets"]["model_alone_paced"] = {
-            "fps": paced["paced_fps"], "p50": paced["latency_ms"]["p50"],
-            "p99": paced["latency_ms"]["p99"],
-            "inference_in_pipeline_ratio": _paced_ratio(out["targets"], paced),
-            "why": "the model alone called once per frame interval, as the pipeline calls it: "
-                   "context for the targets, which are judged against back-to-back calls"}
-    return out
-
-
-def _paced_ratio(targets: dict, paced: dict) -> float | None:
-    ratio, alone = targets["inference_in_pipeline_ratio"]["value"], targets["model_alone"]["p50"]
-    return _ratio(ratio * alone, paced["latency_ms"]["p50"]) if ratio else None
+    return assemble(plan, host, flops, model, [*e2e, best], base, threads, standalone, paced)
 
 
 def _step(bar: Progress, label: str, fn, *args, **kwargs):
@@ -125,7 +111,8 @@ TARGETS = {"overhead_p50_ms": 1.0, "overhead_p99_ms": 3.0, "saturation_x_baselin
            "inference_in_pipeline_ratio": 1.15}
 
 
-def targets(plan: BenchPlan, e2e: list, standalone: dict, speedup: float | None) -> dict:
+def targets(plan: BenchPlan, e2e: list, standalone: dict, speedup: float | None,
+            paced: dict | None = None) -> dict:
     """The engine's goals, judged within this one run: overhead over the model alone at the
     first live frame rate (p50 and p99), saturation over the baseline, and the model's own time
     in the pipeline against alone. A smoke run is too short to judge and says so."""
@@ -145,11 +132,20 @@ def targets(plan: BenchPlan, e2e: list, standalone: dict, speedup: float | None)
         met = None if plan.smoke or value is None else (
             value >= goal if name == "saturation_x_baseline" else value <= goal)
         out[name] = {"value": value, "goal": goal, "met": met}
+    if paced is not None:  # the model alone run once per frame interval (at the first live rate)
+        out["model_alone_paced"] = {
+            "fps": paced["paced_fps"], "p50": paced["latency_ms"]["p50"],
+            "p99": paced["latency_ms"]["p99"],
+            "inference_in_pipeline_ratio": None if live is None else _ratio(
+                live["latency_ms"]["inference"]["p50"], paced["latency_ms"]["p50"]),
+            "why": "the model alone called once per frame interval, as the pipeline calls it: "
+                   "context for the targets, which are judged against back-to-back calls"}
     return out
 
 
 def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, base: dict,
-             threads: dict | None = None, standalone: dict | None = None) -> dict:
+             threads: dict | None = None, standalone: dict | None = None,
+             paced: dict | None = None) -> dict:
     """The result dict; every headline figure also as a ratio to the baseline (> 1: better)."""
     total = flops["total"]
     b_inf = base["latency_ms"]["inference"]
@@ -184,11 +180,12 @@ def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, b
                                  "extra_onnx": {k: str(v) for k, v in plan.extra_onnx.items()},
                                  "flops_per_frame": total, "flops_by_op": flops["by_op"],
                                  "flops_uncounted": flops["uncounted"]},
-                       "runs": model, "standalone_for_overhead": standalone},
+                       "runs": model, "standalone_for_overhead": standalone,
+                       **({"paced_at_live_rate": paced} if paced is not None else {})},
         "end_to_end": {"runs": e2e},
         "baseline": base,
         "speedup_vs_baseline": speedup,
-        "targets": targets(plan, e2e, standalone or model[0], speedup),
+        "targets": targets(plan, e2e, standalone or model[0], speedup, paced),
     }
 
 

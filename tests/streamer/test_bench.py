@@ -83,6 +83,8 @@ def test_quick_bench_writes_json_and_plot(tmp_path, model_args, capsys):
     assert paced["paced_fps"] == 30 and paced["calls"] >= 2
     assert paced["wall_throughput_fps"] <= 31  # really paced: no faster than the frame rate
     assert targets["model_alone_paced"]["p50"] == paced["latency_ms"]["p50"]
+    assert targets["model_alone_paced"]["inference_in_pipeline_ratio"] == pytest.approx(
+        runs[0]["latency_ms"]["inference"]["p50"] / paced["latency_ms"]["p50"], abs=1e-3)
     assert "model alone at 30 fps" in printed
 
 
