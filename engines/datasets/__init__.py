@@ -87,7 +87,6 @@ class SimDataset:
         self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
         self.sims = [ScannerSimulator(SimConfig(seed=seed, style=s)) for s in style.split("+")]
-        self.sim = self.sims[0]
         self.recipe = recipe_named(recipe)
 
     def __len__(self) -> int:

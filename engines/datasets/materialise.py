@@ -42,15 +42,17 @@ def materialise(dataset, progress: bool = True, what: str = "frames",
     images = np.empty((n, *first.image.shape), np.uint8)
     labels = np.empty((n, len(first.labels)), np.float32)
     bar = tqdm(total=n, desc=f"loading {what}", disable=not progress, unit="frame")
+    images[0], labels[0] = first.image, first.labels
+    bar.update()
     if workers == 1:
-        for i in range(n):
+        for i in range(1, n):
             sample = dataset[i]
             images[i], labels[i] = sample.image, sample.labels
             bar.update()
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
                                  initargs=(dataset,)) as pool:
-            tasks = [pool.submit(_chunk, s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+            tasks = [pool.submit(_chunk, s, min(s + CHUNK, n)) for s in range(1, n, CHUNK)]
             for task in as_completed(tasks):
                 start, x, y = task.result()
                 images[start : start + len(x)], labels[start : start + len(y)] = x, y

@@ -89,7 +89,7 @@ def test_sim_polar_spec():
     polar = open_dataset("sim:n=12,seed=0,polar=1", input_size=64)
     kinds = set()
     for i in range(12):
-        p, q, f = polar[i], plain[i], polar.sim.frame(i)
+        p, q, f = polar[i], plain[i], polar.sims[0].frame(i)
         assert p.image.shape == (64, 64) and p.image.dtype == np.uint8
         assert np.array_equal(p.labels, q.labels) and set(p.boxes) == set(q.boxes)
         kinds.add(f.geometry.kind)
