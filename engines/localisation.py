@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -25,48 +27,48 @@ def locate(class_map: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACT
     return peak, (tuple(float(v) for v in boxes[0]) if has_box[0] else None)
 
 
-def locate_all(maps: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACTION):
-    """:func:`locate` for every class map [C, h, w] at once, in a handful of OpenCV and numpy
-    calls: peaks [C, 2], boxes [C, 4] and has_box [C] (False: the row of boxes is meaningless).
+def grid_cells(maps_shape: tuple[int, ...], size: int) -> int:
+    """Grid cells per side a class map is upsampled to: 4 per map cell, at most the input size."""
+    return min(size, 4 * max(maps_shape[-2:]))
 
-    Resizes upsample the maps four at a time (as channels); the C threshold masks are laid side
-    by side, one empty column apart, so one connected-components pass labels them all.
+
+def locate_cells(maps: np.ndarray, cells: int, fraction: float = DEFAULT_BOX_FRACTION):
+    """Per class map [C, h, w], upsampled to cells×cells: the peak's cell (u, v) and the box
+    (u0, v0, u1, v1) in cell edges, or None when the map has no positive peak or is flat.
+
+    Three OpenCV calls per class: resize, minMaxLoc (its first maximum in row-major order, as
+    argmax) and a mask-only flood fill from the peak over the values within [threshold, peak],
+    8-connected, whose rectangle is the box. On 6 maps of 14×14 this takes about half the time
+    of the one connected-components pass over all classes side by side it replaced.
     """
     maps = np.asarray(maps, np.float32)
-    c, h, w = maps.shape
-    grid = min(size, 4 * max(h, w))
-    k = size / grid
-    # resized 4 classes at a time: OpenCV's 4-channel path rounds exactly as its 1-channel one
-    # (2, 5, 6... channels differ in the last bit), so a class's peak is the one locate() finds
-    chunks = -(-c // 4)
-    padded = np.zeros((4 * chunks, h, w), np.float32)
-    padded[:c] = maps
-    src = np.ascontiguousarray(padded.reshape(chunks, 4, h, w).transpose(0, 2, 3, 1))
-    tiles = np.empty((grid, 4 * chunks, grid + 1), np.float32)  # [rows, class, columns + spacer]
-    for j in range(chunks):
-        up = cv2.resize(src[j], (grid, grid), interpolation=cv2.INTER_LINEAR)
-        tiles[:, 4 * j : 4 * j + 4, :grid] = up.transpose(0, 2, 1)
-    tiles = tiles[:, :c]
-    tiles[:, :, grid] = tiles[:, :, grid - 1]  # a copy: changes no minimum, wins no argmax
-    by_class = tiles.transpose(1, 0, 2).reshape(c, -1)
-    at = np.argmax(by_class, axis=1)
-    classes = np.arange(c)
-    top, low = by_class[classes, at], np.maximum(by_class.min(axis=1), 0.0)
-    v, u = np.divmod(at, grid + 1)
-    with np.errstate(invalid="ignore"):
-        has_box = np.isfinite(top) & (top > 0) & (top - low > 1e-12 * np.maximum(np.abs(top), 1.0))
-        mask = (tiles >= (low + fraction * (top - low)).astype(np.float32)[:, None]).view(np.uint8)
-    mask[:, :, grid] = 0  # the spacer keeps each class's components apart
-    # Grana's block-based labelling: the same components, its statistics about 3× faster here
-    _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        mask.reshape(grid, c * (grid + 1)), 8, cv2.CV_32S, cv2.CCL_BBDT)
-    column = classes * (grid + 1)
-    boxes = stats[labels[v, column + u], :4].astype(np.float64)
-    boxes[:, 0] -= column
-    boxes[:, 2:] += boxes[:, :2]
-    boxes *= k
-    peaks = (np.stack([u, v], axis=1) + 0.5) * k
-    return peaks, boxes, has_box
+    fill = np.empty((cells + 2, cells + 2), np.uint8)  # floodFill's mask: one cell of border
+    flags = 8 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
+    out = []
+    for class_map in maps:
+        up = cv2.resize(class_map, (cells, cells), interpolation=cv2.INTER_LINEAR)
+        low, top, _, (u, v) = cv2.minMaxLoc(up)
+        low = max(low, 0.0)
+        if not (math.isfinite(top) and top > 0 and top - low > 1e-12 * max(abs(top), 1.0)):
+            out.append((u, v, None))  # no positive peak, a flat map, or not a number: no box
+            continue
+        threshold = float(np.float32(low + fraction * (top - low)))
+        fill.fill(0)
+        _, _, _, (x, y, w, h) = cv2.floodFill(up, fill, (u, v), 0, top - threshold, 0, flags)
+        out.append((u, v, (x, y, x + w, y + h)))
+    return out
+
+
+def locate_all(maps: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACTION):
+    """:func:`locate` for every class map [C, h, w]: peaks [C, 2], boxes [C, 4] and has_box [C]
+    (False: the row of boxes is meaningless), in pixels of the size×size input."""
+    maps = np.asarray(maps, np.float32)
+    cells = grid_cells(maps.shape, size)
+    found = locate_cells(maps, cells, fraction)
+    k = size / cells
+    peaks = (np.array([(u, v) for u, v, _ in found], float).reshape(-1, 2) + 0.5) * k
+    boxes = np.array([b or (0, 0, 0, 0) for _, _, b in found], float).reshape(-1, 4) * k
+    return peaks, boxes, np.array([b is not None for _, _, b in found], bool)
 
 
 def iou(a, b) -> float:

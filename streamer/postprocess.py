@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.classes import is_region
-from engines.localisation import locate_all
+from engines.localisation import grid_cells, locate_cells
 from engines.ood import OodModel
 from engines.scoring import probabilities
 from streamer.config import PostprocessConfig
@@ -45,18 +45,10 @@ class Localisation:
 
 def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Localisation:
     """Peak and box of one map [h, w] in source pixels (no box when the map has no positive peak)."""
-    peaks, boxes, has_box = localise_all(np.asarray(class_map)[None], crop, fraction)
-    return Localisation(peaks[0], boxes[0] if has_box[0] else None)
-
-
-def localise_all(maps: np.ndarray, crop: Crop, fraction: float = 0.5):
-    """Peaks and boxes of all maps [C, h, w] at once in source pixels, as lists of int tuples
-    (peaks truncated, boxes rounded), and which classes have a box."""
-    peaks, boxes, has_box = locate_all(maps, crop.size, fraction)
-    px, py = crop.points_to_source(peaks[:, 0], peaks[:, 1])
-    peak_list = list(zip(px.astype(np.int64).tolist(), py.astype(np.int64).tolist(), strict=True))
-    box_list = [tuple(b) for b in np.round(crop.boxes_to_source(boxes)).astype(np.int64).tolist()]
-    return peak_list, box_list, has_box.tolist()
+    cells = grid_cells(np.shape(class_map), crop.size)
+    (u, v, box), = locate_cells(np.asarray(class_map)[None], cells, fraction)
+    grid = crop.source_grid(cells)
+    return Localisation(grid.peak(u, v), box and grid.box(*box))
 
 
 def maps_uint8(maps: np.ndarray) -> np.ndarray:
@@ -84,12 +76,17 @@ class Postprocessor:
             raise ValueError(f"expected {len(self.classes)} classes, got scores {np.shape(scores)} "
                              f"and maps {np.shape(maps)}")
         level, present = self.hysteresis.update(probabilities(scores, self.activation))
-        peaks, boxes, has_box = localise_all(maps, crop, self.config.box_fraction)
-        places = [(p, b if ok else None) if region else (None, None)  # Background: never a place
-                  for p, b, ok, region in zip(peaks, boxes, has_box, self.regions, strict=True)]
-        results = tuple(ClassResult(name, p, on, peak, box) for name, p, on, (peak, box)
-                        in zip(self.classes, level.tolist(), present.tolist(), places, strict=True))
-        return results, (maps_uint8(maps) if self.config.maps else None)
+        cells = grid_cells(np.shape(maps), crop.size)
+        grid = crop.source_grid(cells)
+        results = []
+        for name, p, on, region, (u, v, box) in zip(
+                self.classes, level.tolist(), present.tolist(), self.regions,
+                locate_cells(maps, cells, self.config.box_fraction), strict=True):
+            if region:  # Background: never a place
+                results.append(ClassResult(name, p, on, grid.peak(u, v), box and grid.box(*box)))
+            else:
+                results.append(ClassResult(name, p, on, None, None))
+        return tuple(results), (maps_uint8(maps) if self.config.maps else None)
 
     def familiarity(self, scores: np.ndarray, features: np.ndarray | None
                     ) -> tuple[float | None, bool | None]:

@@ -29,6 +29,7 @@ from engines.input_recipe import SONOSTREAM, InputRecipe
 from engines.polar import PolarMap, estimate_geometry
 from streamer.config import PreprocessConfig
 from streamer.frames import Frame, InvalidFrame
+from streamer.source_grid import LinearGrid, PolarGrid
 
 log = logging.getLogger(__name__)
 Rect = tuple[int, int, int, int]  # x, y, w, h
@@ -63,6 +64,16 @@ class Crop:
         x1, y1 = self.points_to_source(boxes[:, 2], boxes[:, 3])
         return np.stack([x0, y0, x1, y1], axis=1)
 
+    def source_grid(self, cells: int):
+        """Tables that map a cells×cells grid's peaks and boxes to source pixels, built on first
+        use and kept with the crop (a crop lives as long as its fan geometry)."""
+        grids = self.__dict__.setdefault("_grids", {})  # not a field: no part of eq or replace
+        if cells not in grids:
+            grids[cells] = self._grid_type(self, cells)
+        return grids[cells]
+
+    _grid_type = LinearGrid
+
 
 @dataclass(frozen=True)
 class PolarCrop(Crop):
@@ -86,6 +97,8 @@ class PolarCrop(Crop):
 
     def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
         return self.polar.boxes_to_image(boxes) + np.array([self.x, self.y, self.x, self.y], float)
+
+    _grid_type = PolarGrid
 
 
 @dataclass
