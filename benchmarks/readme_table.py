@@ -73,6 +73,11 @@ def markdown(result: dict, source: str, note: str = "") -> str:
             lines.append(f"The model alone called once per frame at {paced['fps']:g} fps, as the "
                          f"pipeline calls it: p50 {_ms(paced['p50'])}, p99 {_ms(paced['p99'])}; "
                          f"inference in the pipeline {paced['inference_in_pipeline_ratio']:.2f}× that.")
+        bound = t.get("saturation_bound")
+        if bound:
+            lines.append(f"No pipeline of this model passes the model alone on every thread here "
+                         f"({bound['run']}): {bound['model_alone_fps']:.0f} frames/s, "
+                         f"{bound['x_baseline']:.2f}× the baseline.")
     elif t.get("smoke"):
         lines.append("A smoke run (`--quick`): too short for a verdict.")
     return "\n".join(lines)

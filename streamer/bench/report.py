@@ -90,7 +90,7 @@ def _target_lines(t: dict | None) -> list[str]:
         return []
     if t["smoke"]:
         return ["SMOKE RUN (--quick): too few frames for a verdict; run without --quick to judge.",
-                *_paced_line(t)]
+                *_paced_line(t), *_bound_line(t)]
     alone = t["model_alone"]
     lines = [f"targets (model alone, {alone['threads'] or 'default'} threads: p50 "
              f"{alone['p50']:.3f} ms, p99 {alone['p99']:.3f} ms; live figures at {t['at']}):"]
@@ -103,7 +103,15 @@ def _target_lines(t: dict | None) -> list[str]:
         op = ">=" if name == "saturation_x_baseline" else "<="
         lines.append(f"  {label:<38}{_f(row['value'], '.3f'):>9}{unit:<3} goal {op} {row['goal']}"
                      f"{unit:<3} {verdict}")
-    return lines + _paced_line(t)
+    return lines + _paced_line(t) + _bound_line(t)
+
+
+def _bound_line(t: dict) -> list[str]:
+    bound = t.get("saturation_bound")
+    if not bound:
+        return []
+    return [f"  (saturation bound: the model alone, {bound['run']}, all threads: "
+            f"{bound['model_alone_fps']:.0f} frames/s = {_f(bound['x_baseline'], '.2f')}x the baseline)"]
 
 
 def _paced_line(t: dict) -> list[str]:

@@ -112,7 +112,7 @@ TARGETS = {"overhead_p50_ms": 1.0, "overhead_p99_ms": 3.0, "saturation_x_baselin
 
 
 def targets(plan: BenchPlan, e2e: list, standalone: dict, speedup: float | None,
-            paced: dict | None = None) -> dict:
+            paced: dict | None = None, model_runs: list | None = None, base: dict | None = None) -> dict:
     """The engine's goals, judged within this one run: overhead over the model alone at the
     first live frame rate (p50 and p99), saturation over the baseline, and the model's own time
     in the pipeline against alone. A smoke run is too short to judge and says so."""
@@ -140,7 +140,28 @@ def targets(plan: BenchPlan, e2e: list, standalone: dict, speedup: float | None,
                 live["latency_ms"]["inference"]["p50"], paced["latency_ms"]["p50"]),
             "why": "the model alone called once per frame interval, as the pipeline calls it: "
                    "context for the targets, which are judged against back-to-back calls"}
+    bound = saturation_bound(model_runs or [], e2e, base)
+    if bound is not None:
+        out["saturation_bound"] = bound
     return out
+
+
+def saturation_bound(model: list, e2e: list, base: dict | None) -> dict | None:
+    """The most frames/s any pipeline of this model could reach here: the model alone at the
+    pipeline's backend and precision, every batch size measured, all threads (preprocessing and
+    postprocessing free). A saturation goal above it cannot be met on this machine."""
+    saturation = next((r for r in e2e if not r["realtime"]), None)
+    if saturation is None or base is None:
+        return None
+    want = (saturation["backend"]["backend"], saturation["backend"]["precision"])
+    runs = [r for r in model if (r["backend"], r["precision"]) == want]
+    if not runs:
+        return None
+    best = max(runs, key=lambda r: r["throughput_fps"])
+    return {"model_alone_fps": best["throughput_fps"], "run": best["label"],
+            "x_baseline": _ratio(best["throughput_fps"], base["throughput_fps"]),
+            "why": "the model alone on all threads, at the pipeline's precision and its best "
+                   "batch: no pipeline of this model passes it on this machine"}
 
 
 def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, base: dict,
@@ -185,7 +206,7 @@ def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, b
         "end_to_end": {"runs": e2e},
         "baseline": base,
         "speedup_vs_baseline": speedup,
-        "targets": targets(plan, e2e, standalone or model[0], speedup, paced),
+        "targets": targets(plan, e2e, standalone or model[0], speedup, paced, model, base),
     }
 
 

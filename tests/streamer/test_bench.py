@@ -185,3 +185,17 @@ def test_spin_reaches_every_backend_the_bench_opens(tmp_path, model_args):
     result = json.loads(out.read_text())
     assert all(r["backend"]["spin"] is True for r in result["end_to_end"]["runs"])
     assert result["model_only"]["paced_at_live_rate"]["spin"] is True
+
+
+def test_saturation_bound_is_the_fastest_model_alone_run_at_the_pipelines_precision():
+    from streamer.bench.runner import saturation_bound
+
+    sat = {**_run("saturation", None, 9, 9, 9, 300),
+           "backend": {"backend": "onnxruntime", "precision": "fp32"}}
+    model = [{"label": "ort fp32 b1", "backend": "onnxruntime", "precision": "fp32", "throughput_fps": 500},
+             {"label": "ort fp32 b8", "backend": "onnxruntime", "precision": "fp32", "throughput_fps": 540},
+             {"label": "ort int8 b8", "backend": "onnxruntime", "precision": "int8", "throughput_fps": 700},
+             {"label": "torch fp32 b8", "backend": "torch", "precision": "fp32", "throughput_fps": 600}]
+    bound = saturation_bound(model, [_run("30 fps", 30.0, 5, 8, 3, 30), sat], {"throughput_fps": 180})
+    assert (bound["run"], bound["model_alone_fps"], bound["x_baseline"]) == ("ort fp32 b8", 540, 3.0)
+    assert saturation_bound(model[2:3], [sat], {"throughput_fps": 180}) is None  # no run to bound by
