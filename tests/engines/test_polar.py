@@ -1,5 +1,6 @@
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -141,3 +142,39 @@ def test_boxes_in_closed_form_match_the_sampled_outline():
         closed = pm.boxes_to_image(boxes)
         for box, got in zip(boxes, closed, strict=True):
             assert tuple(got) == pytest.approx(pm.box_to_image(tuple(box), n=400), abs=0.05)
+
+
+def _halved_whole(image: np.ndarray, levels: int) -> np.ndarray:
+    for _ in range(levels):
+        h, w = image.shape[0] // 2, image.shape[1] // 2
+        image = cv2.resize(image[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_LINEAR)
+    return image
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_halving_only_the_bands_the_remap_reads_gives_the_whole_images_polar_frame(trial):
+    """The pixels outside the bands are never read: filled with 0 or 255, the polar frame is the
+    one the whole crop's halvings give."""
+    from engines.polar import halve_bands
+
+    rng = np.random.default_rng(trial)
+    h, w = int(rng.integers(400, 1000)), int(rng.integers(500, 1300))
+    half = math.radians(rng.uniform(15, 60))
+    apex = (w * rng.uniform(0.35, 0.65), -rng.uniform(0, 150))
+    off = math.radians(rng.uniform(-10, 10))
+    g = SectorGeometry(apex, rng.uniform(10, 120), h - apex[1] - rng.uniform(0, 60), off - half, off + half)
+    pm = PolarMap(g, int(rng.choice([224, 96])), shrink="halving")
+    image = rng.integers(0, 256, (h, w, 3) if trial % 2 else (h, w), dtype=np.uint8)
+    m1, m2, sh, sw, levels = pm._table(h, w)
+    assert levels >= 1
+    whole = _halved_whole(image, levels)
+    if whole.ndim == 3:
+        whole = cv2.cvtColor(whole, cv2.COLOR_BGR2GRAY)
+    want = cv2.remap(whole, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    assert np.array_equal(pm.to_polar(image), want)
+    for fill in (0, 255):
+        small = halve_bands(image, levels, (sh, sw), pm._bands[(h, w)],
+                            out=np.full((sh, sw, *image.shape[2:]), fill, np.uint8))
+        if small.ndim == 3:
+            small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        assert np.array_equal(cv2.remap(small, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), want)
