@@ -98,6 +98,18 @@ def visibility(p: Placed, fan: np.ndarray) -> tuple[float, tuple[float, float, f
     return n / total, (float(ax + x), float(ay + y), float(ax + x + w), float(ay + y + h))
 
 
+def footprint_mask(p: Placed, shape: tuple[int, int]) -> np.ndarray:
+    """bool [H, W]: the pixels the part's primitives touch, clipped to the image."""
+    H, W = shape
+    out = np.zeros((H, W), bool)
+    mask, ox, oy = p.footprint()
+    ax, ay = max(ox, 0), max(oy, 0)
+    bx, by = min(ox + mask.shape[1], W), min(oy + mask.shape[0], H)
+    if bx > ax and by > ay:
+        out[ay:by, ax:bx] = mask[ay - oy:by - oy, ax - ox:bx - ox] > 0
+    return out
+
+
 def build_part(name: str, rng: np.random.Generator, tone, px: float) -> anatomy.Part:
     return anatomy.BUILDERS[name](rng, tone, px)
 
@@ -120,8 +132,32 @@ class ScannerSimulator:
         boxes = {k: (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for k, b in f.boxes.items()}
         return img, f.labels, boxes
 
+    def contrast(self, index: int) -> dict[str, float]:
+        """Per labelled part: mean |frame - frame without it| over its footprint in the fan / std of the fan.
+
+        "Without it" is `_render(index, {part})`: the same draws, the part's echoes and shadows
+        left out, so a fetal part gives way to the fluid around it (the placenta, which clears
+        none, to the tissue beneath). 0: the rendered frame does not show the part at all."""
+        f, placed = self._draw(int(index), frozenset())
+        img = f.image.astype(np.float32)
+        sigma = max(float(img[f.fan_mask].std()), 1.0)
+        out: dict[str, float] = {}
+        for p in placed:
+            inside = footprint_mask(p, f.fan_mask.shape) & f.fan_mask
+            if not inside.any():
+                out[p.part.name] = 0.0
+                continue
+            without = self._render(f.index, frozenset({p.part.name})).image
+            out[p.part.name] = float(np.abs(img - without)[inside].mean() / sigma)
+        return out
+
     # ------------------------------------------------------------------------------------------
     def _render(self, index: int, hide: frozenset[str]) -> SimFrame:
+        return self._draw(index, hide)[0]
+
+    def _draw(self, index: int, hide: frozenset[str]) -> tuple[SimFrame, list[Placed]]:
+        """The frame with the parts in ``hide`` left out (every random draw is made all the same,
+        so only their pixels and shadows change), and every placed part (native pixels)."""
         cfg = self.config
         if index < 0:
             raise ValueError(f"frame index must be >= 0, got {index}")
@@ -141,7 +177,7 @@ class ScannerSimulator:
         else:
             img = image_chain(geom, look, echo, half, speck, fan, rng=rng)
         labels = np.array([c in boxes for c in REGIONS], dtype=np.float32)
-        return SimFrame(img, labels, boxes, fan > 0, geom, index)
+        return SimFrame(img, labels, boxes, fan > 0, geom, index), placed
 
     def _place(self, rng, geom: FanGeometry, wall: Wall, tone, fan, look: Look):
         if rng.random() < P_EMPTY:
