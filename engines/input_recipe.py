@@ -18,12 +18,13 @@ import json
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from engines.polar import SHRINKS
 
 RESIZES = ("area", "bilinear")
-SCALES = ("unit", "minmax")
+SCALES = ("unit", "minmax", "equalise")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class InputRecipe:
     aspect: float = 0.0  # rows / columns after the crop; 0: no crop
     spacing: float = 0.0  # mm per pixel that MetaImage frames are resampled to; 0: as stored
     resize: str = "area"  # "area" (INTER_AREA) or "bilinear" (Pillow's filter, as the release)
-    scale: str = "unit"  # "unit": v / 255; "minmax": (v - min) / (max - min)
+    scale: str = "unit"  # "unit": v / 255; "minmax": (v - min) / (max - min); "equalise":
+    # histogram-equalised, then / 255 (the same input for any monotone change of gain or contrast)
     shrink: str = "area"  # how polar resampling anti-aliases (engines.polar.SHRINKS)
 
     def __post_init__(self):
@@ -67,9 +69,20 @@ class InputRecipe:
     def to_input(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """uint8 [h, w] at the input size → float32 [0, 1] (written into ``out`` if given)."""
         out = np.empty(image.shape, np.float32) if out is None else out
-        if self.scale == "unit":
-            return np.multiply(image, np.float32(1 / 255), out=out, casting="unsafe")
-        return minmax(image, out)
+        if self.scale == "minmax":
+            return minmax(image, out)
+        if self.scale == "equalise":
+            image = equalise(image)
+        return np.multiply(image, np.float32(1 / 255), out=out, casting="unsafe")
+
+    def stored(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [h, w] at the input size → the uint8 image training data sets hold, whose v / 255
+        is this recipe's input (min-max: stretched to 0..255; equalise: equalised)."""
+        if self.scale == "minmax":
+            return bytescale(image)
+        if self.scale == "equalise":
+            return equalise(image)
+        return image
 
     def polar_geometry(self, geometry):
         """A sector's geometry narrowed to the recipe's aspect (the release's crop of a polar frame)."""
@@ -92,14 +105,21 @@ class InputRecipe:
 
 SONOSTREAM = InputRecipe(shrink="halving")
 SONOSTREAM_AREA = InputRecipe("sonostream-area")  # our models trained before the halving shrink
+SONOSTREAM_EQUALISED = InputRecipe("sonostream-equalised", shrink="halving", scale="equalise")
 FETALNAV = InputRecipe("fetalnav", aspect=1.5, spacing=0.5, resize="bilinear", scale="minmax")
-RECIPES = {r.name: r for r in (SONOSTREAM, SONOSTREAM_AREA, FETALNAV)}
+RECIPES = {r.name: r for r in (SONOSTREAM, SONOSTREAM_AREA, SONOSTREAM_EQUALISED, FETALNAV)}
 
 
 def recipe_named(name: str) -> InputRecipe:
     if name not in RECIPES:
         raise ValueError(f"unknown input recipe {name!r}; expected one of {sorted(RECIPES)}")
     return RECIPES[name]
+
+
+def equalise(image: np.ndarray) -> np.ndarray:
+    """OpenCV's histogram equalisation of a uint8 image (its darkest level stays 0): each level
+    becomes its rank, so a frame looks the same under any monotone gain or contrast curve."""
+    return cv2.equalizeHist(np.ascontiguousarray(image, np.uint8))
 
 
 def minmax(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -76,7 +76,8 @@ def outlier_sets(info: ModelInfo, kinds: list[str], n: int, specs: dict[str, str
         if not ood_outliers.available(kind):
             log.warning("outlier kind %s is not available here; skipped", kind)
             continue
-        sets[kind] = ood_outliers.images(kind, n, info.input_size, polar, seed=17)
+        images = ood_outliers.images(kind, n, info.input_size, polar, seed=17)
+        sets[kind] = np.stack([info.recipe.stored(i) for i in images])  # as data sets hold frames
     return sets
 
 

@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 
 from engines.classes import REGIONS
-from engines.input_recipe import bytescale
 from engines.specs import spec_options
 
 Box = tuple[float, float, float, float]
@@ -103,12 +102,9 @@ class SimDataset:
             if geometry is not None:
                 pm = self.recipe.polar_map(geometry, self.input_size)
                 boxes = {k: pm.box_to_polar(b) for k, b in f.boxes.items()}
-                image = pm.to_polar(f.image)
-                if self.recipe.scale == "minmax":
-                    image = bytescale(image)
-                return Sample(image, f.labels, boxes, (pm, f.boxes))
+                return Sample(self.recipe.stored(pm.to_polar(f.image)), f.labels, boxes, (pm, f.boxes))
         img, labels, boxes = sim.training_image(index, self.input_size)
-        return Sample(bytescale(img) if self.recipe.scale == "minmax" else img, labels, boxes)
+        return Sample(self.recipe.stored(img), labels, boxes)
 
 
 def _inside(path: str, root: str) -> bool:

@@ -140,6 +140,6 @@ class DicomDataset:
         grey = image[y : y + h, x : x + w]
         grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY) if grey.ndim == 3 else grey
         if pmap is not None:
-            return Sample(pmap.to_polar(grey), self.labels[i].copy(), None)
+            return Sample(self.recipe.stored(pmap.to_polar(grey)), self.labels[i].copy(), None)
         small = cv2.resize(grey, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
-        return Sample(small, self.labels[i].copy(), None)
+        return Sample(self.recipe.stored(small), self.labels[i].copy(), None)

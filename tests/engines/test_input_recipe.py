@@ -122,3 +122,22 @@ def test_eval_matches_label_columns_to_the_models_classes_by_name():
     assert align_labels(labels, ("a", "b"), ("a", "b")) is labels
     with pytest.raises(ValueError, match=r"\['spine'\] are not among the model's"):
         align_labels(labels, ("head", "spine"), ("Head", "Limbs"))
+
+
+def test_equalised_recipe_gives_one_input_under_any_monotone_gain_curve():
+    from engines.input_recipe import SONOSTREAM_EQUALISED, recipe_named
+
+    rng = np.random.default_rng(0)
+    frame = (rng.rayleigh(30, (64, 64)).clip(0, 150)).astype(np.uint8)
+    frame[:8] = 0  # outside the sector stays black
+    brighter = (255 * (frame / 150.0) ** 0.6).round().astype(np.uint8)  # gain and a gamma: monotone
+    assert len(np.unique(brighter)) == len(np.unique(frame))  # no two levels merged
+    x = SONOSTREAM_EQUALISED.to_input(frame)
+    assert np.array_equal(x, SONOSTREAM_EQUALISED.to_input(brighter))
+    assert not np.array_equal(SONOSTREAM.to_input(frame), SONOSTREAM.to_input(brighter))
+    assert np.all(x[:8] == 0) and x.max() == 1.0
+    # what training data sets hold, divided by 255, is the live input (to float32 rounding)
+    assert np.allclose(SONOSTREAM_EQUALISED.stored(frame) / np.float32(255), x, rtol=0, atol=1e-7)
+    assert not np.allclose(frame / np.float32(255), x, atol=0.05)
+    assert recipe_named("sonostream-equalised") == SONOSTREAM_EQUALISED
+    assert InputRecipe.from_json(SONOSTREAM_EQUALISED.to_json()) == SONOSTREAM_EQUALISED
