@@ -1,7 +1,8 @@
 """Third-party chatter kept out of our output while we export and quantise: torch.onnx's
 registry warnings (torchvision ops it skips), onnxscript's optimiser notes, and ONNX Runtime's
-quantiser (root-logger "consider pre-processing" warnings and its histogram print()s). Errors still
-show; with debug logging (``streamer -v``) everything shows."""
+quantiser (root-logger "consider pre-processing" warnings, its histogram print()s, and the C++
+"Removing initializer" warnings of the sessions it opens on its own rewritten graphs). Errors
+still show; with debug logging (``streamer -v``) everything shows."""
 
 from __future__ import annotations
 
@@ -37,11 +38,27 @@ def quiet_third_party():
         lg.setLevel(logging.ERROR)
     for h in handlers:
         h.addFilter(drop)
+    ort = _onnxruntime()
+    if ort is not None:
+        ort.set_default_logger_severity(ORT_ERROR)  # sessions opened meanwhile: errors only
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
+        if ort is not None:
+            ort.set_default_logger_severity(ORT_WARNING)  # its default (it has no getter)
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
         for h in handlers:
             h.removeFilter(drop)
+
+
+ORT_WARNING, ORT_ERROR = 2, 3  # onnxruntime's logger severities
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime

@@ -63,3 +63,28 @@ def test_debug_logging_shows_everything(capture):
     with quiet_third_party():
         logging.getLogger("onnxscript.optimizer").info("Skipping constant folding")
     assert capture.lines == ["Skipping constant folding"]
+
+
+def _model_with_an_unused_initializer() -> bytes:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+    unused = numpy_helper.from_array(np.ones(2, np.float32), "unused")
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y], [unused])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_onnxruntime_sessions_opened_inside_keep_their_warnings_to_themselves(capfd):
+    """The quantiser's own sessions warn "Removing initializer" from C++, straight to stderr."""
+    import onnxruntime as ort
+
+    model = _model_with_an_unused_initializer()
+    with quiet_third_party():
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    assert "Removing initializer" not in capfd.readouterr().err
+    ort.InferenceSession(model, providers=["CPUExecutionProvider"])  # warnings are back after
+    assert "Removing initializer 'unused'" in capfd.readouterr().err
