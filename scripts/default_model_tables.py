@@ -3,6 +3,8 @@
     python scripts/default_model_tables.py collect --before DIR --after DIR \
         [--before-name TEXT] [--after-name TEXT] [--also NAME=DIR ...]
                                                           (writes comparison.json, then prints)
+    python scripts/default_model_tables.py stages STYLE=DIR ...   (history.json of a model trained
+                                                          in stages, then prints)
     python scripts/default_model_tables.py                (prints the tables)
 
 ``collect`` reads ``streamer eval`` report.json files from DIR/<set>/report.json for the sets
@@ -108,10 +110,34 @@ def report_table(report_md: str) -> str:
     return "\n".join(line for line in report_md.splitlines() if line.startswith("|"))
 
 
+def stages_record(stages: list[tuple[str, Path]]) -> dict:
+    """The last stage's history.json, with every stage's style, epochs, learning rates and time
+    (``stages``): a model fine-tuned in stages (scripts/train_shipped) is all of them."""
+    out = {}
+    rows = []
+    for style, root in stages:
+        h = json.loads((root / "history.json").read_text())
+        epochs = h.get("history", [])
+        rows.append({"style": style, "epochs": len(epochs),
+                     "lr": [round(e["lr"], 6) for e in epochs[:1]] + [round(epochs[-1]["lr"], 6)],
+                     "seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1)})
+        out = h
+    return {**out, "stages": rows}
+
+
 def training_line(history: dict) -> str:
     epochs = history.get("history", [])
     minutes = sum(e.get("seconds", 0.0) for e in epochs) / 60
-    return (f"Training: {len(epochs)} epochs, {minutes:.0f} minutes for the epochs on this machine "
+    stages = history.get("stages")
+    if stages:
+        minutes = sum(st["seconds"] for st in stages) / 60
+        first, *tuning = stages
+        what = (f"{first['epochs']} epochs on `style={first['style']}` frames, then fine-tuned "
+                + ", then ".join(f"{st['epochs']} epochs on `style={st['style']}` (lr {st['lr'][0]:g}"
+                                 f" → {st['lr'][-1]:g})" for st in tuning) + ";")
+    else:
+        what = f"{len(epochs)} epochs"
+    return (f"Training: {what}{',' if not stages else ''} {minutes:.0f} minutes for the epochs on this machine "
             f"(`history.json`); the soft proposal is unrolled to {history.get('unrolled_iterations')} "
             f"iterations (the reference loop needed {min(history.get('convergence_iterations', [0]))}–"
             f"{max(history.get('convergence_iterations', [0]))} on validation frames).")
@@ -144,7 +170,9 @@ def tables() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", nargs="?", default="print", choices=("print", "collect"))
+    ap.add_argument("command", nargs="?", default="print", choices=("print", "collect", "stages"))
+    ap.add_argument("stage", nargs="*", metavar="STYLE=DIR",
+                    help="stages: each training stage's style and work directory, in order")
     ap.add_argument("--before", type=Path)
     ap.add_argument("--after", type=Path)
     ap.add_argument("--before-name", default="before")
@@ -152,6 +180,9 @@ def main() -> int:
     ap.add_argument("--also", action="append", default=[], metavar="NAME=DIR",
                     help="another model's eval root, shown after the two")
     args = ap.parse_args()
+    if args.command == "stages":
+        stages = [(style, Path(root)) for style, _, root in (a.partition("=") for a in args.stage)]
+        (DEST / "history.json").write_text(json.dumps(stages_record(stages), indent=1))
     if args.command == "collect":
         if not (args.before and args.after):
             raise SystemExit("collect needs --before and --after")

@@ -47,3 +47,19 @@ def test_live_accuracy_table_names_each_model_with_its_recorded_figures():
         {"name": "new", "accuracy": 0.9512, "pointing_game": 0.9, "frames": 150},
         {"name": "old", "accuracy": 0.5, "pointing_game": 0.25, "frames": 150}]})
     assert "| new | 95.1 | 90.0 | 150 |" in table and "| old | 50.0 | 25.0 | 150 |" in table
+
+
+def test_a_model_trained_in_stages_is_described_by_every_stage(tmp_path):
+    mod = _tables()
+    for name, epochs, lr in (("base", 3, 0.05), ("tune", 2, 0.01)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.json").write_text(json.dumps({
+            "history": [{"epoch": i + 1, "lr": lr / (i + 1), "seconds": 60.0} for i in range(epochs)],
+            "convergence_iterations": [4, 6], "unrolled_iterations": 8}))
+    record = mod.stages_record([("classic", tmp_path / "base"), ("classic+train", tmp_path / "tune")])
+    assert [(s["style"], s["epochs"], s["lr"]) for s in record["stages"]] == [
+        ("classic", 3, [0.05, 0.016667]), ("classic+train", 2, [0.01, 0.005])]
+    assert len(record["history"]) == 2  # the last stage's epochs, as its history.json has them
+    line = mod.training_line(record)
+    assert line.startswith("Training: 3 epochs on `style=classic` frames, then fine-tuned 2 epochs "
+                           "on `style=classic+train` (lr 0.01 → 0.005); 5 minutes for the epochs")
