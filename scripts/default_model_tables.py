@@ -78,8 +78,8 @@ def ood_table(report: dict) -> str:
     return "\n".join(rows)
 
 
-REFERENCE_RECORDS = {"reference": "shipped", "reference_previous": "previous (INTER_AREA)",
-                     "reference_mixed": "classic + widened (not shipped)"}
+REFERENCE_RECORDS = {"reference": "shipped", "reference_previous": "previous (classic only)",
+                     "reference_mixed": "classic + widened from scratch (not shipped)"}
 
 
 def reference_table(records: dict[str, dict]) -> str:
