@@ -124,6 +124,10 @@ def to_fp16(model: onnx.ModelProto, fp32_nodes) -> onnx.ModelProto:
             nodes.append(onnx.helper.make_node("Cast", [inner], [out.name], to=_FLOAT))
     del g.node[:], g.value_info[:]
     g.node.extend(nodes)
+    read = {i for node in nodes for i in node.input} | {o.name for o in g.output}
+    kept = [i for i in g.initializer if i.name in read]  # FP32 originals of FP16 weights: gone
+    del g.initializer[:]
+    g.initializer.extend(kept)
     return onnx.shape_inference.infer_shapes(model)
 
 

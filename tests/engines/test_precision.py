@@ -79,3 +79,5 @@ def test_fp16_graph_is_typed_mixed_precision(compact_onnx_dynamic):
     types = {i.name: i.type.tensor_type.elem_type for i in [*fp16.graph.input, *fp16.graph.output]}
     assert set(types.values()) == {onnx.TensorProto.FLOAT}  # FP32 at the boundary
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in fp16.graph.initializer)
+    read = {i for node in fp16.graph.node for i in node.input}
+    assert all(i.name in read for i in fp16.graph.initializer)  # no FP32 weight left behind unread
