@@ -69,11 +69,9 @@ class InputRecipe:
     def to_input(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """uint8 [h, w] at the input size → float32 [0, 1] (written into ``out`` if given)."""
         out = np.empty(image.shape, np.float32) if out is None else out
-        if self.scale == "minmax":
+        if self.scale == "minmax":  # exact, not through the byte-scaled stored image
             return minmax(image, out)
-        if self.scale == "equalise":
-            image = equalise(image)
-        return np.multiply(image, np.float32(1 / 255), out=out, casting="unsafe")
+        return np.multiply(self.stored(image), np.float32(1 / 255), out=out, casting="unsafe")
 
     def stored(self, image: np.ndarray) -> np.ndarray:
         """uint8 [h, w] at the input size → the uint8 image training data sets hold, whose v / 255

@@ -209,12 +209,11 @@ class PolarMap:
         u = (np.arange(self.width) + 0.5)[None, :]
         v = (np.arange(self.height) + 0.5)[:, None]
         self._x, self._y = self.polar_to_image(u, v)
-        self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int, int]] = {}
-        self._bands: dict[tuple[int, int], tuple[tuple[int, int, int, int], ...]] = {}
+        self._tables: dict[tuple[int, int], tuple] = {}  # (h, w) → m1, m2, sh, sw, levels, bands
 
     def _table(self, h: int, w: int):
-        """Remap tables for [h, w] images, the shrunk size and the halvings that give it (no more
-        than the image allows)."""
+        """Remap tables for [h, w] images, the shrunk size, the halvings that give it (no more
+        than the image allows) and the row bands of the shrunk image the remap reads."""
         key = (h, w)
         if key not in self._tables:
             levels = min(self.halvings, min(h, w).bit_length() - 1)
@@ -226,8 +225,8 @@ class PolarMap:
                 sx, sy = sw / w, sh / h
             fx, fy = (self._x * sx - 0.5).astype(np.float32), (self._y * sy - 0.5).astype(np.float32)
             m1, m2 = cv2.convertMaps(fx, fy, cv2.CV_16SC2)
-            self._tables[key] = (m1, m2, sh, sw, levels)
-            self._bands[key] = read_bands(m1, sh, sw) if self.method == "halving" and levels else ()
+            bands = read_bands(m1, sh, sw) if self.method == "halving" and levels else ()
+            self._tables[key] = (m1, m2, sh, sw, levels, bands)
         return self._tables[key]
 
     def prepare(self, h: int, w: int) -> None:
@@ -240,11 +239,11 @@ class PolarMap:
         trained), "halving" after shrinking (the same values to rounding, on a quarter of the
         pixels per halving)."""
         h, w = image.shape[:2]
-        m1, m2, sh, sw, levels = self._table(h, w)
+        m1, m2, sh, sw, levels, bands = self._table(h, w)
         if self.method == "area" and image.ndim == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         if self.method == "halving" and levels:
-            image = halve_bands(image, levels, (sh, sw), self._bands[(h, w)])
+            image = halve_bands(image, levels, (sh, sw), bands)
         elif (sh, sw) != (h, w):
             image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
         if image.ndim == 3:

@@ -38,15 +38,14 @@ def quiet_third_party():
         lg.setLevel(logging.ERROR)
     for h in handlers:
         h.addFilter(drop)
-    ort = _onnxruntime()
-    if ort is not None:
-        ort.set_default_logger_severity(ORT_ERROR)  # sessions opened meanwhile: errors only
+    import onnxruntime  # a runtime dependency; imported here to keep this module light
+
+    onnxruntime.set_default_logger_severity(ORT_ERROR)  # sessions opened meanwhile: errors only
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        if ort is not None:
-            ort.set_default_logger_severity(ORT_WARNING)  # its default (it has no getter)
+        onnxruntime.set_default_logger_severity(ORT_WARNING)  # its default (it has no getter)
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
         for h in handlers:
@@ -54,11 +53,3 @@ def quiet_third_party():
 
 
 ORT_WARNING, ORT_ERROR = 2, 3  # onnxruntime's logger severities
-
-
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    return onnxruntime

@@ -45,10 +45,15 @@ class Localisation:
 
 def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Localisation:
     """Peak and box of one map [h, w] in source pixels (no box when the map has no positive peak)."""
-    cells = grid_cells(np.shape(class_map), crop.size)
-    (u, v, box), = locate_cells(np.asarray(class_map)[None], cells, fraction)
+    return Localisation(*places(np.asarray(class_map)[None], crop, fraction)[0])
+
+
+def places(maps: np.ndarray, crop: Crop, fraction: float = 0.5) -> list[tuple]:
+    """(peak, box or None) of every map [C, h, w] in source pixels, through the crop's tables."""
+    cells = grid_cells(np.shape(maps), crop.size)
     grid = crop.source_grid(cells)
-    return Localisation(grid.peak(u, v), box and grid.box(*box))
+    return [(grid.peak(u, v), box and grid.box(*box))
+            for u, v, box in locate_cells(maps, cells, fraction)]
 
 
 def maps_uint8(maps: np.ndarray) -> np.ndarray:
@@ -76,17 +81,11 @@ class Postprocessor:
             raise ValueError(f"expected {len(self.classes)} classes, got scores {np.shape(scores)} "
                              f"and maps {np.shape(maps)}")
         level, present = self.hysteresis.update(probabilities(scores, self.activation))
-        cells = grid_cells(np.shape(maps), crop.size)
-        grid = crop.source_grid(cells)
-        results = []
-        for name, p, on, region, (u, v, box) in zip(
-                self.classes, level.tolist(), present.tolist(), self.regions,
-                locate_cells(maps, cells, self.config.box_fraction), strict=True):
-            if region:  # Background: never a place
-                results.append(ClassResult(name, p, on, grid.peak(u, v), box and grid.box(*box)))
-            else:
-                results.append(ClassResult(name, p, on, None, None))
-        return tuple(results), (maps_uint8(maps) if self.config.maps else None)
+        located = places(maps, crop, self.config.box_fraction)  # Background: never a place
+        results = tuple(ClassResult(name, p, on, *(place if region else (None, None)))
+                        for name, p, on, region, place in zip(self.classes, level.tolist(),
+                        present.tolist(), self.regions, located, strict=True))
+        return results, (maps_uint8(maps) if self.config.maps else None)
 
     def familiarity(self, scores: np.ndarray, features: np.ndarray | None
                     ) -> tuple[float | None, bool | None]:

@@ -165,7 +165,7 @@ def test_halving_only_the_bands_the_remap_reads_gives_the_whole_images_polar_fra
     g = SectorGeometry(apex, rng.uniform(10, 120), h - apex[1] - rng.uniform(0, 60), off - half, off + half)
     pm = PolarMap(g, int(rng.choice([224, 96])), shrink="halving")
     image = rng.integers(0, 256, (h, w, 3) if trial % 2 else (h, w), dtype=np.uint8)
-    m1, m2, sh, sw, levels = pm._table(h, w)
+    m1, m2, sh, sw, levels, bands = pm._table(h, w)
     assert levels >= 1
     whole = _halved_whole(image, levels)
     if whole.ndim == 3:
@@ -173,7 +173,7 @@ def test_halving_only_the_bands_the_remap_reads_gives_the_whole_images_polar_fra
     want = cv2.remap(whole, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     assert np.array_equal(pm.to_polar(image), want)
     for fill in (0, 255):
-        small = halve_bands(image, levels, (sh, sw), pm._bands[(h, w)],
+        small = halve_bands(image, levels, (sh, sw), bands,
                             out=np.full((sh, sw, *image.shape[2:]), fill, np.uint8))
         if small.ndim == 3:
             small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
