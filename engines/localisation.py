@@ -34,7 +34,8 @@ def grid_cells(maps_shape: tuple[int, ...], size: int) -> int:
 
 def locate_cells(maps: np.ndarray, cells: int, fraction: float = DEFAULT_BOX_FRACTION):
     """Per class map [C, h, w], upsampled to cells×cells: the peak's cell (u, v) and the box
-    (u0, v0, u1, v1) in cell edges, or None when the map has no positive peak or is flat.
+    (u0, v0, u1, v1) in cell edges, or None when the map has no positive peak or is flat; the
+    whole entry is None for a map with no number in it (all NaN: no peak either).
 
     Three OpenCV calls per class: resize, minMaxLoc (its first maximum in row-major order, as
     argmax) and a mask-only flood fill from the peak over the values within [threshold, peak],
@@ -47,7 +48,10 @@ def locate_cells(maps: np.ndarray, cells: int, fraction: float = DEFAULT_BOX_FRA
     out = []
     for class_map in maps:
         up = cv2.resize(class_map, (cells, cells), interpolation=cv2.INTER_LINEAR)
-        low, top, _, (u, v) = cv2.minMaxLoc(up)
+        low, top, _, (u, v) = cv2.minMaxLoc(up)  # NaN cells ignored; all NaN: (-1, -1)
+        if u < 0:
+            out.append(None)
+            continue
         low = max(low, 0.0)
         if not (math.isfinite(top) and top > 0 and top - low > 1e-12 * max(abs(top), 1.0)):
             out.append((u, v, None))  # no positive peak, a flat map, or not a number: no box
@@ -66,6 +70,7 @@ def locate_all(maps: np.ndarray, size: int, fraction: float = DEFAULT_BOX_FRACTI
     cells = grid_cells(maps.shape, size)
     found = locate_cells(maps, cells, fraction)
     k = size / cells
+    found = [f or (np.nan, np.nan, None) for f in found]  # no number: a NaN peak, no box
     peaks = (np.array([(u, v) for u, v, _ in found], float).reshape(-1, 2) + 0.5) * k
     boxes = np.array([b or (0, 0, 0, 0) for _, _, b in found], float).reshape(-1, 4) * k
     return peaks, boxes, np.array([b is not None for _, _, b in found], bool)

@@ -49,11 +49,12 @@ def localise(class_map: np.ndarray, crop: Crop, fraction: float = 0.5) -> Locali
 
 
 def places(maps: np.ndarray, crop: Crop, fraction: float = 0.5) -> list[tuple]:
-    """(peak, box or None) of every map [C, h, w] in source pixels, through the crop's tables."""
+    """(peak, box) of every map [C, h, w] in source pixels, through the crop's tables (box None
+    without a positive peak; both None for a map that holds no number)."""
     cells = grid_cells(np.shape(maps), crop.size)
     grid = crop.source_grid(cells)
-    return [(grid.peak(u, v), box and grid.box(*box))
-            for u, v, box in locate_cells(maps, cells, fraction)]
+    return [(None, None) if f is None else (grid.peak(f[0], f[1]), f[2] and grid.box(*f[2]))
+            for f in locate_cells(maps, cells, fraction)]
 
 
 def maps_uint8(maps: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from streamer.config import PostprocessConfig
-from streamer.postprocess import Postprocessor, localise, maps_uint8, probabilities
+from streamer.postprocess import Localisation, Postprocessor, localise, maps_uint8, probabilities
 from streamer.preprocess import Crop
 
 CROP = Crop(x=100, y=50, w=800, h=400, size=200)  # 4 source px per input px across, 2 down
@@ -142,3 +142,15 @@ def test_all_classes_at_once_match_one_map_at_a_time(classes):
             assert has_box[i] == (box is not None)
             if box is not None:
                 assert tuple(boxes[i]) == pytest.approx(box)
+
+
+def test_a_map_of_nan_gives_no_peak_and_no_box_and_a_partly_nan_map_ignores_the_nans():
+    """A model that emits NaN must not publish a peak somewhere on the screen."""
+    empty = np.full((10, 10), np.nan, np.float32)
+    assert localise(empty, CROP) == Localisation(None, None)
+    post = Postprocessor(("head", "spine"), "sigmoid", PostprocessConfig(maps=False))
+    blob = np.zeros((10, 10), np.float32)
+    blob[1, 1], blob[6, 6] = np.nan, 1.0
+    (head, spine), _ = post.process(np.zeros(2), np.stack([empty, blob]), CROP)
+    assert (head.peak, head.box) == (None, None)
+    assert spine.peak == localise(np.where(np.isnan(blob), 0, blob), CROP).peak  # the 1.0, not the NaN
