@@ -79,19 +79,25 @@ def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-def compact(width: int = 32) -> Backbone:
-    """Plain 3×3 conv stack, stride 16 (14×14 at 224), ~0.15 GFLOP: real time on a CPU."""
-    w = width
+def compact(width: int = 32, out_channels: int = 0) -> Backbone:
+    """Plain 3×3 conv stack, stride 16 (14×14 at 224), ~0.15 GFLOP: real time on a CPU.
+
+    ``out_channels`` (default 4·width) sets the last conv's width alone, so that a wider stack can
+    keep the head of a narrower one (engines/widen.py).
+    """
+    w, out = width, out_channels or 4 * width
     plan = [(1, w // 2, 2), (w // 2, w, 2), (w, w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 1),
-            (2 * w, 4 * w, 2), (4 * w, 4 * w, 1), (4 * w, 4 * w, 1)]
+            (2 * w, 4 * w, 2), (4 * w, 4 * w, 1), (4 * w, out, 1)]
     layers: list[nn.Module] = []
     for cin, cout, stride in plan:
         layers += _conv_bn(cin, cout, stride)
-    return Backbone(nn.Sequential(*layers), 4 * w)
+    return Backbone(nn.Sequential(*layers), out)
 
 
 BACKBONES: dict[str, Callable[[], Backbone]] = {
     "compact": compact,
+    # 1.5× the compact stack's inner width (~2× its FLOPs), the same 128 features out
+    "compact_wide": lambda: compact(48, out_channels=128),
     "vgg13": lambda: vgg(_VGG_LAYOUTS["vgg13"], False),
     "vgg13_bn": lambda: vgg(_VGG_LAYOUTS["vgg13"], True),
     "vgg16": lambda: vgg(_VGG_LAYOUTS["vgg16"], False),

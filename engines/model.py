@@ -23,7 +23,7 @@ from engines.soft_proposal import DEFAULT_UNROLLED_ITERATIONS, MODES, SoftPropos
 MAP_KINDS = ("cam", "proposal")
 """cam: Σ_k w_ck·(U_k ⊙ M) as the paper's code computes it; proposal: the proposal map M itself."""
 
-_DEFAULT_NUM_MAPS = {"compact": 128}
+_DEFAULT_NUM_MAPS = {"compact": 128, "compact_wide": 128}
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ModelConfig:
     classes: tuple[str, ...] = REGIONS
     activation: str = "sigmoid"
     head: str = "shared"
-    num_maps: int = 0  # 0: 512 for the paper's backbones, 128 for compact
+    num_maps: int = 0  # 0: 512 for the paper's backbones, 128 for compact ones
     input_size: int = 224
     proposal_mode: str = "converge"
     iterations: int = DEFAULT_UNROLLED_ITERATIONS

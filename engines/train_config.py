@@ -37,7 +37,8 @@ class TrainConfig:
     threads: int = field(default=0, metadata={"help": "torch threads (0: default)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/last.pt"})
     init: str = field(default="", metadata={"help": "start from this checkpoint's weights "
-                                                    "(fine-tuning) instead of random ones"})
+                                                    "(fine-tuning) instead of random ones; a "
+                                                    "narrower compact one is widened first"})
     progress: bool = field(default=True, metadata={"help": "progress bars", "off": "--quiet"})
     representation: str = field(default="", metadata={
         "help": "what the frames are (default: as the data spec says; sim:...,polar=1 is polar)",

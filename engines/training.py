@@ -76,7 +76,13 @@ class Trainer:
         if cfg.init:
             from engines.checkpoint import load_checkpoint
 
-            self.model.load_state_dict(load_checkpoint(cfg.init).state_dict())
+            start = load_checkpoint(cfg.init)
+            if start.cfg.arch != cfg.arch:  # a narrower start: widened, computing the same
+                from engines.widen import widen
+
+                log.info("widening %s into %s", start.cfg.arch, cfg.arch)
+                start = widen(start, cfg.arch, seed=cfg.seed)
+            self.model.load_state_dict(start.state_dict())
             log.info("initialised from %s", cfg.init)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
