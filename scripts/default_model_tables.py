@@ -118,11 +118,17 @@ def stages_record(stages: list[tuple[str, Path]]) -> dict:
     for style, root in stages:
         h = json.loads((root / "history.json").read_text())
         epochs = h.get("history", [])
-        rows.append({"style": style, "epochs": len(epochs),
+        rows.append({"style": style, "arch": h.get("arch", ""), "epochs": len(epochs),
                      "lr": [round(e["lr"], 6) for e in epochs[:1]] + [round(epochs[-1]["lr"], 6)],
                      "seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1)})
         out = h
     return {**out, "stages": rows}
+
+
+def _widened(before: dict, stage: dict) -> str:
+    """Names a stage that starts by widening the previous stage's backbone (engines/widen.py)."""
+    a, b = before.get("arch"), stage.get("arch")
+    return f"widened to `{b}`, " if a and b and a != b else ""
 
 
 def training_line(history: dict) -> str:
@@ -133,8 +139,9 @@ def training_line(history: dict) -> str:
         minutes = sum(st["seconds"] for st in stages) / 60
         first, *tuning = stages
         what = (f"{first['epochs']} epochs on `style={first['style']}` frames, then fine-tuned "
-                + ", then ".join(f"{st['epochs']} epochs on `style={st['style']}` (lr {st['lr'][0]:g}"
-                                 f" → {st['lr'][-1]:g})" for st in tuning) + ";")
+                + ", then ".join(_widened(before, st) + f"{st['epochs']} epochs on `style={st['style']}`"
+                                 f" (lr {st['lr'][0]:g} → {st['lr'][-1]:g})"
+                                 for before, st in zip(stages[:-1], tuning, strict=True)) + ";")
     else:
         what = f"{len(epochs)} epochs"
     return (f"Training: {what}{',' if not stages else ''} {minutes:.0f} minutes for the epochs on this machine "

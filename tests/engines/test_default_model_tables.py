@@ -63,3 +63,17 @@ def test_a_model_trained_in_stages_is_described_by_every_stage(tmp_path):
     line = mod.training_line(record)
     assert line.startswith("Training: 3 epochs on `style=classic` frames, then fine-tuned 2 epochs "
                            "on `style=classic+train` (lr 0.01 → 0.005); 5 minutes for the epochs")
+
+
+def test_a_stage_that_widened_the_backbone_says_so(tmp_path):
+    mod = _tables()
+    for name, arch in (("base", "compact"), ("tune", "compact"), ("wide", "compact_wide")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.json").write_text(json.dumps({
+            "arch": arch, "history": [{"epoch": 1, "lr": 0.01, "seconds": 60.0}],
+            "convergence_iterations": [4], "unrolled_iterations": 6}))
+    record = mod.stages_record([("classic", tmp_path / "base"), ("classic+train", tmp_path / "tune"),
+                                ("classic+train", tmp_path / "wide")])
+    assert [s["arch"] for s in record["stages"]] == ["compact", "compact", "compact_wide"]
+    assert "(lr 0.01 → 0.01), then widened to `compact_wide`, 1 epochs on `style=classic+train`" \
+        in mod.training_line(record)
