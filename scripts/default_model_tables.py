@@ -22,10 +22,10 @@ from pathlib import Path
 
 DEST = Path(__file__).resolve().parents[1] / "engines" / "default_model"
 SETS = {  # name in the table: (eval directory name, what it is)
-    "classic style": ("classic", "the shipped model's training style (`style=classic`, seed 1000)"),
-    "widened style": ("train", "the widened randomisation (`style=train`, seed 1000)"),
-    "held-out style": ("heldout", "`style=heldout` (seed 2000)"),
-    "second renderer": ("scatter", "scatterers ⊛ PSF (`style=scatter`, seed 3000), never trained on"),
+    "classic style": ("classic", "`style=classic`, seed 1000: the demo's sweep"),
+    "widened style": ("train", "`style=train`, seed 1000"),
+    "held-out style": ("heldout", "`style=heldout`, seed 2000"),
+    "second renderer": ("scatter", "`style=scatter`, seed 3000: scatterers ⊛ PSF, never trained on"),
 }
 
 
@@ -49,16 +49,16 @@ def pct(v) -> str:
 
 
 def simulated_table(comp: dict) -> str:
+    """One row per model, one column per set: mean accuracy / pointing game (%)."""
     names = comp.get("models", {})
-    head = " | ".join(f"{name}: accuracy | pointing game" for name in names.values())
-    rows = [f"| frames | {head} | n |", "|---|" + "---|---|" * len(names) + "---|"]
-    for name, row in comp.items():
-        if name == "models":
-            continue
-        cells = " | ".join(f"{pct(row.get(k, {}).get('mean_accuracy'))} | "
-                           f"{pct(row.get(k, {}).get('pointing_game'))}" for k in names)
-        n = next((row[k]["frames"] for k in names if k in row), "–")
-        rows.append(f"| {name}: {row['what']} | {cells} | {n} |")
+    sets = {name: row for name, row in comp.items() if name != "models"}
+    head = " | ".join(f"{name} ({row['what']})" for name, row in sets.items())
+    rows = [f"| model: accuracy / pointing game | {head} | frames |", "|---|" + "---|" * (len(sets) + 1)]
+    for key, model in names.items():
+        cells = " | ".join(f"{pct(row.get(key, {}).get('mean_accuracy'))} / "
+                           f"{pct(row.get(key, {}).get('pointing_game'))}" for row in sets.values())
+        n = sorted({row[key]["frames"] for row in sets.values() if key in row}) or ["–"]
+        rows.append(f"| {model} | {cells} | {', '.join(map(str, n))} |")
     return "\n".join(rows)
 
 

@@ -38,7 +38,9 @@ def test_collect_reads_eval_reports(tmp_path):
     assert row["before"]["mean_accuracy"] == 0.5 and row["after"]["pointing_game"] == 0.375
     assert "before" not in comp["classic style"]
     table = mod.simulated_table(comp)
-    assert "| A: accuracy |" in table and "| 50.0 | 25.0 | 75.0 | 37.5 | 4 |" in table
+    assert table.splitlines()[0].startswith("| model: accuracy / pointing game | classic style (")
+    assert "| A | – / – | – / – | 50.0 / 25.0 | – / – | 4 |" in table.splitlines()
+    assert "| B | – / – | – / – | 75.0 / 37.5 | – / – | 4 |" in table.splitlines()
 
 
 def test_live_accuracy_table_names_each_model_with_its_recorded_figures():
