@@ -170,7 +170,7 @@ class Trainer:
         needed = measure_convergence(u, self.model.cfg.factor)
         self.model.cfg = self.model.cfg.replace(iterations=choose_iterations(needed))
         (self.out / "history.json").write_text(json.dumps(
-            {"arch": self.model.cfg.arch, "history": self.history, "convergence_iterations": needed,
+            {"arch": self.model.cfg.arch, "data": self.cfg.data, "history": self.history, "convergence_iterations": needed,
              "unrolled_iterations": self.model.cfg.iterations}, indent=1))
         return save_checkpoint(self.model, self.out / "model.pt", epoch=best["epoch"])
 

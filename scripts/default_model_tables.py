@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 DEST = Path(__file__).resolve().parents[1] / "engines" / "default_model"
@@ -78,7 +79,8 @@ def ood_table(report: dict) -> str:
     return "\n".join(rows)
 
 
-REFERENCE_RECORDS = {"reference": "shipped", "reference_previous": "previous (classic only)",
+REFERENCE_RECORDS = {"reference": "shipped", "reference_compact": "compact, fine-tuned (shipped before)",
+                     "reference_previous": "previous (classic only)",
                      "reference_mixed": "classic + widened from scratch (not shipped)"}
 
 
@@ -118,7 +120,7 @@ def stages_record(stages: list[tuple[str, Path]]) -> dict:
     for style, root in stages:
         h = json.loads((root / "history.json").read_text())
         epochs = h.get("history", [])
-        rows.append({"style": style, "arch": h.get("arch", ""), "epochs": len(epochs),
+        rows.append({"style": style, "arch": h.get("arch", ""), "data": h.get("data", ""), "epochs": len(epochs),
                      "lr": [round(e["lr"], 6) for e in epochs[:1]] + [round(epochs[-1]["lr"], 6)],
                      "seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1)})
         out = h
@@ -131,6 +133,16 @@ def _widened(before: dict, stage: dict) -> str:
     return f"widened to `{b}`, " if a and b and a != b else ""
 
 
+def _new_frames(stages: list[dict], stage: dict) -> str:
+    """Names a stage trained on frames of a seed no earlier stage used (its data spec's seed)."""
+    seed = re.search(r"seed=(\d+)", stage.get("data", ""))
+    earlier = [re.search(r"seed=(\d+)", st.get("data", "")) for st in stages[:stages.index(stage)]]
+    if not seed or not all(earlier) or seed[1] in {m[1] for m in earlier}:
+        return ""
+    n = re.search(r"n=(\d+)", stage["data"])
+    return f"{int(n[1]):,} frames no earlier stage saw; " if n else "frames no earlier stage saw; "
+
+
 def training_line(history: dict) -> str:
     epochs = history.get("history", [])
     minutes = sum(e.get("seconds", 0.0) for e in epochs) / 60
@@ -140,7 +152,7 @@ def training_line(history: dict) -> str:
         first, *tuning = stages
         what = (f"{first['epochs']} epochs on `style={first['style']}` frames, then fine-tuned "
                 + ", then ".join(_widened(before, st) + f"{st['epochs']} epochs on `style={st['style']}`"
-                                 f" (lr {st['lr'][0]:g} → {st['lr'][-1]:g})"
+                                 f" ({_new_frames(stages, st)}lr {st['lr'][0]:g} → {st['lr'][-1]:g})"
                                  for before, st in zip(stages[:-1], tuning, strict=True)) + ";")
     else:
         what = f"{len(epochs)} epochs"

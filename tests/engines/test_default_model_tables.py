@@ -79,3 +79,17 @@ def test_a_stage_that_widened_the_backbone_says_so(tmp_path):
     assert [s["arch"] for s in record["stages"]] == ["compact", "compact", "compact_wide"]
     assert "(lr 0.01 → 0.01), then widened to `compact_wide`, 1 epochs on `style=classic+train`" \
         in mod.training_line(record)
+
+
+def test_a_stage_on_frames_no_earlier_stage_saw_says_so(tmp_path):
+    mod = _tables()
+    specs = {"base": "sim:n=100,seed=1,style=classic", "tune": "sim:n=100,seed=1,style=classic+train",
+             "fresh": "sim:n=20000,seed=21,style=classic+train"}
+    for name, data in specs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.json").write_text(json.dumps({
+            "data": data, "history": [{"epoch": 1, "lr": 0.01, "seconds": 60.0}]}))
+    line = mod.training_line(mod.stages_record([(s, tmp_path / n) for s, n in (
+        ("classic", "base"), ("classic+train", "tune"), ("classic+train", "fresh"))]))
+    assert "then 1 epochs on `style=classic+train` (20,000 frames no earlier stage saw; lr 0.01" in line
+    assert line.count("no earlier stage saw") == 1
