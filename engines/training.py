@@ -139,13 +139,13 @@ class Trainer:
 
     def run(self) -> Path:
         while self.epoch < self.cfg.epochs:
-            start = time.time()
+            start, lr = time.time(), self.opt.param_groups[0]["lr"]  # the rate this epoch trains at
             loss = self.train_epoch()
             self.epoch += 1
             report = self.validate()
             acc = report["mean_accuracy"]
             self.history.append({"epoch": self.epoch, "loss": loss, "val_mean_accuracy": acc,
-                                 "lr": self.opt.param_groups[0]["lr"], "seconds": time.time() - start})
+                                 "lr": lr, "seconds": time.time() - start})
             log.info("epoch %d: loss %.4f, validation mean accuracy %.4f", self.epoch, loss, acc)
             if acc > self.best:
                 self.best = acc

@@ -79,7 +79,7 @@ def ood_table(report: dict) -> str:
     return "\n".join(rows)
 
 
-REFERENCE_RECORDS = {"reference": "shipped", "reference_compact": "compact, fine-tuned (shipped before)",
+REFERENCE_RECORDS = {"reference": "shipped", "reference_compact": "compact, fine-tuned (shipped before; stage 3)",
                      "reference_previous": "previous (classic only)",
                      "reference_mixed": "classic + widened from scratch (not shipped)"}
 

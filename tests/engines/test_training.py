@@ -31,6 +31,15 @@ def test_training_writes_checkpoints_and_history(trained):
     assert model.cfg.iterations == history["unrolled_iterations"]
 
 
+def test_history_records_the_rate_each_epoch_trained_at(tmp_path):
+    """Not the rate the scheduler set for the next epoch (the README's training line reads it)."""
+    cfg = TrainConfig(data="sim:n=8,seed=1", val="sim:n=4,seed=2", out=str(tmp_path), epochs=2,
+                      batch_size=4, input_size=64, progress=False, lr=0.04, lr_step=1, lr_gamma=0.5)
+    train(cfg)
+    history = json.loads((tmp_path / "history.json").read_text())["history"]
+    assert [h["lr"] for h in history] == pytest.approx([0.04, 0.02])
+
+
 def test_resume_continues_where_it_stopped(trained, tmp_path):
     out, _ = trained
     cfg = TrainConfig(data="sim:n=24,seed=1", val="sim:n=12,seed=2", out=str(out), epochs=3,
