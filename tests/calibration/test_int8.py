@@ -90,9 +90,10 @@ def test_int8_of_the_trained_default_model_keeps_its_decisions(target, tmp_path)
                       target=target)
     r = compare(fp32, {"int8": q}, held, latency=False)["int8"]
     assert r["finite"] and r["decision_agreement"] >= 143 / 144  # at most one of 24×6 flips
-    # measured 0.027 / 0.023 and 0.37 / 0.41 (TensorRT / CPU placement): the maps' largest relative
-    # change, while the pointing game on 2,000 frames moves by under 0.03 points (precision reports)
-    assert r["max_abs_dprob"] < 0.05 and r["max_rel_dmap"] < 0.5
+    # measured on the six-stage model: max |Δprob| 0.019 / 0.052 and the maps' largest relative
+    # change 0.26 / 0.28 (TensorRT / CPU placement), while accuracy and pointing game on 2,000
+    # frames move by under 0.1 points (precision reports)
+    assert r["max_abs_dprob"] < 0.08 and r["max_rel_dmap"] < 0.5
 
 
 def test_report_files(tmp_path):

@@ -8,7 +8,7 @@ from engines.classes import RELEASE_CLASSES
 from engines.model import ModelConfig, SPNModel
 from engines.soft_proposal import SoftProposal
 
-MAP_SIZE = {"compact": 14, "vgg13": 14, "vgg13_bn": 14, "vgg16": 14, "vgg16_bn": 14,
+MAP_SIZE = {"compact": 14, "compact_wide": 14, "vgg13": 14, "vgg13_bn": 14, "vgg16": 14, "vgg16_bn": 14,
             "resnet18": 7, "resnet34": 7}
 
 
