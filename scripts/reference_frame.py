@@ -13,9 +13,10 @@ regions are reported present, their map peaks, and the out-of-distribution signa
   exactly as ``streamer run`` does.
 
     python scripts/reference_frame.py [--model M.onnx] [--frame PNG [--form polar|sector]]
-                                      [--out DIR] [--markdown]
+                                      [--out DIR]
 
-Writes DIR/reference_frames.json and a PNG of each frame's class maps.
+Writes DIR/reference_frames.json and a PNG of each frame's class maps; the README's table of
+them is ``scripts/default_model_tables.py``'s, made from the recorded JSON.
 """
 
 from __future__ import annotations
@@ -111,21 +112,6 @@ def run_frame(backend, ood, path: Path, form: str) -> dict:
     return r
 
 
-def markdown(results: list[dict]) -> str:
-    """The README table: one row per frame, as recorded."""
-    classes = list(results[0]["probabilities"])
-    head = ("| frame | labelled | " + " | ".join(classes)
-            + " | reported present | ood | familiar |")
-    rows = [head, "|" + "---|" * (len(classes) + 5)]
-    for r in results:
-        probs = " | ".join(f"{r['probabilities'][c]:.2f}" for c in classes)
-        ood = "–" if r["ood"] is None else f"{r['ood']:.3f}"
-        fam = "–" if r["familiar"] is None else ("yes" if r["familiar"] else "**no**")
-        rows.append(f"| {r['frame']} ({r['form']}) | {', '.join(r['labels'])} | {probs} | "
-                    f"{', '.join(r['present']) or '–'} | {ood} | {fam} |")
-    return "\n".join(rows)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
@@ -133,7 +119,6 @@ def main() -> int:
     ap.add_argument("--form", choices=("polar", "sector"), default=None,
                     help="with --frame: polar (fed as is) or sector (live path); default polar")
     ap.add_argument("--out", default="runs/reference_frame")
-    ap.add_argument("--markdown", action="store_true", help="also print the README table")
     args = ap.parse_args()
     model = args.model or default_onnx()
     if args.frame:
@@ -162,8 +147,6 @@ def main() -> int:
               "ood_limit": None if ood is None else ood.limit, "frames": results}
     (dest / "reference_frames.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record, indent=1))
-    if args.markdown:
-        print(markdown(results))
     return 0
 
 
