@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from engines.checkpoint import read_checkpoint, save_checkpoint
 from engines.datasets.materialise import materialise
+from engines.errors import UserError
 from engines.model import ModelConfig, SPNModel
 from engines.scoring import detection_report, probabilities
 from engines.soft_proposal import choose_iterations, measure_convergence
@@ -65,25 +66,16 @@ class Trainer:
         if tuple(val.classes) != self.classes:
             raise ValueError(f"the validation classes {list(val.classes)} differ from the "
                              f"training classes {list(self.classes)}")
-        self.train_x, self.train_y = materialise(train, cfg.progress, "training frames")
-        self.val_x, self.val_y = materialise(val, cfg.progress, "validation frames")
         representation = cfg.representation or getattr(train, "representation", "sector")
         recipe = getattr(train, "recipe", None)  # the data set's input recipe (fetalnav: data)
         mcfg = ModelConfig(arch=cfg.arch, head=cfg.head, classes=self.classes,
                            input_size=cfg.input_size, representation=representation,
                            extra={"recipe": dict(recipe.__dict__)} if recipe else {})
         self.model = SPNModel(mcfg)
-        if cfg.init:
-            from engines.checkpoint import load_checkpoint
-
-            start = load_checkpoint(cfg.init)
-            if start.cfg.arch != cfg.arch:  # a narrower start: widened, computing the same
-                from engines.widen import widen
-
-                log.info("widening %s into %s", start.cfg.arch, cfg.arch)
-                start = widen(start, cfg.arch, seed=cfg.seed)
-            self.model.load_state_dict(start.state_dict())
-            log.info("initialised from %s", cfg.init)
+        if cfg.init:  # before the frames are read: a start that does not fit fails at once
+            self._start_from(cfg.init)
+        self.train_x, self.train_y = materialise(train, cfg.progress, "training frames")
+        self.val_x, self.val_y = materialise(val, cfg.progress, "validation frames")
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step, cfg.lr_gamma)
@@ -91,6 +83,23 @@ class Trainer:
         self.epoch, self.best, self.history = 0, -1.0, []
         if cfg.resume and (self.out / "last.pt").is_file():
             self._resume(self.out / "last.pt")
+
+    def _start_from(self, path: str) -> None:
+        """The weights of checkpoint ``path`` (a narrower compact model is widened first, computing
+        the same); one UserError naming it when they cannot start this model."""
+        from engines.checkpoint import load_checkpoint
+
+        try:
+            start = load_checkpoint(path)
+            if start.cfg.arch != self.model.cfg.arch:
+                from engines.widen import widen
+
+                log.info("widening %s into %s", start.cfg.arch, self.model.cfg.arch)
+                start = widen(start, self.model.cfg.arch, seed=self.cfg.seed)
+            self.model.load_state_dict(start.state_dict())
+        except (ValueError, RuntimeError) as exc:  # unreadable, not widenable, or other shapes
+            raise UserError(f"--init {path}: {str(exc).strip().splitlines()[0]}") from exc
+        log.info("initialised from %s", path)
 
     def _resume(self, path: Path) -> None:
         state = read_checkpoint(path)

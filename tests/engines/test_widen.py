@@ -73,3 +73,23 @@ def test_fine_tuning_a_compact_checkpoint_as_compact_wide_starts_from_its_functi
     x = to_tensor(trainer.val_x)
     assert trainer.model.cfg.arch == "compact_wide"
     torch.testing.assert_close(trainer.model.eval()(x)[0], narrow(x)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["compact", "vgg13_bn"])
+def test_an_init_that_cannot_start_the_model_is_one_line_before_any_frame_is_read(arch, tmp_path,
+                                                                                   capsys, monkeypatch):
+    from engines import training
+    from streamer.cli import main
+
+    def no_frames(*args):
+        raise AssertionError("frames read before the init was checked")
+
+    monkeypatch.setattr(training, "materialise", no_frames)
+    init = tmp_path / "wide.pt"
+    save_checkpoint(trained_like("compact_wide"), init)
+    rc = main(["train", "--data", "sim:n=4,seed=1", "--val", "sim:n=4,seed=2", "--out", str(tmp_path / "run"),
+               "--arch", arch, "--init", str(init), "--epochs", "1", "--input-size", "64", "--quiet"])
+    assert rc == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"streamer train: error: --init {init}: cannot widen compact_wide into {arch}: "
+        + ("a layer of it is narrower" if arch == "compact" else "the layers differ beyond width")]
