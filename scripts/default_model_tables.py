@@ -127,20 +127,22 @@ def stages_record(stages: list[tuple[str, Path]]) -> dict:
     return {**out, "stages": rows}
 
 
-def _widened(before: dict, stage: dict) -> str:
-    """Names a stage that starts by widening the previous stage's backbone (engines/widen.py)."""
-    a, b = before.get("arch"), stage.get("arch")
-    return f"widened to `{b}`, " if a and b and a != b else ""
+def _seed(stage: dict) -> str | None:
+    m = re.search(r"seed=(\d+)", stage.get("data", ""))
+    return m and m[1]
 
 
-def _new_frames(stages: list[dict], stage: dict) -> str:
-    """Names a stage trained on frames of a seed no earlier stage used (its data spec's seed)."""
-    seed = re.search(r"seed=(\d+)", stage.get("data", ""))
-    earlier = [re.search(r"seed=(\d+)", st.get("data", "")) for st in stages[:stages.index(stage)]]
-    if not seed or not all(earlier) or seed[1] in {m[1] for m in earlier}:
-        return ""
+def _stage_words(earlier: list[dict], stage: dict) -> tuple[str, str]:
+    """What to say before and inside a fine-tuning stage's brackets: that it widened the previous
+    stage's backbone (engines/widen.py), and that it trained on frames of a seed no earlier stage
+    used (said only when every earlier stage's seed is known)."""
+    a, b = earlier[-1].get("arch"), stage.get("arch")
+    widened = f"widened to `{b}`, " if a and b and a != b else ""
+    seeds = [_seed(st) for st in earlier]
+    if not _seed(stage) or not all(seeds) or _seed(stage) in seeds:
+        return widened, ""
     n = re.search(r"n=(\d+)", stage["data"])
-    return f"{int(n[1]):,} frames no earlier stage saw; " if n else "frames no earlier stage saw; "
+    return widened, (f"{int(n[1]):,} " if n else "") + "frames no earlier stage saw; "
 
 
 def training_line(history: dict) -> str:
@@ -150,10 +152,13 @@ def training_line(history: dict) -> str:
     if stages:
         minutes = sum(st["seconds"] for st in stages) / 60
         first, *tuning = stages
+        parts = []
+        for i, st in enumerate(tuning, 1):
+            before, inside = _stage_words(stages[:i], st)
+            parts.append(f"{before}{st['epochs']} epochs on `style={st['style']}` "
+                         f"({inside}lr {st['lr'][0]:g} → {st['lr'][-1]:g})")
         what = (f"{first['epochs']} epochs on `style={first['style']}` frames, then fine-tuned "
-                + ", then ".join(_widened(before, st) + f"{st['epochs']} epochs on `style={st['style']}`"
-                                 f" ({_new_frames(stages, st)}lr {st['lr'][0]:g} → {st['lr'][-1]:g})"
-                                 for before, st in zip(stages[:-1], tuning, strict=True)) + ";")
+                + ", then ".join(parts) + ";")
     else:
         what = f"{len(epochs)} epochs"
     return (f"Training: {what}{',' if not stages else ''} {minutes:.0f} minutes for the epochs on this machine "

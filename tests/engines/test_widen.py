@@ -17,8 +17,10 @@ def trained_like(arch="compact", seed=0) -> SPNModel:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
     return model.eval()
 
 
