@@ -33,6 +33,9 @@ class TrainConfig:
                                                    "off": "--no-balance"})
     hflip: bool = field(default=True, metadata={"help": "random horizontal flips",
                                                 "off": "--no-flip"})
+    augment: float = field(default=0.0, metadata={
+        "help": "photometric augmentation strength in [0, 1]: each pass redraws every frame's "
+                "gamma, contrast, gain, blur and noise (0: off, the paper's recipe)"})
     seed: int = 0
     threads: int = field(default=0, metadata={"help": "torch threads (0: default)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/last.pt"})
@@ -50,6 +53,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be ≥ 1")
         if self.lr <= 0 or not 0 < self.lr_gamma <= 1:
             raise ValueError("lr must be > 0 and lr_gamma in (0, 1]")
+        if not 0.0 <= self.augment <= 1.0:
+            raise ValueError(f"augment must be in [0, 1], got {self.augment}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.representation and self.representation not in REPRESENTATIONS:

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from engines.augment import photometric
 from engines.checkpoint import read_checkpoint, save_checkpoint
 from engines.datasets.materialise import materialise
 from engines.errors import UserError
@@ -121,6 +122,8 @@ class Trainer:
         for i in range(0, n - bs + 1 if n >= bs else n, bs):
             idx = order[i : i + bs]
             x = self.train_x[idx]
+            if self.cfg.augment:
+                x = photometric(x, self.rng, self.cfg.augment)
             if self.cfg.hflip:
                 flip = self.rng.random(len(idx)) < 0.5
                 x = np.where(flip[:, None, None], x[:, :, ::-1], x)
@@ -179,7 +182,8 @@ class Trainer:
         needed = measure_convergence(u, self.model.cfg.factor)
         self.model.cfg = self.model.cfg.replace(iterations=choose_iterations(needed))
         (self.out / "history.json").write_text(json.dumps(
-            {"arch": self.model.cfg.arch, "data": self.cfg.data, "history": self.history, "convergence_iterations": needed,
+            {"arch": self.model.cfg.arch, "data": self.cfg.data, "augment": self.cfg.augment,
+             "history": self.history, "convergence_iterations": needed,
              "unrolled_iterations": self.model.cfg.iterations}, indent=1))
         return save_checkpoint(self.model, self.out / "model.pt", epoch=best["epoch"])
 

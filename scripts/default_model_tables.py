@@ -120,7 +120,8 @@ def stages_record(stages: list[tuple[str, Path]]) -> dict:
     for style, root in stages:
         h = json.loads((root / "history.json").read_text())
         epochs = h.get("history", [])
-        rows.append({"style": style, "arch": h.get("arch", ""), "data": h.get("data", ""), "epochs": len(epochs),
+        rows.append({"style": style, "arch": h.get("arch", ""), "data": h.get("data", ""),
+                     **({"augment": h["augment"]} if h.get("augment") else {}), "epochs": len(epochs),
                      "lr": [round(e["lr"], 6) for e in epochs[:1]] + [round(epochs[-1]["lr"], 6)],
                      "seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1)})
         out = h
@@ -135,14 +136,16 @@ def _seed(stage: dict) -> str | None:
 def _stage_words(earlier: list[dict], stage: dict) -> tuple[str, str]:
     """What to say before and inside a fine-tuning stage's brackets: that it widened the previous
     stage's backbone (engines/widen.py), and that it trained on frames of a seed no earlier stage
-    used (said only when every earlier stage's seed is known)."""
+    used (said only when every earlier stage's seed is known), with photometric augmentation."""
     a, b = earlier[-1].get("arch"), stage.get("arch")
     widened = f"widened to `{b}`, " if a and b and a != b else ""
+    augmented = (f"photometric augmentation {stage['augment']:g}; "
+                 if stage.get("augment") else "")
     seeds = [_seed(st) for st in earlier]
     if not _seed(stage) or not all(seeds) or _seed(stage) in seeds:
-        return widened, ""
+        return widened, augmented
     n = re.search(r"n=(\d+)", stage["data"])
-    return widened, (f"{int(n[1]):,} " if n else "") + "frames no earlier stage saw; "
+    return widened, (f"{int(n[1]):,} " if n else "") + "frames no earlier stage saw; " + augmented
 
 
 def training_line(history: dict) -> str:

@@ -93,3 +93,20 @@ def test_a_stage_on_frames_no_earlier_stage_saw_says_so(tmp_path):
         ("classic", "base"), ("classic+train", "tune"), ("classic+train", "fresh"))]))
     assert "then 1 epochs on `style=classic+train` (20,000 frames no earlier stage saw; lr 0.01" in line
     assert line.count("no earlier stage saw") == 1
+
+
+def test_a_stage_trained_with_augmentation_says_so(tmp_path):
+    mod = _tables()
+    specs = {"base": ("sim:n=100,seed=1,style=classic", 0.0),
+             "same": ("sim:n=100,seed=1,style=classic+train", 0.5),
+             "fresh": ("sim:n=300,seed=41,style=classic+train", 1.0)}
+    for name, (data, augment) in specs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.json").write_text(json.dumps({
+            "data": data, "augment": augment, "history": [{"epoch": 1, "lr": 0.01, "seconds": 60.0}]}))
+    record = mod.stages_record([(s, tmp_path / n) for s, n in (
+        ("classic", "base"), ("classic+train", "same"), ("classic+train", "fresh"))])
+    assert [s.get("augment") for s in record["stages"]] == [None, 0.5, 1.0]
+    line = mod.training_line(record)
+    assert "(photometric augmentation 0.5; lr 0.01" in line
+    assert "(300 frames no earlier stage saw; photometric augmentation 1; lr 0.01" in line

@@ -24,7 +24,7 @@ def test_training_writes_checkpoints_and_history(trained):
     assert {p.name for p in out.glob("*.pt")} >= {"best.pt", "last.pt", "model.pt"}
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history["history"]] == [1, 2]
-    assert (history["arch"], history["data"]) == ("compact", "sim:n=24,seed=1")  # what each stage was
+    assert (history["arch"], history["data"], history["augment"]) == ("compact", "sim:n=24,seed=1", 0.0)  # what each stage was
     assert history["history"][1]["lr"] == pytest.approx(0.05)
     model = load_checkpoint(model_path)
     assert model.cfg.input_size == 64 and 1 <= model.cfg.iterations <= 20
