@@ -45,8 +45,8 @@ def run_model(run: ModelRun, plan: BenchPlan, tick=lambda: None, threads: int = 
             start = time.perf_counter()
             due = start
             while not plan.enough(len(seconds) * run.batch, time.perf_counter() - start):
-                if pace_fps:
-                    due += 1.0 / pace_fps
+                if pace_fps:  # a late call is followed by one at once, never by a catch-up burst
+                    due = max(due + 1.0 / pace_fps, time.perf_counter())
                     time.sleep(max(0.0, due - time.perf_counter()))
                 backend.infer(x)
                 seconds.append(backend.last_inference_s)

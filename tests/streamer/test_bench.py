@@ -199,3 +199,43 @@ def test_saturation_bound_is_the_fastest_model_alone_run_at_the_pipelines_precis
     bound = saturation_bound(model, [_run("30 fps", 30.0, 5, 8, 3, 30), sat], {"throughput_fps": 180})
     assert (bound["run"], bound["model_alone_fps"], bound["x_baseline"]) == ("ort fp32 b8", 540, 3.0)
     assert saturation_bound(model[2:3], [sat], {"throughput_fps": 180}) is None  # no run to bound by
+
+
+def test_paced_calls_after_a_late_one_do_not_burst(monkeypatch):
+    """A call that overruns its frame interval is followed by one call at once (the frame that came
+    meanwhile), then the pacing resumes: never a run of back-to-back calls to catch up, which
+    would time warm calls as if they were paced ones."""
+    import time
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import engines.backends
+    from streamer.bench.model_only import run_model
+    from streamer.bench.plan import BenchPlan, ModelRun
+
+    starts = []
+
+    class Slow:  # the first timed call takes five frame intervals
+        name, options, last_inference_s = "fake", SimpleNamespace(threads=0), 0.0
+        info = SimpleNamespace(input_size=32)
+
+        def open(self):
+            return self
+
+        def infer(self, x):
+            starts.append(time.perf_counter())
+            time.sleep(0.1 if len(starts) == 2 else 0.001)
+            self.last_inference_s = time.perf_counter() - starts[-1]
+
+        def describe(self):
+            return {}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(engines.backends, "create_backend", lambda *a, **k: Slow())
+    plan = BenchPlan(Path("m.onnx"), duration_s=10.0, frames=8, warmup=1)
+    run_model(ModelRun("fake", "fp32", Path("m.onnx"), 1), plan, pace_fps=50)
+    gaps = np.diff(starts[1:])  # the timed calls (after the warm-up)
+    assert gaps[0] >= 0.1  # the late one
+    assert sum(g < 0.01 for g in gaps) <= 1  # at most one call straight after it
