@@ -26,7 +26,7 @@ SETS = {  # name in the table: (eval directory name, what it is)
     "classic style": ("classic", "`style=classic`, seed 1000: the demo's sweep"),
     "widened style": ("train", "`style=train`, seed 1000"),
     "held-out style": ("heldout", "`style=heldout`, seed 2000"),
-    "second renderer": ("scatter", "`style=scatter`, seed 3000: scatterers ⊛ PSF, never trained on"),
+    "second renderer": ("scatter", "`style=scatter`, seed 3000: scatterers ⊛ PSF, which no shipped stage trains on"),
 }
 
 
