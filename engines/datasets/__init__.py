@@ -5,6 +5,8 @@ Specs:
       ``polar=1`` resamples curvilinear sectors to polar form (depth down, beam angle across),
       each box becoming the polar bounding box of its region (linear-probe frames stay plain).
       ``style=A+B`` mixes styles: frame i has style i mod k (each style its own frames).
+      ``speckles=N`` draws the speckle from N textures (cell size, statistics) instead of the
+      style's own few (widened 12, others 6); without it the frames are as they always were.
   ``folder:/dir`` (or a bare directory holding ``labels.csv``)  images plus a CSV whose columns
       are ``image`` (file name relative to the directory) then one 0/1 column per class.
   ``fetal_planes:/dir[,split=train|test]``  the public FETAL_PLANES_DB layout:
@@ -77,7 +79,7 @@ class SimDataset:
     classes = REGIONS
 
     def __init__(self, n: int = 1000, seed: int = 0, style: str = "train", input_size: int = 224,
-                 polar: bool = False, recipe: str = "sonostream"):
+                 polar: bool = False, recipe: str = "sonostream", speckles: int = 0):
         from engines.input_recipe import recipe_named
         from engines.simulator import ScannerSimulator, SimConfig
 
@@ -85,7 +87,8 @@ class SimDataset:
             raise ValueError(f"sim dataset size n must be >= 1, got {n}")
         self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
-        self.sims = [ScannerSimulator(SimConfig(seed=seed, style=s)) for s in style.split("+")]
+        self.sims = [ScannerSimulator(SimConfig(seed=seed, style=s, speckles=speckles))
+                     for s in style.split("+")]
         self.recipe = recipe_named(recipe)
 
     def __len__(self) -> int:
@@ -243,7 +246,7 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     kind, colon, rest = spec.partition(":")
     if kind == "sim":
         opts = spec_options(spec, rest, {"n": int, "seed": int, "style": str, "polar": bool,
-                                         "recipe": str})
+                                         "recipe": str, "speckles": int})
         from engines.simulator.render import STYLES
 
         if not set(opts.get("style", "train").split("+")) <= set(STYLES):

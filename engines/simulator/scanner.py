@@ -41,6 +41,7 @@ class SimConfig:
     seed: int = 0
     size: tuple[int, int] = (360, 480)  # native fan image (height, width)
     style: str = "train"  # one of render.STYLES
+    speckles: int = 0  # speckle textures (cell size, statistics) to draw from; 0: the style's own
 
     def __post_init__(self):
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
@@ -51,9 +52,12 @@ class SimConfig:
             raise ValueError(f"SimConfig.size must be (height, width), got {self.size!r}") from None
         if not (64 <= h <= 4096 and 64 <= w <= 4096):
             raise ValueError(f"SimConfig.size must be within 64..4096 pixels, got {self.size!r}")
+        if isinstance(self.speckles, bool) or not 0 <= int(self.speckles) <= 1024:
+            raise ValueError(f"SimConfig.speckles must be within 0..1024, got {self.speckles!r}")
         if self.style not in STYLES:
             raise ValueError(f"SimConfig.style must be one of {STYLES}, got {self.style!r}")
         object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "speckles", int(self.speckles))
         object.__setattr__(self, "size", (h, w))
 
 
@@ -119,7 +123,8 @@ class ScannerSimulator:
 
     def __init__(self, config: SimConfig | None = None):
         self.config = config or SimConfig()
-        self.bank = SpeckleBank(self.config.seed, self.config.size, self.config.style)
+        self.bank = SpeckleBank(self.config.seed, self.config.size, self.config.style,
+                                self.config.speckles)
 
     def frame(self, index: int) -> SimFrame:
         return self._render(int(index), frozenset())

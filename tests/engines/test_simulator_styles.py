@@ -67,3 +67,30 @@ def test_vary_changes_outlines_within_the_placement_radius():
     orig = np.concatenate([p for pr in part.prims for p in pr.polys])
     assert not np.allclose(pts, orig)
     assert np.hypot(*pts.T).max() <= varied.radius
+
+
+def test_speckle_texture_count_defaults_to_the_styles_own_and_can_be_raised():
+    """The speckle bank holds a few textures (cell size, statistics) per data set; ``speckles``
+    draws from more, and leaves every frame as it was when it names the style's own count."""
+    from engines.datasets import open_dataset
+
+    for style, own in (("train", 12), ("classic", 6)):
+        default = ScannerSimulator(SimConfig(seed=2, style=style))
+        named = ScannerSimulator(SimConfig(seed=2, style=style, speckles=own))
+        assert default.bank.slots == own
+        for i in range(3):
+            np.testing.assert_array_equal(default.frame(i).image, named.frame(i).image)
+    many = ScannerSimulator(SimConfig(seed=2, style="train", speckles=64))
+    for i in range(120):
+        many.frame(i)
+    used = many.bank._fields  # the textures the frames drew from
+    assert len(used) > 12
+    cells = {float(np.abs(np.diff(f, axis=0)).mean()) for f in used.values()}
+    assert len(cells) == len(used)  # each a texture of its own
+    assert open_dataset("sim:n=2,seed=2,style=classic+train,speckles=64").sims[1].bank.slots == 64
+
+
+@pytest.mark.parametrize("bad", [-1, 2000, True])
+def test_speckle_texture_count_is_validated(bad):
+    with pytest.raises(ValueError, match="speckles"):
+        SimConfig(speckles=bad)
