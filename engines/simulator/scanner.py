@@ -52,7 +52,8 @@ class SimConfig:
             raise ValueError(f"SimConfig.size must be (height, width), got {self.size!r}") from None
         if not (64 <= h <= 4096 and 64 <= w <= 4096):
             raise ValueError(f"SimConfig.size must be within 64..4096 pixels, got {self.size!r}")
-        if isinstance(self.speckles, bool) or not 0 <= int(self.speckles) <= 1024:
+        if (not isinstance(self.speckles, (int, np.integer)) or isinstance(self.speckles, bool)
+                or not 0 <= self.speckles <= 1024):
             raise ValueError(f"SimConfig.speckles must be within 0..1024, got {self.speckles!r}")
         if self.style not in STYLES:
             raise ValueError(f"SimConfig.style must be one of {STYLES}, got {self.style!r}")

@@ -90,7 +90,7 @@ def test_speckle_texture_count_defaults_to_the_styles_own_and_can_be_raised():
     assert open_dataset("sim:n=2,seed=2,style=classic+train,speckles=64").sims[1].bank.slots == 64
 
 
-@pytest.mark.parametrize("bad", [-1, 2000, True])
+@pytest.mark.parametrize("bad", [-1, 2000, True, 2.5, "64"])
 def test_speckle_texture_count_is_validated(bad):
     with pytest.raises(ValueError, match="speckles"):
         SimConfig(speckles=bad)
