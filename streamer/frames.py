@@ -10,7 +10,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from engines.dicom import ScanArea
-    from streamer.preprocess import Crop
+    from streamer.crop import Crop, FanReport
 
 
 class InvalidFrame(Exception):
@@ -94,3 +94,6 @@ class FrameResult:
     crop: Crop | None = None
     ood: float | None = None  # calibrated out-of-distribution score (engines.ood); None: no statistics
     familiar: bool | None = None  # False when ood reached the model's limit
+    fan: FanReport | None = None  # how the crop was found (mode, fit quality, settled)
+    frozen: bool = False  # the screen has shown the same image for several frames
+    doppler: bool = False  # colour Doppler inside the fan

@@ -588,7 +588,8 @@ class Pipeline:
         return FrameResult(self.stream, frame.seq, frame.t_source_ns, tuple(frame.image.shape[:2]),
                            classes, timing, maps8,
                            mm_per_px=frame.area.mm_per_px if frame.area is not None else None,
-                           image=frame.image, crop=prepared.crop, ood=ood, familiar=familiar)
+                           image=frame.image, crop=prepared.crop, ood=ood, familiar=familiar,
+                           fan=prepared.fan, frozen=prepared.frozen, doppler=prepared.doppler)
 
     def _maybe_report(self) -> None:
         now = time.monotonic()

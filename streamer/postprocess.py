@@ -17,8 +17,8 @@ from engines.localisation import grid_cells, locate_cells
 from engines.ood import OodModel
 from engines.scoring import probabilities
 from streamer.config import PostprocessConfig
+from streamer.crop import Crop
 from streamer.frames import ClassResult
-from streamer.preprocess import Crop
 
 
 class Hysteresis:

@@ -264,6 +264,10 @@ def result_dict(result: FrameResult) -> dict:
         # out-of-distribution score (engines.ood): null when the model carries no statistics
         "ood": None if result.ood is None else round(float(result.ood), 4),
         "familiar": result.familiar,
+        # how the crop was found: a wrong or unsettled fan is said, never silent
+        "fan": None if result.fan is None else result.fan.to_dict(),
+        "frozen": bool(result.frozen),  # the screen shows the same image (Freeze): not live
+        "doppler": bool(result.doppler),  # colour Doppler inside the fan
     }
 
 

@@ -71,7 +71,7 @@ def to_model_input(grey: np.ndarray, engine, roi) -> np.ndarray:
     sector is known (fitted as the pipeline does)."""
     if engine.representation == "polar":
         if not hasattr(engine, "fitter"):
-            from streamer.preprocess import SectorFitter
+            from streamer.fan import SectorFitter
 
             engine.fitter = SectorFitter(engine.size, 8, recipe=engine.recipe)
         polar_map = engine.fitter(tuple(roi), grey)

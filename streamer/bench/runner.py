@@ -11,7 +11,7 @@ from streamer.bench import baseline, end_to_end, machine, model_only
 from streamer.bench.flops import count_flops
 from streamer.bench.plan import BenchPlan, ModelRun
 
-QUIET = ("streamer.pipeline", "streamer.preprocess", "streamer.sources", "streamer.sinks")
+QUIET = ("streamer.pipeline", "streamer.preprocess", "streamer.fan", "streamer.sources", "streamer.sinks")
 
 
 class Progress:

@@ -126,7 +126,7 @@ def test_sector_is_fitted_on_the_fan_seen_over_several_frames(screen):
     """Shadows hide half the fan in every frame; the union of a few frames shows it whole."""
     import cv2
 
-    from streamer.preprocess import FIT_EVERY, SectorFitter
+    from streamer.fan import FIT_EVERY, SectorFitter
 
     image, (x, y, w, h) = screen
     grey = cv2.cvtColor(image[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY)
@@ -186,7 +186,7 @@ def test_frame_size_change_gives_what_a_fresh_run_gives(random_onnx, representat
 def test_no_sector_means_no_more_fitting_work_until_a_fresh_try():
     """A linear probe's rectangle: once the fit gives up, frames ask for no more fitting (each
     would grey the crop again) until ``retry_after`` frames later."""
-    from streamer.preprocess import FIT_FRAMES
+    from streamer.fan import FIT_FRAMES
 
     rng = np.random.default_rng(0)
     image = np.zeros((120, 160), np.uint8)
