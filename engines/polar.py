@@ -122,12 +122,23 @@ def _radii(mask: np.ndarray, apex, a_min: float, a_max: float, bins: int = 48, t
     last = order[np.r_[kb[1:] != kb[:-1], True]]
     r_min = float(np.quantile(r[first], 0.1)) - 0.5  # to the pixel edges
     r_max = float(np.quantile(r[last], 0.9)) + 0.5
-    y_far = ys[last] + 1.0
-    flat = np.sum(np.abs(y_far - np.quantile(y_far, 0.9)) <= tol)
-    arc = np.sum(np.abs(r[last] + 0.5 - r_max) <= tol)
-    if flat > arc or r_max - r_min < 8:
+    if r_max - r_min < 8 or (_straight(ys[last] + 1.0, r[last] + 0.5, r_max, 0.9, tol)
+                             and not _clipped_sector(ys[first], r[first], r_min, tol)):
         return None
     return r_min, r_max
+
+
+def _straight(y: np.ndarray, r: np.ndarray, radius: float, q: float, tol: float) -> bool:
+    """An edge (one pixel per angle bin) that a horizontal line fits better than an arc."""
+    flat = np.sum(np.abs(y - np.quantile(y, q)) <= tol)
+    return flat > np.sum(np.abs(r - radius) <= tol)
+
+
+def _clipped_sector(y_near: np.ndarray, r_near: np.ndarray, r_min: float, tol: float) -> bool:
+    """A straight far edge with an arc for the near edge: a sector cut off by the bottom of the
+    scanner's image area (a zoomed view); a linear probe's trapezoid is straight at both ends."""
+    arc = np.sum(np.abs(r_near - r_min - 0.5) <= 2 * tol)
+    return arc >= 0.6 * len(r_near) and not _straight(y_near, r_near, r_min + 0.5, 0.1, tol)
 
 
 def box_outline(box: Box, n: int) -> tuple[np.ndarray, np.ndarray]:

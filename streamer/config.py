@@ -72,6 +72,9 @@ class InferenceConfig:
 class PreprocessConfig:
     mode: str = "auto"  # auto: find the fan; roi: the configured rectangle; full: the whole frame
     roi: tuple[int, int, int, int] | None = None  # x, y, w, h in source pixels (mode "roi")
+    # a scanner profile's fixed sector with its roi (streamer fit-screen writes both): apex x, y
+    # in source pixels, radii (px), beam angles (degrees from straight down, + towards +x)
+    sector: tuple[float, float, float, float, float, float] | None = None
     redetect_every: int = 150  # frames between fan re-detections (0: detect once)
     threshold: int = 8  # grey levels above the screen background that count as fan
     detect_scale: int = 4  # detection runs on the frame shrunk by this factor, then refines
@@ -89,11 +92,33 @@ class PreprocessConfig:
             object.__setattr__(self, "mode", "roi")
         _check(self.mode in ("auto", "roi", "full"), "[preprocess] mode must be auto, roi or full")
         _check(self.mode != "roi" or self.roi is not None, "[preprocess] mode 'roi' needs roi")
+        if self.sector is not None:
+            object.__setattr__(self, "sector", tuple(float(v) for v in self.sector))
+            _check(self.mode == "roi", "[preprocess] sector needs the roi it lies in (mode 'roi')")
+            _check(len(self.sector) == 6, "[preprocess] sector must be [apex_x, apex_y, r_min, "
+                   "r_max, angle_min_deg, angle_max_deg]")
+            try:
+                self.sector_geometry()
+            except ValueError as exc:
+                raise UserError(f"[preprocess] sector: {exc}") from None
         _check(self.redetect_every >= 0, "[preprocess] redetect_every must be ≥ 0")
         _check(0 < self.threshold < 255, "[preprocess] threshold must be in 1..254")
         _check(1 <= self.detect_scale <= 8, "[preprocess] detect_scale must be in 1..8")
         _check(self.representation in ("model", *REPRESENTATIONS),
                "[preprocess] representation must be model, sector or polar")
+
+
+    def sector_geometry(self):
+        """The configured sector relative to the roi (None without one)."""
+        import math
+
+        from engines.polar import SectorGeometry
+
+        if self.sector is None:
+            return None
+        ax, ay, r0, r1, a0, a1 = self.sector
+        return SectorGeometry((ax - self.roi[0], ay - self.roi[1]), r0, r1, math.radians(a0),
+                              math.radians(a1))
 
 
 @dataclass(frozen=True)

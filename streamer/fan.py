@@ -391,7 +391,12 @@ class FanTracker:
     1, 2, 4 ... 64 frames of a new frame size or layout, then every ``redetect_every`` frames;
     while a sector is being fitted, every frame is evidence. ``due`` runs on the hot path and
     only counts and reads the watched edge pixels; ``look`` does the work and may run on another
-    thread (the caller serialises looks)."""
+    thread (the caller serialises looks).
+
+    Two rectangles: ``roi``, the fan as last found (a plain crop's rectangle), and ``search``,
+    where the sector is fitted: the live fan grown by SEARCH_MARGIN, kept while the fan found
+    stays inside it so that the fit's evidence is not thrown away at every look. While a new fit
+    gathers evidence, the last fitted sector is still served, marked unsettled."""
 
     def __init__(self, config: PreprocessConfig, size: int, tolerance: int,
                  recipe: InputRecipe = SONOSTREAM):
@@ -401,14 +406,16 @@ class FanTracker:
     def reset(self) -> None:
         """A fresh start (a new frame size): nothing known, the fast start-up schedule again."""
         self.roi: Rect | None = None
+        self.search: Rect | None = None
         self.from_motion = False  # the roi was found where the screen moves
         self.relayouts = 0  # layout changes the edge watch noticed
         self._relayout = False  # one noticed on the hot path, for the next look to act on
+        self._last: tuple[Rect, PolarMap, float | None] | None = None  # the last fitted sector
         self._start_over()
 
     def _start_over(self) -> None:
-        """Forget the evidence and the fit (a new frame size or layout), keep serving the last
-        geometry (marked unsettled) until the next look finds the fan again."""
+        """Forget the evidence and the fit (a new frame size or layout); the last sector is
+        served, marked unsettled, until the fan is fitted again."""
         self.detections = 0
         self._since = 0
         self._seen: np.ndarray | None = None  # fading max of the screens detection looked at
@@ -440,7 +447,7 @@ class FanTracker:
         detect = auto and ((bool(every) and self._since >= every)
                            or (self.roi is None and self._since >= RETRY_WITHOUT_FAN))
         fit = (self._fitting and self.fitter.map is None and (self.roi is not None or not auto)
-               and not self.fitter.resting())
+               and self.config.sector is None and not self.fitter.resting())
         if detect:
             self._since = 0
         return (detect, fit) if detect or fit else None
@@ -456,30 +463,39 @@ class FanTracker:
             self.layout_changed = True
         if detect:
             self._detect(image)
-        x, y, w, h = rect = self._rect(W, H)
-        if self.from_motion:  # fitted on the found fan with a margin: its edges are not exact
-            x, y, w, h = rect = _grown(rect, SEARCH_MARGIN * max(H, W), (H, W))
-        pmap = None
+        fixed = self.config.sector_geometry()
+        if fixed is not None and self._fitting:  # a scanner profile: nothing to fit
+            x, y, w, h = self._rect(W, H)
+            if self._last is None:
+                self._last = ((x, y, w, h), self.recipe.polar_map(fixed, self.size), None)
+                self._last[1].prepare(h, w)
+            return Geometry((H, W), PolarCrop(x, y, w, h, self.size, self._last[1]),
+                            FanReport("roi"))
         if self._fitting and (self.roi is not None or self.config.mode != "auto"):
+            x, y, w, h = rect = self.search or self._rect(W, H)
             pmap = self.fitter.map if not fit and self.fitter.rect == rect else self.fitter(
                 rect, grey_of(image[y : y + h, x : x + w]))
-        if pmap is not None:
-            pmap.prepare(h, w)  # the resampling tables, built here rather than on a served frame
-            if self.watch is None and self.from_motion:
-                self.watch = EdgeWatch(pmap.geometry, (x, y), (H, W))
-            return Geometry((H, W), PolarCrop(x, y, w, h, self.size, pmap), self._report(True))
-        return Geometry((H, W), Crop(*self._rect(W, H), self.size), self._report(False))
+            if pmap is not None:
+                pmap.prepare(h, w)  # the resampling tables, built here, not on a served frame
+                if self.watch is None and self.from_motion:
+                    self.watch = EdgeWatch(pmap.geometry, (x, y), (H, W))
+                self._last = (rect, pmap, self.fitter.quality)
+                return Geometry((H, W), PolarCrop(x, y, w, h, self.size, pmap),
+                                self._report("polar", self.fitter.quality))
+            if self._last is not None:  # the last sector until the new one is fitted
+                (x, y, w, h), pmap, quality = self._last
+                return Geometry((H, W), PolarCrop(x, y, w, h, self.size, pmap),
+                                FanReport("polar", quality, settled=False))
+        return Geometry((H, W), Crop(*self._rect(W, H), self.size), self._report("sector"))
 
-    def _report(self, polar: bool) -> FanReport:
-        mode = self.config.mode
-        quality = self.fitter.quality if polar else None
-        if mode != "auto":
-            return FanReport("polar" if polar else mode, quality)
+    def _report(self, mode: str, quality: float | None = None) -> FanReport:
+        if self.config.mode != "auto":
+            return FanReport(self.config.mode if mode == "sector" else mode, quality)
         if self.roi is None:
             return FanReport("full", None, settled=False)
         settled = self.from_motion and not self.layout_changed and (
-            polar or not self._fitting or self.fitter.resting())
-        return FanReport("polar" if polar else "sector", quality, settled)
+            mode == "polar" or not self._fitting or self.fitter.resting())
+        return FanReport(mode, quality, settled)
 
     def _rect(self, W: int, H: int) -> Rect:
         mode = self.config.mode
@@ -502,7 +518,7 @@ class FanTracker:
         self.motion.add(grey)
         live = self.motion.fan()
         if live is not None:
-            self._found(_refined(grey, self.motion.previous, live, self.config), True)
+            self._found(_refined(grey, self.motion.previous, live, self.config), True, grey.shape)
             return
         if self.from_motion:
             return
@@ -515,20 +531,38 @@ class FanTracker:
             if self.roi is None:
                 log.warning("no ultrasound fan found in the frame; using the whole frame")
             return
-        self._found(found, False)
+        self._found(found, False, grey.shape)
 
-    def _found(self, rect: Rect, from_motion: bool) -> None:
-        tolerance = self.tolerance
-        if from_motion:  # shrunk evidence: its edges move by a few shrunk pixels between looks
-            tolerance = max(tolerance, 2 * self.config.detect_scale)
+    def _found(self, rect: Rect, from_motion: bool, shape: tuple[int, int]) -> None:
+        """A fan found: a new search rectangle (and a new fit) when it is the first found where
+        the screen moves, or it left the search rectangle, or fills much less of it."""
         first_motion = from_motion and not self.from_motion
-        if first_motion or self.roi is None or _moved(rect, self.roi, tolerance):
+        if first_motion or self.roi is None or _moved(rect, self.roi, self.tolerance):
             log.info("ultrasound fan at x=%d y=%d w=%d h=%d%s", *rect,
                      "" if from_motion else " (from brightness: the screen has not moved yet)")
-            self.roi, self.from_motion = rect, from_motion
+        self.roi = rect
+        margin = SEARCH_MARGIN * max(shape) if from_motion else 0
+        search = self.search
+        if from_motion:  # the live part of a fan can be smaller than the fan (shadow, fluid)
+            renew = first_motion or search is None or not _inside(rect, self._covered(margin))
+        else:
+            renew = search is None or _moved(rect, search, self.tolerance)
+        if renew:
+            self.search, self.from_motion = _grown(rect, margin, shape), from_motion
             self._new_fitter()  # evidence from brightness can hold marks beside the fan
         if from_motion:
             self.layout_changed = False
+
+
+    def _covered(self, margin: float) -> Rect:
+        """What the current fit explains: the fitted sector's rectangle grown by ``margin``, or
+        the search rectangle while nothing is fitted."""
+        pmap, (x, y, _, _) = self.fitter.map, self.search
+        if pmap is None:
+            return self.search
+        x0, y0, x1, y1 = pmap.box_to_image((0, 0, pmap.width, pmap.height))
+        return (int(x + x0 - margin), int(y + y0 - margin), int(x1 - x0 + 2 * margin),
+                int(y1 - y0 + 2 * margin))
 
 
 def _refined(grey: np.ndarray, small: np.ndarray, live: np.ndarray, config: PreprocessConfig
@@ -549,5 +583,12 @@ def _grown(rect: Rect, margin: float, shape: tuple[int, int]) -> Rect:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def _moved(a: Rect, b: Rect, tolerance: int) -> bool:
-    return any(abs(p - q) > tolerance for p, q in zip(a, b, strict=True))
+def _moved(a: Rect, b: Rect, tolerance: float) -> bool:
+    """An edge of ``a`` lies more than ``tolerance`` pixels from that of ``b``."""
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a, b
+    return any(abs(p - q) > tolerance for p, q in
+               ((ax, bx), (ay, by), (ax + aw, bx + bw), (ay + ah, by + bh)))
+
+
+def _inside(a: Rect, b: Rect) -> bool:
+    return a[0] >= b[0] and a[1] >= b[1] and a[0] + a[2] <= b[0] + b[2] and a[1] + a[3] <= b[1] + b[3]

@@ -345,6 +345,7 @@ class Pipeline:
             "queues": {**({"input": len(self.frames)} if self.frames else {}),
                        "prepared": len(self.prepared), "fan_search": len(self._fan_search)},
             "fan_searches": self._fan_search.searches,
+            **self.stages.preprocess.screen_status(),
         }
 
     # -- source thread --------------------------------------------------------------------

@@ -69,6 +69,7 @@ class Preprocessor:
         self.request_search = self.search  # (image, detect, fit) → None; the pipeline may replace
         self._lock = threading.Lock()  # one search at a time; a new frame size waits for it
         self.frozen, self.doppler = FreezeCheck(), DopplerCheck()
+        self.last: Prepared | None = None  # the latest frame's, for the status message
 
     @classmethod
     def for_model(cls, config: PreprocessConfig, info) -> Preprocessor:
@@ -156,4 +157,14 @@ class Preprocessor:
             small = cv2.resize(grey_of(roi), (self.size, self.size), interpolation=cv2.INTER_AREA)
         out = np.empty((1, 1, self.size, self.size), np.float32)  # the tensor may outlive this call
         self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
-        return Prepared(out, crop, geometry.report, self.frozen(small), self.doppler(roi, crop))
+        self.last = p = Prepared(out, crop, geometry.report, self.frozen(small),
+                                 self.doppler(roi, crop))
+        return p
+
+    def screen_status(self) -> dict:
+        """What the status message says of the screen: how the fan was found, frozen, Doppler,
+        and how often a layout change was noticed."""
+        last = self.last
+        return {"fan": None if last is None else {**last.fan.to_dict(),
+                                                  "relayouts": self.tracker.relayouts},
+                "frozen": bool(last and last.frozen), "doppler": bool(last and last.doppler)}

@@ -58,7 +58,7 @@ class DopplerCheck:
         n = int(np.count_nonzero(inside)) if inside is not None else chroma.size
         if inside is not None:
             coloured &= inside
-        return n > 0 and np.count_nonzero(coloured) > DOPPLER_FRACTION * n
+        return bool(n > 0 and np.count_nonzero(coloured) > DOPPLER_FRACTION * n)
 
     def _inside_of(self, crop: Crop, shape: tuple[int, int]) -> np.ndarray | None:
         """The samples inside a polar crop's sector (None for a plain crop: all of it)."""

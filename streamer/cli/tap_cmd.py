@@ -33,12 +33,18 @@ def _region(name: str, c) -> str:
 
 def describe(msg) -> str:
     """``us0 #42  head 0.93 at (812, 430) box (700, 300, 900, 520)  ood 0.42  | 23.4 ms
-    (inference 12.1)``; an unfamiliar frame reads ``UNFAMILIAR ood 1.00``."""
+    (inference 12.1)``; an unfamiliar frame reads ``UNFAMILIAR ood 1.00``, and a screen the
+    engine could not read as live says so first: ``FROZEN``, ``DOPPLER``, ``FAN UNSETTLED``."""
     present = ", ".join(_region(n, c) for n, c in msg.classes.items() if c.present) or "-"
     lat = msg.latency_ms
     ood = msg.raw.get("ood")
     flag = "" if ood is None else (
         f"  {'UNFAMILIAR ' if msg.raw.get('familiar') is False else ''}ood {ood:.2f}")
+    fan = msg.raw.get("fan") or {}
+    marks = [word for word, on in (("FROZEN", msg.raw.get("frozen")),
+                                   ("DOPPLER", msg.raw.get("doppler")),
+                                   ("FAN UNSETTLED", fan.get("settled") is False)) if on]
+    present = "  ".join([*marks, present])
     return (f"{msg.stream} #{msg.seq}  {present}{flag}  | {lat.get('capture_to_publish', 0):.1f} ms "
             f"(inference {lat.get('inference', 0):.1f})")
 
