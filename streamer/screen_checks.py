@@ -51,8 +51,8 @@ class DopplerCheck:
     def __call__(self, roi: np.ndarray, crop: Crop) -> bool:
         if roi.ndim != 3 or roi.shape[2] != 3:
             return False
-        samples = roi[::DOPPLER_STRIDE, ::DOPPLER_STRIDE]
-        chroma = samples.max(axis=2).astype(np.int16) - samples.min(axis=2)
+        b, g, r = cv2.split(np.ascontiguousarray(roi[::DOPPLER_STRIDE, ::DOPPLER_STRIDE]))
+        chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
         coloured = chroma >= DOPPLER_CHROMA
         inside = self._inside_of(crop, chroma.shape)
         n = int(np.count_nonzero(inside)) if inside is not None else chroma.size

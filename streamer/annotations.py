@@ -1,0 +1,91 @@
+"""Annotations on the fan (calipers and their dotted lines, typed text, arrows: thin white or
+coloured marks the scanner draws over the image) found and masked out of the model's input.
+
+A mark never changes while the image under it does, so it is a mark-like pixel (near white, or
+coloured) that holds its value between two looks frames apart, while the speckle around it
+moves. The mask is taken to the model's input grid (through
+the crop's own resampling) and filled there, per frame, from the nearest pixel that is no mark:
+a copy of a few hundred bytes on the hot path.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from streamer.crop import Crop, PolarCrop
+
+MARK_WHITE = 200  # a white or light mark's grey level (typed text, arrows, white calipers)
+MARK_CHROMA = 60  # max - min over B, G, R of a coloured mark (grey echo has none)
+MARK_STILL = 4  # grey levels a mark's pixel may change between looks (capture noise)
+MAX_MARKS = 0.05  # a larger share of the crop is no annotation (a frozen image): no mask
+
+Fill = tuple[np.ndarray, np.ndarray]  # (marked, nearest clean) flat indices on the input grid
+
+
+def mark_like(pixels: np.ndarray) -> np.ndarray:
+    """bool: near-white or coloured pixels (what stays still among them is a mark: speckle as
+    bright as a mark moves with the image)."""
+    grey = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
+    marks = grey >= MARK_WHITE
+    if pixels.ndim == 3:
+        chroma = pixels.max(axis=2).astype(np.int16) - pixels.min(axis=2)
+        marks |= chroma >= MARK_CHROMA
+    return marks
+
+
+def fill_table(mask: np.ndarray) -> Fill | None:
+    """For each marked pixel of a model-input mask, the flat index of the nearest unmarked one."""
+    if not mask.any() or mask.all():
+        return None
+    _, labels = cv2.distanceTransformWithLabels(mask.astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    clean = np.flatnonzero(~mask.ravel())  # label k is the k-th unmarked pixel in raster order
+    marked = np.flatnonzero(mask.ravel())
+    return marked, clean[labels.ravel()[marked] - 1]
+
+
+def apply(fill: Fill | None, small: np.ndarray) -> None:
+    if fill is not None:
+        flat = small.reshape(-1)
+        flat[fill[0]] = flat[fill[1]]
+
+
+class AnnotationFinder:
+    """Compares each look's crop with the previous look's (same crop) and keeps the marks that
+    stayed; ``fill`` is the model-input table of the marks found on the latest two looks."""
+
+    def __init__(self):
+        self._crop: Crop | None = None
+        self._previous: np.ndarray | None = None
+        self.fill: Fill | None = None
+        self.marked = 0  # model-input pixels masked
+
+    def crop_is(self, crop: Crop) -> bool:
+        """The fill was made for this crop (a newer geometry may not have been looked at yet)."""
+        return crop == self._crop
+
+    def look(self, image: np.ndarray, crop: Crop) -> Fill | None:
+        pixels = image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+        previous = self._previous
+        same = crop == self._crop and previous is not None and previous.shape == pixels.shape
+        self._crop, self._previous = crop, pixels.copy()
+        if not same:
+            self.fill, self.marked = None, 0
+            return None
+        still = cv2.absdiff(pixels, previous)
+        still = (still if still.ndim == 2 else still.max(axis=2)) <= MARK_STILL
+        marks = mark_like(pixels) & mark_like(previous) & still
+        if np.count_nonzero(marks) > MAX_MARKS * marks.size:
+            return self.fill  # the image did not move (frozen): keep what was found before
+        self.fill = fill_table(_on_input_grid(marks, crop))
+        self.marked = 0 if self.fill is None else len(self.fill[0])
+        return self.fill
+
+
+def _on_input_grid(marks: np.ndarray, crop: Crop) -> np.ndarray:
+    """The model-input pixels a mark touches (through the crop's own resampling)."""
+    m = marks.astype(np.uint8) * 255
+    if isinstance(crop, PolarCrop):
+        return crop.polar.to_polar(m) > 0
+    return cv2.resize(m, (crop.size, crop.size), interpolation=cv2.INTER_AREA) > 0
