@@ -112,7 +112,13 @@ def test_eval_cli_writes_report_table_and_grid(trained, tmp_path):
     for name, t in torch_report["per_class"].items():
         o = onnx_report["per_class"][name]
         assert [t[k] for k in ("tp", "fp", "fn", "tn")] == [o[k] for k in ("tp", "fp", "fn", "tn")]
-        assert t["pointing_game"] == o["pointing_game"] and t["ap"] == pytest.approx(o["ap"], abs=1e-6)
+        # AP ranks the scores: float32 differences between the backends' kernels (~1e-6 here)
+        # can swap two near-tied scores of a barely trained model, and one swap of a positive
+        # with an adjacent negative moves AP by less than 1/P (P positives); a wrong ranking
+        # (scores reversed, shuffled) moves it by far more
+        positives = t["tp"] + t["fn"]
+        assert t["pointing_game"] == o["pointing_game"]
+        assert t["ap"] == pytest.approx(o["ap"], abs=1 / max(positives, 1))
 
 
 def test_polar_frames_are_judged_on_the_sector_image():
