@@ -27,11 +27,9 @@ from engines.backends import create_backend
 from engines.defaults import default_onnx
 from engines.ood import load as load_ood
 from streamer.config import PostprocessConfig, PreprocessConfig
-from streamer.crop import PolarCrop
-from streamer.fan import sector_mask
 from streamer.frames import Frame
 from streamer.postprocess import Postprocessor
-from streamer.preprocess import Preprocessor
+from streamer.preprocess import PolarCrop, Preprocessor
 from tests.screens import HospitalScreen, ScreenSpec
 
 ALL = ("bodymark", "resultbox", "calipers", "text", "arrow")
@@ -55,21 +53,23 @@ RIGHT_IOU = 0.9  # a crop's sector this close to the truth is the fan "right"
 STEP = 4  # the IoU is measured on a grid of every 4th screen pixel
 
 
+def _sector_on_grid(apex, r_min, r_max, a_min, a_max, grid) -> np.ndarray:
+    ys, xs = np.mgrid[0 : grid[0], 0 : grid[1]]
+    dx, dy = (xs + 0.5) * STEP - apex[0], (ys + 0.5) * STEP - apex[1]
+    r, a = np.hypot(dx, dy), np.arctan2(dx, dy)
+    return (r >= r_min) & (r <= r_max) & (a >= a_min) & (a <= a_max)
+
+
 def sector_iou(crop, truth, shape) -> float:
-    """IoU of the crop's fitted sector and the true one, on a STEP-subsampled screen grid."""
+    """IoU of the crop's fitted sector and the true one, on a STEP-subsampled screen grid (the
+    part of a zoomed sector beyond the screen does not count). No sector fitted: 0."""
     if not isinstance(crop, PolarCrop):
         return 0.0
-    g = crop.polar.geometry
-    grid = (shape[0] // STEP, shape[1] // STEP)
-
-    def on_grid(s, ox, oy):
-        from engines.polar import SectorGeometry
-
-        return sector_mask(SectorGeometry(((s.apex[0] + ox) / STEP, (s.apex[1] + oy) / STEP),
-                                          s.r_min / STEP, s.r_max / STEP, s.angle_min,
-                                          s.angle_max), grid)
-
-    a, b = on_grid(g, crop.x, crop.y), on_grid(truth, 0, 0)
+    g, grid = crop.polar.geometry, (shape[0] // STEP, shape[1] // STEP)
+    a = _sector_on_grid((g.apex[0] + crop.x, g.apex[1] + crop.y), g.r_min, g.r_max,
+                        g.angle_min, g.angle_max, grid)
+    b = _sector_on_grid(truth.apex, truth.r_min, truth.r_max, truth.angle_min, truth.angle_max,
+                        grid)
     union = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / union if union else 0.0
 
@@ -139,13 +139,15 @@ def run_screen(backend, spec: ScreenSpec, seeds, frames: int) -> dict:
             tally.frames += 1
             tally.right += right
             tally.unfamiliar += familiar is False
-            tally.unsettled += not prepared.fan.settled
-            tally.doppler_flagged += prepared.doppler
+            fan = getattr(prepared, "fan", None)  # what the engine says of the screen, if anything
+            frozen, doppler = getattr(prepared, "frozen", False), getattr(prepared, "doppler", False)
+            tally.unsettled += fan is not None and not fan.settled
+            tally.doppler_flagged += doppler
             if shown.frozen:
                 tally.frozen_frames += 1
-                tally.frozen_flagged += prepared.frozen
+                tally.frozen_flagged += frozen
             else:
-                tally.live_flagged_frozen += prepared.frozen
+                tally.live_flagged_frozen += frozen
             x, y, w, h = live.rect
             for c, label in zip(classes, live.labels, strict=True):
                 tally.decisions += 1

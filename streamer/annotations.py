@@ -18,7 +18,8 @@ from streamer.crop import Crop, PolarCrop
 MARK_WHITE = 200  # a white or light mark's grey level (typed text, arrows, white calipers)
 MARK_CHROMA = 60  # max - min over B, G, R of a coloured mark (grey echo has none)
 MARK_STILL = 4  # grey levels a mark's pixel may change between looks (capture noise)
-MAX_MARKS = 0.05  # a larger share of the crop is no annotation (a frozen image): no mask
+MAX_MARKS = 0.05  # a larger share of the crop is no annotation: no new mask
+STILL_CROP = 0.9  # a crop this still between looks is a frozen image: nothing to tell marks by
 
 Fill = tuple[np.ndarray, np.ndarray]  # (marked, nearest clean) flat indices on the input grid
 
@@ -75,9 +76,11 @@ class AnnotationFinder:
             return None
         still = cv2.absdiff(pixels, previous)
         still = (still if still.ndim == 2 else still.max(axis=2)) <= MARK_STILL
+        if np.count_nonzero(still) > STILL_CROP * still.size:
+            return self.fill  # the image did not move (frozen): keep what was found before
         marks = mark_like(pixels) & mark_like(previous) & still
         if np.count_nonzero(marks) > MAX_MARKS * marks.size:
-            return self.fill  # the image did not move (frozen): keep what was found before
+            return self.fill  # not annotations: keep what was found before
         self.fill = fill_table(_on_input_grid(marks, crop))
         self.marked = 0 if self.fill is None else len(self.fill[0])
         return self.fill

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -37,6 +38,11 @@ RETRY_WITHOUT_FAN = 15  # frames between looks while no fan has been found at al
 MOTION_STEP = 6  # grey levels a shrunk pixel changes between looks to count as live image
 MOTION_MEMORY = 4  # looks a pixel stays live evidence after it last changed
 MIN_MOTION = 0.002  # live pixels, as a fraction of the screen, below which the screen is still
+# -- a fitted fan that no longer reaches its arc (a depth change shrank it about its apex) -----
+WATCH_LOOK_EVERY = 4  # frames between looks at a fitted live fan
+ARC_LOOKS = 3  # looks (12 frames) the live image must stay off the arc band to count as shrunk
+ARC_BAND = (0.15, 0.02)  # the band inside the fitted arc, from/to these fractions of the depth
+ARC_BEAMS = 16  # beams the band is cut into; in ordinary sweeps some beam's image moves in it
 # -- fan shape ---------------------------------------------------------------------------------
 MIN_FAN = 0.002  # the smallest fan, as a fraction of the shrunk screen
 MAX_ELONGATION = 4.0  # a component longer than this many times its width is a bar, not a fan
@@ -181,6 +187,7 @@ class ScreenMotion:
     def reset(self) -> None:
         self.previous: np.ndarray | None = None
         self.live: np.ndarray | None = None  # uint8 looks left as evidence, per shrunk pixel
+        self.recent: deque[np.ndarray] = deque(maxlen=ARC_LOOKS)  # the last looks' changes alone
 
     def add(self, grey: np.ndarray) -> None:
         H, W = grey.shape
@@ -193,6 +200,7 @@ class ScreenMotion:
         self.live = cv2.subtract(self.live, 1)
         self.live[moved] = MOTION_MEMORY
         self.previous = small
+        self.recent.append(moved)
 
     def moving(self) -> bool:
         return self.live is not None and np.count_nonzero(self.live) >= MIN_MOTION * self.live.size
@@ -443,6 +451,8 @@ class FanTracker:
         every = self.config.redetect_every
         if every and self.detections < WARMUP_DETECTIONS:  # look again after 1, 2, 4, 8... frames
             every = min(every, 1 << self.detections)
+        if self.watch is not None:  # a fitted live fan: does it still reach its arc?
+            every = min(every or WATCH_LOOK_EVERY, WATCH_LOOK_EVERY)
         auto = self.config.mode == "auto"
         detect = auto and ((bool(every) and self._since >= every)
                            or (self.roi is None and self._since >= RETRY_WITHOUT_FAN))
@@ -517,6 +527,9 @@ class FanTracker:
         grey = grey_of(image)
         self.motion.add(grey)
         live = self.motion.fan()
+        if self.watch is not None and self._arc_left():
+            self._relayout = True  # acted on at the next look (the next frame)
+            return
         if live is not None:
             self._found(_refined(grey, self.motion.previous, live, self.config), True, grey.shape)
             return
@@ -553,6 +566,26 @@ class FanTracker:
         if from_motion:
             self.layout_changed = False
 
+
+    def _arc_left(self) -> bool:
+        """No beam's image moved near the fitted far arc for ARC_LOOKS looks while the sector's
+        middle did: the fan ends short of its arc (a depth change shrank it about its apex, so
+        its sides stayed where they were). In ordinary sweeps dark far fields keep some beams
+        still there for a while, never all of them; a frozen screen moves nowhere."""
+        recent, pmap = self.motion.recent, self.fitter.map
+        if pmap is None or len(recent) < ARC_LOOKS:
+            return False
+        moved = np.logical_or.reduce(list(recent))
+        g, (x, y, _, _), s = pmap.geometry, self.search, self.config.detect_scale
+        ys, xs = np.nonzero(moved)
+        dx, dy = (xs + 0.5) * s - (x + g.apex[0]), (ys + 0.5) * s - (y + g.apex[1])
+        depth = (np.hypot(dx, dy) - g.r_min) / (g.r_max - g.r_min)
+        beam = np.floor((np.arctan2(dx, dy) - g.angle_min) / (g.angle_max - g.angle_min)
+                        * ARC_BEAMS).astype(np.int64)
+        inside = (beam >= 0) & (beam < ARC_BEAMS)
+        near_arc = inside & (depth > 1 - ARC_BAND[0]) & (depth < 1 - ARC_BAND[1])
+        middle = inside & (depth > 0.2) & (depth < 0.6)
+        return np.count_nonzero(middle) >= ARC_BEAMS * 4 and not near_arc.any()
 
     def _covered(self, margin: float) -> Rect:
         """What the current fit explains: the fitted sector's rectangle grown by ``margin``, or
