@@ -30,8 +30,8 @@ def mark_like(pixels: np.ndarray) -> np.ndarray:
     grey = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
     marks = grey >= MARK_WHITE
     if pixels.ndim == 3:
-        chroma = pixels.max(axis=2).astype(np.int16) - pixels.min(axis=2)
-        marks |= chroma >= MARK_CHROMA
+        b, g, r = cv2.split(pixels)
+        marks |= cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r)) >= MARK_CHROMA
     return marks
 
 
@@ -59,6 +59,7 @@ class AnnotationFinder:
     def __init__(self):
         self._crop: Crop | None = None
         self._previous: np.ndarray | None = None
+        self._marks: np.ndarray | None = None  # mark_like of the previous look's crop
         self.fill: Fill | None = None
         self.marked = 0  # model-input pixels masked
 
@@ -68,17 +69,19 @@ class AnnotationFinder:
 
     def look(self, image: np.ndarray, crop: Crop) -> Fill | None:
         pixels = image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
-        previous = self._previous
+        previous, previous_marks = self._previous, self._marks
         same = crop == self._crop and previous is not None and previous.shape == pixels.shape
-        self._crop, self._previous = crop, pixels.copy()
+        self._crop, self._previous, self._marks = crop, pixels.copy(), mark_like(pixels)
         if not same:
             self.fill, self.marked = None, 0
             return None
-        still = cv2.absdiff(pixels, previous)
-        still = (still if still.ndim == 2 else still.max(axis=2)) <= MARK_STILL
+        change = cv2.absdiff(pixels, previous)
+        if change.ndim == 3:
+            change = cv2.max(cv2.max(change[:, :, 0], change[:, :, 1]), change[:, :, 2])
+        still = change <= MARK_STILL
         if np.count_nonzero(still) > STILL_CROP * still.size:
             return self.fill  # the image did not move (frozen): keep what was found before
-        marks = mark_like(pixels) & mark_like(previous) & still
+        marks = self._marks & previous_marks & still
         if np.count_nonzero(marks) > MAX_MARKS * marks.size:
             return self.fill  # not annotations: keep what was found before
         self.fill = fill_table(_on_input_grid(marks, crop))

@@ -531,6 +531,13 @@ class FanTracker:
             self._relayout = True  # acted on at the next look (the next frame)
             return
         if live is not None:
+            if self.watch is not None:  # fitted: only a fan that left the fit is news
+                x, y, w, h = cv2.boundingRect(live)
+                s = self.config.detect_scale
+                margin = SEARCH_MARGIN * max(grey.shape)
+                if _inside((x * s, y * s, w * s, h * s), self._covered(margin)):
+                    self.layout_changed = False
+                    return
             self._found(_refined(grey, self.motion.previous, live, self.config), True, grey.shape)
             return
         if self.from_motion:
