@@ -333,10 +333,11 @@ SHRANK = 0.25  # live fraction just inside the edge, relative to the middle's, m
 
 
 class EdgeWatch:
-    """Reads WATCH_POINTS pixels per band on every frame: just outside the fitted sector (the
-    background: never live unless the fan grew or moved over it), just inside its edge, and its
-    middle (live while the probe scans; when the middle lives and the edge does not, the fan
-    shrank or moved away from it). A frozen screen changes nowhere and says nothing."""
+    """Reads WATCH_POINTS pixels per band on every frame: just outside each fitted edge (the far
+    arc, the left and the right side: background, never live unless the fan grew or moved over
+    it, or the fit fell short of a far field that was dark when it was made), just inside the
+    edges, and the sector's middle (live while the probe scans; when the middle lives and the
+    edges do not, the fan shrank or moved away from them). A frozen screen says nothing."""
 
     def __init__(self, g: SectorGeometry, origin: tuple[int, int], shape: tuple[int, int]):
         ox, oy = origin
@@ -344,18 +345,20 @@ class EdgeWatch:
         margin = max(6.0, 0.03 * depth)
         t = np.linspace(0.1, 0.9, WATCH_POINTS // 3)
 
-        def band(out: float) -> list:
+        def edges(out: float) -> list[list]:
             da = out * margin / g.r_max  # the angle that is ``margin`` pixels at the far edge
             arc = [(g.angle_min + s * span, g.r_max + out * margin) for s in t]
-            sides = [(a, g.r_min + s * depth) for a in (g.angle_min - da, g.angle_max + da)
-                     for s in t]
-            return arc + sides
+            left = [(g.angle_min - da, g.r_min + s * depth) for s in t]
+            right = [(g.angle_max + da, g.r_min + s * depth) for s in t]
+            return [arc, left, right]
 
         middle = [(g.angle_min + a * span, g.r_min + r * depth) for a in (0.3, 0.5, 0.7)
                   for r in np.linspace(0.2, 0.8, WATCH_POINTS // 3)]
-        self.bands = [self._pixels(pts, g, ox, oy, shape) for pts in (band(1.0), band(-1.0), middle)]
+        inside = [p for edge in edges(-1.0) for p in edge]
+        self.bands = [self._pixels(pts, g, ox, oy, shape)
+                      for pts in (*edges(1.0), inside, middle)]
         self.previous: list[np.ndarray] | None = None
-        self.history: list[tuple[float, float, float]] = []
+        self.history: list[tuple[float, ...]] = []
 
     @staticmethod
     def _pixels(points, g: SectorGeometry, ox: int, oy: int, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -379,8 +382,8 @@ class EdgeWatch:
         if len(self.history) < WATCH_FRAMES:
             return False
         del self.history[:-WATCH_FRAMES]
-        outside, inside, middle = np.mean(self.history, axis=0)
-        return bool(outside >= GREW or (middle > 0.1 and inside < SHRANK * middle))
+        *outside, inside, middle = np.mean(self.history, axis=0)
+        return bool(max(outside) >= GREW or (middle > 0.1 and inside < SHRANK * middle))
 
 
 @dataclass(frozen=True)
@@ -418,7 +421,8 @@ class FanTracker:
         self.from_motion = False  # the roi was found where the screen moves
         self.relayouts = 0  # layout changes the edge watch noticed
         self._relayout = False  # one noticed on the hot path, for the next look to act on
-        self._last: tuple[Rect, PolarMap, float | None] | None = None  # the last fitted sector
+        # the last fitted sector: its crop, map, fit quality, and the fitter's map it came from
+        self._last: tuple[Rect, PolarMap, float | None, PolarMap | None] | None = None
         self._start_over()
 
     def _start_over(self) -> None:
@@ -477,7 +481,7 @@ class FanTracker:
         if fixed is not None and self._fitting:  # a scanner profile: nothing to fit
             x, y, w, h = self._rect(W, H)
             if self._last is None:
-                self._last = ((x, y, w, h), self.recipe.polar_map(fixed, self.size), None)
+                self._last = ((x, y, w, h), self.recipe.polar_map(fixed, self.size), None, None)
                 self._last[1].prepare(h, w)
             return Geometry((H, W), PolarCrop(x, y, w, h, self.size, self._last[1]),
                             FanReport("roi"))
@@ -486,14 +490,16 @@ class FanTracker:
             pmap = self.fitter.map if not fit and self.fitter.rect == rect else self.fitter(
                 rect, grey_of(image[y : y + h, x : x + w]))
             if pmap is not None:
-                pmap.prepare(h, w)  # the resampling tables, built here, not on a served frame
+                if self._last is None or self._last[3] is not pmap:
+                    self._last = (*self._sector_crop(rect, pmap, (H, W)), self.fitter.quality,
+                                  pmap)
+                (x, y, w, h), served = self._last[:2]
                 if self.watch is None and self.from_motion:
-                    self.watch = EdgeWatch(pmap.geometry, (x, y), (H, W))
-                self._last = (rect, pmap, self.fitter.quality)
-                return Geometry((H, W), PolarCrop(x, y, w, h, self.size, pmap),
+                    self.watch = EdgeWatch(served.geometry, (x, y), (H, W))
+                return Geometry((H, W), PolarCrop(x, y, w, h, self.size, served),
                                 self._report("polar", self.fitter.quality))
             if self._last is not None:  # the last sector until the new one is fitted
-                (x, y, w, h), pmap, quality = self._last
+                (x, y, w, h), pmap, quality, _ = self._last
                 return Geometry((H, W), PolarCrop(x, y, w, h, self.size, pmap),
                                 FanReport("polar", quality, settled=False))
         return Geometry((H, W), Crop(*self._rect(W, H), self.size), self._report("sector"))
@@ -603,6 +609,21 @@ class FanTracker:
         x0, y0, x1, y1 = pmap.box_to_image((0, 0, pmap.width, pmap.height))
         return (int(x + x0 - margin), int(y + y0 - margin), int(x1 - x0 + 2 * margin),
                 int(y1 - y0 + 2 * margin))
+
+    def _sector_crop(self, rect: Rect, pmap: PolarMap, shape: tuple[int, int]
+                     ) -> tuple[Rect, PolarMap]:
+        """The fitted sector's own bounding rectangle (clipped to the frame) and its map there:
+        the search rectangle it was fitted in can cut off part of it (a side whose image was
+        dark while the fan was found), which the crop would serve as black."""
+        x, y, _, _ = rect
+        bx0, by0, bx1, by1 = pmap.box_to_image((0, 0, pmap.width, pmap.height))
+        x0, y0 = max(0, int(math.floor(x + bx0))), max(0, int(math.floor(y + by0)))
+        x1, y1 = min(shape[1], int(math.ceil(x + bx1))), min(shape[0], int(math.ceil(y + by1)))
+        g = pmap.geometry
+        moved = dataclasses.replace(g, apex=(g.apex[0] + x - x0, g.apex[1] + y - y0))
+        served = PolarMap(moved, (pmap.height, pmap.width), shrink=pmap.method)  # as fitted
+        served.prepare(y1 - y0, x1 - x0)  # the resampling tables, built here, not on a frame
+        return (x0, y0, x1 - x0, y1 - y0), served
 
 
 def _refined(grey: np.ndarray, small: np.ndarray, live: np.ndarray, config: PreprocessConfig

@@ -57,6 +57,11 @@ def test_the_sector_is_fitted_on_a_real_screen_within_a_third_of_a_second(spec):
     for shown, prepared, iou in out[settled[0]:]:
         assert prepared.fan.mode == "polar" and prepared.fan.settled
         assert iou >= 0.9 and prepared.fan.fit >= 0.6
+        # the crop holds the whole fitted sector (cut off, its part would be served black)
+        crop, (H, W) = prepared.crop, shown.image.shape[:2]
+        x0, y0, x1, y1 = crop.box_to_source((0, 0, crop.polar.width, crop.polar.height))
+        assert crop.x <= max(x0, 0) + 1 and crop.y <= max(y0, 0) + 1
+        assert crop.x + crop.w >= min(x1, W) - 1 and crop.y + crop.h >= min(y1, H) - 1
     assert not out[0][1].fan.settled  # the first frame: found from brightness, not yet settled
 
 
