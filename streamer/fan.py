@@ -54,6 +54,12 @@ FIT_EVERY = 5  # frames between fit attempts while the sector is not known
 FIT_FRAMES = 90  # frames of evidence before concluding the fan is no sector (a linear probe)
 FIT_STEP = 16  # grey levels a full-resolution pixel changes between frames to count as live
 MIN_FIT_QUALITY = 0.6  # intersection over union of the fitted sector and the live evidence
+# ... or, for a fan much of which is dark fluid (little of it live yet), the same sector on two
+# attempts in a row with almost all the live evidence inside it
+MIN_FIT_PRECISION = 0.98
+# B-mode sectors of curvilinear and phased probes are symmetric about the probe's axis (straight
+# down on a scanner's screen); a lopsided fit was made on part of the fan
+MAX_ASYMMETRY = math.radians(3.0)
 
 
 def grey_of(image: np.ndarray) -> np.ndarray:
@@ -232,11 +238,21 @@ def sector_mask(g: SectorGeometry, shape: tuple[int, int]) -> np.ndarray:
     return (r >= g.r_min) & (r <= g.r_max) & (a >= g.angle_min) & (a <= g.angle_max)
 
 
-def fit_quality(g: SectorGeometry, evidence: np.ndarray) -> float:
-    """Intersection over union of the sector and the evidence (a mask on the sector's grid)."""
+def fit_quality(g: SectorGeometry, evidence: np.ndarray) -> tuple[float, float]:
+    """(intersection over union, precision) of the sector and the evidence (a mask on the
+    sector's grid): how much of both they share, and how much of the evidence lies inside."""
     inside = sector_mask(g, evidence.shape)
-    union = np.count_nonzero(inside | evidence)
-    return np.count_nonzero(inside & evidence) / union if union else 0.0
+    both, union = np.count_nonzero(inside & evidence), np.count_nonzero(inside | evidence)
+    return (both / union if union else 0.0), both / max(np.count_nonzero(evidence), 1)
+
+
+def _same_sector(a: SectorGeometry, b: SectorGeometry) -> bool:
+    """Two fits of one sector: apex and radii within 2% of its radius, angles within 1°."""
+    tol = 0.02 * max(a.r_max, b.r_max)
+    return (max(abs(a.apex[0] - b.apex[0]), abs(a.apex[1] - b.apex[1]), abs(a.r_min - b.r_min),
+                abs(a.r_max - b.r_max)) <= tol
+            and max(abs(a.angle_min - b.angle_min), abs(a.angle_max - b.angle_max))
+            <= math.radians(1.0))
 
 
 class SectorFitter:
@@ -245,7 +261,8 @@ class SectorFitter:
     of a moving probe do not. The evidence is the pixels that changed between frames (static
     marks, boxes and text beside the sector are never evidence), or, on a screen that has not
     moved, the pixels brighter than the background. A fit is kept when it explains the evidence
-    (MIN_FIT_QUALITY). The mask is subsampled (nearest, so edges are not blurred outwards): on a
+    (MIN_FIT_QUALITY, or MIN_FIT_PRECISION on two attempts that agree) and is symmetric
+    (MAX_ASYMMETRY). The mask is subsampled (nearest, so edges are not blurred outwards): on a
     1080p screen's fan a fit takes 7 ms instead of 80, within 2 px of the full-resolution fit.
     """
 
@@ -262,6 +279,7 @@ class SectorFitter:
 
     def _clear(self) -> None:
         self.bright = self.live = self.previous = None
+        self._tried: SectorGeometry | None = None  # the last attempt's sector
         self.frames = 0
 
     def __call__(self, rect: Rect, grey: np.ndarray) -> PolarMap | None:
@@ -312,8 +330,14 @@ class SectorFitter:
             if self.frames + FIT_EVERY > FIT_FRAMES:
                 log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
             return
-        quality = fit_quality(g, evidence)
-        if quality < MIN_FIT_QUALITY:
+        if abs(g.angle_min + g.angle_max) > MAX_ASYMMETRY:  # it saw part of the fan
+            log.debug("sector fit %.1f° to %.1f° is lopsided; gathering more frames",
+                      math.degrees(g.angle_min), math.degrees(g.angle_max))
+            self._tried = None
+            return
+        quality, precision = fit_quality(g, evidence)
+        held, self._tried = self._tried is not None and _same_sector(g, self._tried), g
+        if quality < MIN_FIT_QUALITY and not (held and precision >= MIN_FIT_PRECISION):
             log.debug("sector fit explains %.2f of the fan; gathering more frames", quality)
             return
         g = dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
