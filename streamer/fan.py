@@ -50,7 +50,7 @@ MIN_FILL = 0.25  # a fan covers at least this fraction of its bounding rectangle
 SEARCH_MARGIN = 0.03  # the sector is fitted in the found rectangle grown by this much of the screen
 # -- sector fit (on the crop subsampled to about FIT_SIDE) -------------------------------------
 FIT_SIDE = 400
-FIT_EVERY = 5  # frames between fit attempts while the sector is not known
+FIT_EVERY = 3  # frames between fit attempts while the sector is not known
 FIT_FRAMES = 90  # frames of evidence before concluding the fan is no sector (a linear probe)
 FIT_STEP = 16  # grey levels a full-resolution pixel changes between frames to count as live
 MIN_FIT_QUALITY = 0.6  # intersection over union of the fitted sector and the live evidence
