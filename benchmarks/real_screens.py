@@ -6,10 +6,11 @@ model → postprocess.
 
     python benchmarks/real_screens.py [--model M.onnx] [--frames 240] [--seeds 11,12,13]
                                       [--only NAME,...] [--json OUT]
+    python benchmarks/real_screens.py --table BEFORE.json NOW.json   (the docs' table)
 
 Per screen, over every frame of every sweep: the fan right (the crop's fitted sector covers the
 live view's true sector with IoU ≥ 0.9), decision accuracy against the live view's labels,
-confident false positives per frame, peaks of present regions inside the live view, results
+confident (score ≥ 0.9) false positives per frame, peaks of present regions inside the live view, results
 flagged (unfamiliar, not settled, frozen, Doppler), frames until the fan is right again after a
 layout change, and the preprocess stage's time per frame (median, 95th percentile).
 """
@@ -30,7 +31,7 @@ from streamer.config import PostprocessConfig, PreprocessConfig
 from streamer.frames import Frame
 from streamer.postprocess import Postprocessor
 from streamer.preprocess import PolarCrop, Preprocessor
-from tests.screens import HospitalScreen, ScreenSpec
+from tests.screens import HospitalScreen, ScreenSpec  # run from the repository root
 
 ALL = ("bodymark", "resultbox", "calipers", "text", "arrow")
 SCREENS = {
@@ -161,6 +162,37 @@ def run_screen(backend, spec: ScreenSpec, seeds, frames: int) -> dict:
     return tally.row()
 
 
+BEGIN, END = "<!-- real-screens table: begin -->", "<!-- real-screens table: end -->"
+RECORDS = ("benchmarks/results/screens/before.json", "benchmarks/results/screens/now.json")
+
+
+def _cell(before, now, unit: str = "") -> str:
+    return f"{'-' if before is None else before}{unit} → **{'-' if now is None else now}{unit}**"
+
+
+def table(before: dict, now: dict) -> str:
+    """The docs' table (docs/scanner-screens.md) from the two records, screen by screen."""
+    lines = ["| screen | fan right | accuracy | confident false positives / frame | unfamiliar "
+             "| flagged now | preprocess p50 ms (searches inline) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, n in now["rows"].items():
+        b = before["rows"][name]
+        flags = [f"unsettled {n['unsettled']}%"]
+        if n["frozen_flagged"] is not None:
+            flags.append(f"frozen: {n['frozen_flagged']}% of frozen frames")
+        if n["doppler_flagged"]:
+            flags.append(f"Doppler: {n['doppler_flagged']}%")
+        if n["frames_to_right_after_change"]:
+            flags.append(f"fan right again after {n['frames_to_right_after_change']} frames "
+                         f"(before: {b['frames_to_right_after_change']})")
+        lines.append(f"| {name} | {_cell(b['fan_right'], n['fan_right'], '%')} | "
+                     f"{_cell(b['accuracy'], n['accuracy'], '%')} | "
+                     f"{_cell(b['false_positives_per_frame'], n['false_positives_per_frame'])} | "
+                     f"{_cell(b['unfamiliar'], n['unfamiliar'], '%')} | {'; '.join(flags)} | "
+                     f"{_cell(b['preprocess_ms_p50'], n['preprocess_ms_p50'])} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="ONNX model (default: the bundled one)")
@@ -168,7 +200,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="11,12,13")
     ap.add_argument("--only", default="", help="comma-separated screen names (substrings)")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--table", nargs=2, metavar=("BEFORE", "NOW"),
+                    help="print the docs' table from two records and stop")
     args = ap.parse_args(argv)
+    if args.table:
+        before, now = (json.loads(open(path).read()) for path in args.table)
+        print(table(before, now))
+        return 0
     seeds = [int(s) for s in args.seeds.split(",")]
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     rows = {}

@@ -40,3 +40,13 @@ def test_backbone_latencies_are_the_recorded_ones():
 
 def test_precision_table_is_the_recorded_reports():
     assert block(precision_table.BEGIN, precision_table.END) == precision_table.markdown()
+
+
+def test_scanner_screens_table_is_the_recorded_runs():
+    import real_screens
+
+    doc = (ROOT / "docs" / "scanner-screens.md").read_text()
+    assert real_screens.BEGIN in doc and real_screens.END in doc, "the docs lost the table markers"
+    text = doc.split(real_screens.BEGIN, 1)[1].split(real_screens.END, 1)[0].strip()
+    before, now = (json.loads((ROOT / path).read_text()) for path in real_screens.RECORDS)
+    assert text == real_screens.table(before, now)

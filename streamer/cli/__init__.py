@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "serve": "streamer.cli.serve_cmd",
     "keys": "streamer.cli.keys_cmd",
     "ood-fit": "streamer.cli.ood_cmd",
+    "fit-screen": "streamer.cli.fit_screen_cmd",
 }
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
 
