@@ -265,7 +265,10 @@ def result_dict(result: FrameResult) -> dict:
         "ood": None if result.ood is None else round(float(result.ood), 4),
         "familiar": result.familiar,
         # how the crop was found: a wrong or unsettled fan is said, never silent
-        "fan": None if result.fan is None else result.fan.to_dict(),
+        "fan": None if result.fan is None else {
+            **result.fan.to_dict(),  # and the source rectangle (the view) the result describes
+            "rect": None if result.crop is None else _ints((result.crop.x, result.crop.y,
+                                                            result.crop.w, result.crop.h))},
         "frozen": bool(result.frozen),  # the screen shows the same image (Freeze): not live
         "doppler": bool(result.doppler),  # colour Doppler inside the fan
     }

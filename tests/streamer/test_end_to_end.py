@@ -76,6 +76,13 @@ def test_scanner_to_subscriber_over_loopback(random_onnx):
     assert d.latency_ms["capture_to_publish"] > 0
     for c in d.classes.values():  # peaks lie in the fan's rectangle on the screen
         assert 455 - 5 <= c.peak[0] <= 455 + 1011 + 5 and 168 - 5 <= c.peak[1] <= 168 + 773 + 5
+    # the feeder sends one screen over and over: a frozen image, and a fan never seen moving
+    assert d.raw["frozen"] is True and d.raw["doppler"] is False
+    fan = d.raw["fan"]
+    assert fan["mode"] == "sector" and fan["settled"] is False
+    x, y, w, h = fan["rect"]
+    assert abs(x - 455) <= 5 and abs(y - 168) <= 5 and abs(w - 1011) <= 5 and abs(h - 773) <= 5
+    assert statuses[-1].status["frozen"] is True and statuses[-1].status["fan"]["mode"] == "sector"
 
 
 def test_cli_run_in_process(random_onnx, capsys, tmp_path):
@@ -90,6 +97,9 @@ def test_cli_run_in_process(random_onnx, capsys, tmp_path):
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert [r["seq"] for r in lines] == sorted(r["seq"] for r in lines) and len(lines) == 20
     assert set(lines[0]["classes"]) == {"head", "spine", "thorax", "abdomen", "limbs", "placenta"}
+    # a live sweep: the fan found where the screen moves (settled from the second look), never frozen
+    assert not any(r["frozen"] or r["doppler"] for r in lines)
+    assert lines[0]["fan"]["settled"] is False and lines[-1]["fan"]["settled"] is True
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -101,3 +101,20 @@ def test_bundled_model_carries_ood_statistics():
     m = ood.load(default_onnx())
     assert m is not None and m.needs_features and m.n >= 1000
     assert 0.9 <= m.limit < 1.0
+
+
+def test_tap_line_says_a_screen_the_engine_could_not_read_as_live():
+    import dataclasses
+
+    from streamer.crop import Crop, FanReport
+
+    live = dataclasses.replace(_result(None, None), fan=FanReport("polar", 0.9),
+                               crop=Crop(10, 20, 300, 200, 224))
+    d = json.loads(p.encode_result(live)[1])
+    assert d["fan"] == {"mode": "polar", "fit": 0.9, "settled": True, "rect": [10, 20, 300, 200]}
+    line = describe(p.decode_message(p.encode_result(live)))
+    assert not any(w in line for w in ("FROZEN", "DOPPLER", "UNSETTLED"))
+    for change, word in ((dict(frozen=True), "FROZEN"), (dict(doppler=True), "DOPPLER"),
+                         (dict(fan=FanReport("full", None, settled=False)), "FAN UNSETTLED")):
+        line = describe(p.decode_message(p.encode_result(dataclasses.replace(live, **change))))
+        assert line.startswith("us0 #7  " + word) and "head 0.97" in line
