@@ -123,10 +123,10 @@ def test_a_server_that_stops_answering_times_out_and_backs_off(server):
             backend.infer(x)
         assert time.monotonic() - started < 2.0
         assert not backend.up and backend.describe()["link"]["failures"] == 1
-        started = time.monotonic()
         with pytest.raises(BackendUnavailable, match="next try in"):
             backend.infer(x)  # inside the backoff: refused without touching the network
-        assert time.monotonic() - started < 0.05
+        link = backend.describe()["link"]
+        assert link["skipped"] == 1 and link["failures"] == 1  # no second call went out
     finally:
         server.proc.send_signal(signal.SIGCONT)
     time.sleep(0.35)

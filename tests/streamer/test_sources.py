@@ -17,6 +17,21 @@ from streamer.sources import (
 )
 
 
+class FakeClock:
+    """The monotonic clock and sleep of streamer.sources.base, advanced only by sleeping: the
+    pacer's schedule is checked exactly, whatever the machine's load."""
+
+    def __init__(self):
+        self.now_ns, self.slept = 0, []
+
+    def monotonic_ns(self) -> int:
+        return self.now_ns
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now_ns += round(seconds * 1e9)
+
+
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "clip.avi"
@@ -132,22 +147,27 @@ def test_video_file_is_lossless_and_ends(video):
     assert src.describe()["frames_read"] == 10 and src.describe()["kind"] == "file"
 
 
-def test_video_file_loop_and_realtime_pacing(video):
+def test_video_file_loop_and_realtime_pacing(video, monkeypatch):
+    from streamer.sources import base
+
+    clock = FakeClock()
+    monkeypatch.setattr(base, "time", clock)
     with open_source(f"file:{video},realtime=1,loop=1,fps=100") as src:
         assert src.live
-        start = time.monotonic()
         seqs = [src.read(1.0).seq for _ in range(15)]
-        elapsed = time.monotonic() - start
     assert seqs == list(range(15))
-    assert 0.12 <= elapsed < 1.0  # 14 periods of 10 ms after the first frame
+    assert clock.now_ns == 14 * 10_000_000  # 14 periods of 10 ms after the first frame
 
 
-def test_paced_read_returns_none_within_the_timeout(video):
+def test_paced_read_returns_none_within_the_timeout(video, monkeypatch):
+    from streamer.sources import base
+
+    clock = FakeClock()
+    monkeypatch.setattr(base, "time", clock)
     with open_source(f"file:{video},realtime=1,fps=2") as src:
         assert src.read(1.0) is not None
-        start = time.monotonic()
         assert src.read(0.05) is None
-        assert time.monotonic() - start < 0.3
+        assert clock.slept[-1] == 0.05  # waited its timeout, not the 500 ms to the next frame
 
 
 def test_missing_capture_device_is_source_lost():
@@ -241,14 +261,21 @@ def test_sim_source_lossless_and_frames_limit():
     assert not np.array_equal(frames[0].image, frames[1].image)  # a sweep, not a still
 
 
-def test_sim_source_paced_at_fps():
+def test_sim_source_paced_at_fps(monkeypatch):
+    from streamer.sources import base
+
+    clock = FakeClock()
+    monkeypatch.setattr(base, "time", clock)
     with open_source("sim:width=160,height=120,fps=50") as src:
         assert src.live
-        start = time.monotonic()
         got = [src.read(1.0) for _ in range(6)]
-        elapsed = time.monotonic() - start
-        assert src.read(0.001) is None  # the next frame is not due yet
-    assert all(f is not None for f in got) and 0.09 <= elapsed < 2.0  # not faster than 50 fps
+        assert clock.now_ns == 5 * 20_000_000  # the first at once, then one every 20 ms
+        assert src.read(0.001) is None  # the next is 20 ms away: a 1 ms read waits 1 ms, no frame
+        assert clock.now_ns == 5 * 20_000_000 + 1_000_000
+        clock.now_ns += 200_000_000  # a reader 200 ms late gets one frame at once, not a burst
+        late = [src.read(0.0) for _ in range(2)]
+    assert all(f is not None for f in got)
+    assert late[0] is not None and late[1] is None
 
 
 def test_real_simulator():
