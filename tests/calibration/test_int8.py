@@ -90,10 +90,13 @@ def test_int8_of_the_trained_default_model_keeps_its_decisions(target, tmp_path)
                       target=target)
     r = compare(fp32, {"int8": q}, held, latency=False)["int8"]
     assert r["finite"] and r["decision_agreement"] >= 143 / 144  # at most one of 24×6 flips
-    # measured on the six-stage model: max |Δprob| 0.019 / 0.052 and the maps' largest relative
-    # change 0.26 / 0.28 (TensorRT / CPU placement), while accuracy and pointing game on 2,000
-    # frames move by under 0.1 points (precision reports)
-    assert r["max_abs_dprob"] < 0.08 and r["max_rel_dmap"] < 0.5
+    # INT8 kernels round differently on each CPU family: max |Δprob| measured 0.019 (TensorRT
+    # placement), 0.052 (CPU placement, Intel Xeon), 0.092 (CPU, AMD EPYC), the maps' largest
+    # relative change 0.26 / 0.28, while accuracy and pointing game on 2,000 frames move by under
+    # 0.1 points (precision reports). 0.3 leaves over 3× the largest; what it guards, a broken
+    # calibration (on blank frames, or frames at a fifth of their brightness), moves
+    # probabilities by 0.96-1.0 and maps by 0.99-1.01 and flips 23-29% of decisions
+    assert r["max_abs_dprob"] < 0.3 and r["max_rel_dmap"] < 0.9
 
 
 def test_report_files(tmp_path):
