@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.classes import ACTIVATIONS
+from engines.errors import UserError
 from engines.input_recipe import SONOSTREAM, InputRecipe
 
 META_PREFIX = "sonostream."
@@ -17,6 +18,8 @@ HEADS = ("shared", "per_class")
 REPRESENTATIONS = ("sector", "polar")
 """sector: the fan crop as it is; polar: the sector resampled to beam space (depth down)."""
 PRECISIONS = ("fp32", "fp16", "int8")
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+"""How a torch.save file starts: a zip archive, or (legacy) a pickle."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class ModelInfo:
     def from_onnx(cls, path: str | Path) -> ModelInfo:
         import onnx
 
+        refuse_checkpoint(path)
         model = onnx.load(str(path), load_external_data=False)
         return cls.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
 
@@ -81,3 +85,20 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def refuse_checkpoint(path: str | Path, instead: str = "") -> None:
+    """Where an ONNX model is wanted, a PyTorch checkpoint (told by its first bytes, whatever its
+    name) is bad input: say what it is and how to export it; ``instead`` (``{onnx}``: the exported
+    file) adds how else to run it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return  # the reader says what is wrong with the file
+    if head.startswith(TORCH_MAGIC):
+        p = Path(path)
+        onnx = p.with_name(p.stem + ("_exported.onnx" if p.suffix == ".onnx" else ".onnx"))
+        raise UserError(f"{path} is a PyTorch checkpoint, not an ONNX model: export it first "
+                        f"(streamer export --checkpoint {path} --out {onnx})"
+                        + instead.format(onnx=onnx))

@@ -47,13 +47,14 @@ class ResultSubscriber:
                  topics: tuple[str, ...] = ("det",), hwm: int = 100, *,
                  server_key: str | None = None, client_key: str | None = None,
                  insecure: bool = False):
+        check_remote(endpoint, encrypted=bool(server_key or client_key), insecure=insecure,
+                     what="subscribing to results")  # first: a malformed endpoint is said as such
         unknown = set(topics) - set(TOPIC_KINDS)
         if unknown or not topics:
             raise UserError(f"topics must be among {TOPIC_KINDS}, got {tuple(topics)}")
         self.endpoint, self.stream, self.topics = endpoint, stream, tuple(topics)
         self._wanted = {f"{t}.{check_stream_name(stream)}".encode() for t in topics} if stream else None
         keys = client_keys(server_key, client_key)
-        check_remote(endpoint, encrypted=keys is not None, insecure=insecure, what="subscribing to results")
         self.invalid = 0
         self._sock = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, hwm)

@@ -24,6 +24,21 @@ from streamer.errors import UserError
 log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]", "lo")
 ALLOWED_CLIENTS = "allowed_clients"
+SCHEMES = ("tcp", "ipc", "inproc")
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Refuse an endpoint ZeroMQ would not take, saying what to write instead: ``127.0.0.1:5556``
+    has no scheme (use ``tcp://127.0.0.1:5556``). The first check on every endpoint."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep:
+        fixed = f"tcp://127.0.0.1:{endpoint}" if endpoint.isdigit() else f"tcp://{endpoint}"
+        raise UserError(f"endpoint {endpoint!r} has no scheme: use {fixed}" if endpoint.strip()
+                        else "empty endpoint: use tcp://HOST:PORT")
+    if scheme not in SCHEMES:
+        raise UserError(f"endpoint {endpoint!r} must be tcp://, ipc:// or inproc://")
+    if not rest:
+        raise UserError(f"endpoint {endpoint!r} has no address: e.g. tcp://127.0.0.1:5556")
 
 
 def is_local_endpoint(endpoint: str) -> bool:
@@ -148,7 +163,8 @@ def make_client(sock: zmq.Socket, keys: ClientKeys) -> None:
 def check_remote(endpoint: str, *, encrypted: bool, insecure: bool, what: str,
                  allow_remote: bool = True) -> None:
     """Refuse a non-loopback ``endpoint`` unless allowed and either encrypted or ``insecure``
-    (then warn once at start)."""
+    (then warn once at start). A malformed endpoint is refused first (check_endpoint)."""
+    check_endpoint(endpoint)
     if is_local_endpoint(endpoint) or (encrypted and allow_remote):
         return
     if not allow_remote:

@@ -32,3 +32,22 @@ def test_demo_prints_where_things_are_and_detections(tmp_path):
     region = r"(head|spine|thorax|abdomen|limbs|placenta) [01]\.\d\d at \(\d+, \d+\)"
     assert re.search(r"frame \d+ +" + region, out), out
     assert re.search(r"^frames: captured \d+, processed \d+", out, re.M), out
+
+
+def test_demo_logs_each_run_to_its_own_file_and_says_where(tmp_path):
+    """Not one shared /tmp/sonostream-demo.log for every user and run: a new file per run, its
+    path printed. (A stand-in interpreter that does nothing keeps this quick.)"""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("LOG", "VIRTUAL_ENV")}
+    env.update(DEMO_SKIP_SETUP="1", PYTHON=str(fake), TMPDIR=str(tmp_path))
+    logs = []
+    for _ in range(2):
+        out = subprocess.run([str(ROOT / "scripts" / "demo"), "1"], env=env, capture_output=True,
+                             text=True, timeout=60).stdout
+        found = re.search(r"^streamer starting \(pid \d+, log (\S+)\)$", out, re.M)
+        assert found, out
+        logs.append(Path(found.group(1)))
+    assert logs[0] != logs[1] and all(p.parent == tmp_path and p.is_file() for p in logs), logs
+    assert all(p.name.startswith("sonostream-demo.") for p in logs)

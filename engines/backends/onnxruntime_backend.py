@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engines.backends.base import Backend, BackendError
-from engines.model_info import ModelInfo
+from engines.model_info import ModelInfo, refuse_checkpoint
 
 
 class OnnxRuntimeBackend(Backend):
@@ -14,6 +14,9 @@ class OnnxRuntimeBackend(Backend):
     def _load(self) -> ModelInfo:
         import onnxruntime as ort
 
+        # a checkpoint: both ways to run it, said before ONNX's parse error could be
+        refuse_checkpoint(self.model_path, " and give --model {onnx}, or run it as is with "
+                                           "--backend torch (needs torch)")
         try:
             info = ModelInfo.from_onnx(self.model_path)
         except ValueError:

@@ -53,6 +53,9 @@ def _models(args) -> tuple[Path, Path | None]:
     from engines.defaults import DEFAULT_CHECKPOINT, default_onnx
 
     if args.model:
+        from engines.model_info import refuse_checkpoint
+
+        refuse_checkpoint(args.model, " and give --model {onnx}; or time it with --checkpoint")
         onnx = _existing(args.model, "model file")
         checkpoint = None
     else:

@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
                                     "(default: sim)")
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--backend", choices=sorted(REGISTRY),
-                   help="inference backend (default: by the model file's suffix, onnxruntime)")
+                   help="inference backend (default onnxruntime; torch runs a PyTorch checkpoint "
+                        "as it is)")
     p.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--server", metavar="URL", help="with --backend remote: the v2 inference "
                                                    "server, grpc://HOST:PORT (no local model file)")
@@ -131,7 +132,8 @@ def open_sinks(requests: list[tuple[str, dict]], stack: contextlib.ExitStack) ->
 
 
 def _open_parts(config, stack: contextlib.ExitStack):
-    """Source (validated, unopened), opened backend and sinks, metrics (+ HTTP endpoint)."""
+    """Source (validated, unopened), opened backend and sinks, metrics and the URL they are
+    served on (None: not served)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.errors import user_input
     from streamer.metrics import MetricsServer, PipelineMetrics
@@ -147,7 +149,7 @@ def _open_parts(config, stack: contextlib.ExitStack):
         stack.callback(backend.close)
         backend.open()
     sinks = open_sinks(_sink_requests(config), stack)
-    metrics = PipelineMetrics(config.publish.stream)
+    metrics, url = PipelineMetrics(config.publish.stream), None
     if config.metrics.port:
         check_remote(f"tcp://{config.metrics.host}:{config.metrics.port}", encrypted=False,
                      insecure=config.publish.insecure, what="metrics (HTTP)",
@@ -155,7 +157,22 @@ def _open_parts(config, stack: contextlib.ExitStack):
         with user_input("metrics", (ValueError, OSError)):
             server = MetricsServer(metrics.registry, config.metrics.port, config.metrics.host).start()
         stack.callback(server.stop)
-    return source, backend, sinks, metrics
+        host = config.metrics.host
+        url = f"http://{f'[{host}]' if ':' in host else host}:{server.port}/metrics"
+    return source, backend, sinks, metrics, url
+
+
+def where(sinks, metrics_url: str | None) -> list[str]:
+    """Where a run's outputs are, one line each, with the addresses actually bound (as
+    scripts/demo prints them)."""
+    lines = []
+    for sink in sinks:
+        if sink.kind == "zmq":
+            tap = "" if sink.endpoint == DEFAULT_ENDPOINT else f" --connect {sink.endpoint}"
+            lines.append(f"results  {sink.endpoint}   (another terminal: streamer tap{tap})")
+    if metrics_url:
+        lines.append(f"metrics  {metrics_url}")
+    return lines + [f"viewer   {sink.url}" for sink in sinks if sink.kind == "view"]
 
 
 def _fmt(ms) -> str:
@@ -217,7 +234,7 @@ def run(args) -> int:
 
     config = config_from_args(args)
     with contextlib.ExitStack() as stack:
-        source, backend, sinks, metrics = _open_parts(config, stack)
+        source, backend, sinks, metrics, metrics_url = _open_parts(config, stack)
         sinks += open_sinks(live_outputs.sink_requests(args, config), stack)
         pipeline = build_pipeline(config, source, backend, sinks, metrics)
         started = time.monotonic()
@@ -227,6 +244,8 @@ def run(args) -> int:
             except Exception as exc:
                 pipeline.close()
                 raise CommandError(f"cannot open source {config.source.spec!r}: {exc}") from None
+            for line in where(sinks, metrics_url):
+                print(line, flush=True)
             try:
                 _supervise(pipeline, config)
             finally:

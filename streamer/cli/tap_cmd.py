@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from streamer.cli import EXIT_SOURCE
 from streamer.cli.keys_cmd import add_client_key_arguments
 from streamer.errors import UserError
 from streamer.protocol import DEFAULT_ENDPOINT
@@ -15,14 +16,16 @@ SILENT_S = 3.0  # status comes every second: this long without a message, the st
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--connect", default=DEFAULT_ENDPOINT, help="the streamer's PUB endpoint")
+    p.add_argument("--connect", default=DEFAULT_ENDPOINT,
+                   help=f"the streamer's PUB endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--stream", default=None, help="only this stream (default: all)")
     p.add_argument("--count", type=int, default=0, help="stop after N results (default: never)")
     p.add_argument("--json", action="store_true", help="print each message as its JSON")
     p.add_argument("--status", action="store_true", help="also print status messages")
     add_client_key_arguments(p)
     p.add_argument("--timeout", type=float, default=None,
-                   help="give up after this many seconds without a message (exit 1)")
+                   help="give up after this many seconds without a message (exit 3: the "
+                        "streamer is not there)")
 
 
 def _region(name: str, c) -> str:
@@ -106,6 +109,7 @@ def run(args) -> int:
                 seen += 1
                 if args.count and seen >= args.count:
                     return 0
-    print(f"streamer tap: no message from {args.connect} for {args.timeout:g} s "
-          f"({seen} results seen)", file=sys.stderr)
-    return 1
+    print(f"streamer tap: error: no message from {args.connect} for {args.timeout:g} s "
+          f"({seen} results seen): " + ("the streamer stopped or went away" if seen else
+                                         "is a streamer running there?"), file=sys.stderr)
+    return EXIT_SOURCE

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--connect", default=DEFAULT_ENDPOINT, help="the streamer's PUB endpoint")
+    p.add_argument("--connect", default=DEFAULT_ENDPOINT,
+                   help=f"the streamer's PUB endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--stream", default=None,
                    help="the stream to show (default: the first one heard)")
     p.add_argument("--port", type=int, default=8090, help="serve the page on this port "
@@ -107,11 +108,11 @@ def run(args) -> int:
     from streamer.errors import user_input
     from streamer.security import check_remote
 
-    check_remote(f"tcp://{args.host}:{args.port}", encrypted=False, what="viewer (HTTP)",
-                 allow_remote=args.allow_remote, insecure=args.insecure)
     with ResultSubscriber(args.connect, stream=args.stream, topics=("det", "img", "status"),
                           server_key=args.server_key, client_key=args.client_key,
-                          insecure=args.insecure) as sub:
+                          insecure=args.insecure) as sub:  # --connect is checked before --host
+        check_remote(f"tcp://{args.host}:{args.port}", encrypted=False, what="viewer (HTTP)",
+                     allow_remote=args.allow_remote, insecure=args.insecure)
         with user_input("viewer (HTTP)", (ValueError, OSError)):
             viewer = _remote_viewer_class()(port=args.port, host=args.host,
                                             allow_remote=args.allow_remote).open()

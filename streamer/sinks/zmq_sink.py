@@ -40,8 +40,6 @@ def bind_publisher(endpoint: str, *, allow_remote: bool = False, hwm: int = 8,
     """A PUB socket bound to ``endpoint`` (``tcp://127.0.0.1:*`` picks a free port; read
     ``LAST_ENDPOINT``). A non-loopback address needs ``allow_remote`` and either CurveZMQ
     ``keys`` (subscribers must hold an allowed client key) or ``insecure``."""
-    if not endpoint.startswith(("tcp://", "ipc://", "inproc://")):
-        raise UserError(f"endpoint must be tcp://, ipc:// or inproc://, got {endpoint!r}")
     check_remote(endpoint, encrypted=keys is not None, insecure=insecure, what="publishing",
                  allow_remote=allow_remote)
     sock = zmq.Context.instance().socket(zmq.PUB)

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from streamer.errors import UserError
 from streamer.frames import Frame, InvalidFrame, SourceEnded
 from streamer.sources.base import Pacer, Source
 
@@ -27,7 +28,7 @@ class DicomOptions:
 
     def __post_init__(self):
         if not os.path.exists(self.path):
-            raise ValueError(f"DICOM file or folder not found: {self.path}")
+            raise UserError(f"DICOM file or folder not found: {self.path}")
 
 
 class DicomSource(Source):

@@ -94,6 +94,14 @@ def test_missing_model_is_one_clear_error(tmp_path, capsys):
     assert len(err) == 1 and "model file not found" in err[0]
 
 
+def test_a_checkpoint_as_the_model_is_one_clear_error(tmp_path, capsys, compact_checkpoint):
+    """Not an internal error (a protobuf parse deep in the FLOP count): say what to give."""
+    assert main(["bench", "--quick", "--model", str(compact_checkpoint)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a PyTorch checkpoint, not an ONNX model" in err[0]
+    assert "streamer export --checkpoint" in err[0] and "--checkpoint" in err[0]
+
+
 def _single_conv(path, *, stride: int, group: int = 1, batch="N"):
     """X[batch,4,8,8] → Conv(W[6, 4/group, 3, 3], pad 1, stride) → Y."""
     w = numpy_helper.from_array(np.ones((6, 4 // group, 3, 3), np.float32), "W")

@@ -1,4 +1,5 @@
 import json
+import re
 import socket
 import threading
 import time
@@ -94,8 +95,9 @@ def test_tap_json_status_and_idle_timeout(capsys):
     det = [d for d in out if "classes" in d][0]
     assert det["seq"] == 3 and det["t_source_ns"] == 77 and det["classes"]["head"]["present"]
     with ZmqSink(endpoint="tcp://127.0.0.1:*") as sink:
-        assert main(["tap", "--connect", sink.endpoint, "--timeout", "0.2"]) == 1
-    assert "no message from" in capsys.readouterr().err
+        assert main(["tap", "--connect", sink.endpoint, "--timeout", "0.2"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("streamer tap: error: no message from"), err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -143,3 +145,33 @@ def test_a_log_line_clears_the_live_status_line_first(capsys):
     assert _ClearStatusLine().filter(record) is True
     err = capsys.readouterr().err
     assert err.startswith("\r") and err.endswith("\r") and err.strip() == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["tap", "--connect", "127.0.0.1:5556", "--timeout", "0.1"],
+    ["tap", "--connect", "127.0.0.1:5556", "--timeout", "0.1", "--insecure"],
+    ["view", "--connect", "127.0.0.1:5556", "--duration", "0.1"],
+    ["view", "--connect", "127.0.0.1:5556", "--duration", "0.1", "--insecure"],
+    ["view", "--connect", "127.0.0.1:5556", "--duration", "0.1", "--host", "0.0.0.0"],
+    ["simulate", "--publish", "127.0.0.1:5556", "--frames", "1"],
+])
+def test_an_endpoint_without_a_scheme_says_so(capsys, argv):
+    """Not "refusing plaintext ... --insecure", nor a bare "Invalid argument" with it."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"streamer {argv[0]}: error: endpoint '127.0.0.1:5556' has no scheme: "
+                   "use tcp://127.0.0.1:5556"), err
+
+
+@pytest.mark.parametrize("endpoint, message", [
+    ("127.0.0.1:5556", "endpoint '127.0.0.1:5556' has no scheme: use tcp://127.0.0.1:5556"),
+    ("localhost:5556", "has no scheme: use tcp://localhost:5556"),
+    ("scanner-pc:5556", "has no scheme: use tcp://scanner-pc:5556"),
+    ("http://127.0.0.1:5556", "endpoint 'http://127.0.0.1:5556' must be tcp://, ipc:// or inproc://"),
+])
+def test_subscriber_names_a_missing_or_wrong_scheme_before_keys(endpoint, message):
+    from streamer.errors import UserError
+
+    for kwargs in ({}, {"insecure": True}, {"server_key": "/no/such.key"}):
+        with pytest.raises(UserError, match=re.escape(message)):
+            ResultSubscriber(endpoint, **kwargs)

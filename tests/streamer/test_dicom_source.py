@@ -312,5 +312,41 @@ def test_a_bare_dcm_path_is_a_dicom_source(cine, tmp_path):
 
 
 def test_missing_file_is_refused_at_the_spec():
-    with pytest.raises(ValueError, match="DICOM file or folder not found"):
+    from streamer.errors import UserError
+
+    with pytest.raises(UserError, match="DICOM file or folder not found"):
         create_source("dicom:/nonexistent/exam.dcm")
+
+
+@pytest.mark.parametrize("target", ["/no/such.dcm", "/no/such/folder", "/no/such/folder/"])
+def test_run_with_a_missing_file_or_folder_is_one_line_exit_2(tmp_path, capsys, target):
+    """Not a traceback and exit 1: bad input, named, before the model loads."""
+    code = main(["run", "--source", f"dicom:{target}", "--publish", "tcp://127.0.0.1:*",
+                 "--metrics-port", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("streamer run: error:") and target in err[0]
+
+
+def test_the_export_command_writes_a_small_loop_by_default(tmp_path, capsys):
+    """A try-out exam, not 187 MB of 1080p RGB: 640x360 unless asked, its size said."""
+    import pydicom
+
+    from engines.simulator.dicom_export import main as export
+
+    out = tmp_path / "exam.dcm"
+    assert export([str(out), "--frames", "2"]) == 0
+    ds = pydicom.dcmread(out)
+    assert (ds.Columns, ds.Rows, int(ds.NumberOfFrames)) == (640, 360, 2)
+    assert out.stat().st_size < 2 * 640 * 360 * 3 + 100_000
+    assert capsys.readouterr().out.strip() == f"wrote {out}: 2 frames 640x360, 1.4 MB"
+
+
+def test_exported_exams_are_kept_out_of_git():
+    """DICOM files are patient data: wherever one is written in the checkout, git ignores it."""
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    ignore = (Path(__file__).resolve().parents[2] / ".gitignore").read_text().split()
+    for name in ("exam.dcm", "exam.DCM", "loop.dicom"):
+        assert any(fnmatch(name, pattern) for pattern in ignore), name

@@ -146,3 +146,29 @@ def test_bad_stream_names_and_output_messages():
         p.decode_message([b"det.x", b'{"v": 1}'])
     with pytest.raises(ValueError, match="version"):
         p.decode_message([b"status.x", b'{"v": 9}'])
+
+
+def _documented_det() -> dict:
+    """The `det` example of docs/protocol.md, its elided entries (``, ...``) left out."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    block = text.split("### `det.<stream>`", 1)[1].split("```", 2)[1]
+    return json.loads(re.sub(r",\s*\.\.\.", "", block[block.index("{"):]))
+
+
+def test_the_documented_det_message_is_what_the_streamer_sends():
+    """Every field a real message has, and a peak and box for every region class, present or
+    not (the docs once showed an absent class with nulls, which real messages never carry)."""
+    from engines.classes import is_region
+
+    doc = _documented_det()
+    assert set(doc) == set(p.result_dict(result())) - {"mm_per_px"}  # mm_per_px: optional
+    assert any(not c["present"] for c in doc["classes"].values())  # an absent class is shown
+    for name, c in doc["classes"].items():
+        assert set(c) == {"score", "present", "peak", "box"}
+        if is_region(name):
+            assert len(c["peak"]) == 2 and len(c["box"]) == 4, name
+    assert set(doc["fan"]) == {"mode", "fit", "settled", "rect"}
+    msg = p.decode_message([b"det.us0", json.dumps(doc).encode()])
+    assert isinstance(msg, p.DetectionMessage) and msg.present == ["head"]

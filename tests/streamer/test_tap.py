@@ -3,6 +3,7 @@ note on stderr when the streamer goes quiet instead of hanging in silence."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -59,7 +60,12 @@ def test_tap_says_when_the_streamer_is_gone(capsys, monkeypatch):
         sink.publish_status({**STATUS, "state": "stopped"})
     tap.join(5)
     err = capsys.readouterr().err
-    assert box.get("rc") == 1
+    assert box.get("rc") == 3  # the streamer went away: the source, not a bug (1) nor bad input
     assert "the streamer stopped or went away; waiting for it" in err
-    assert main(["tap", "--connect", "tcp://127.0.0.1:1", "--timeout", "0.8"]) == 1
-    assert "is a streamer running there?" in capsys.readouterr().err
+    assert re.fullmatch(rf"streamer tap: error: no message from {re.escape(sink.endpoint)} for 2 s "
+                        r"\(\d+ results seen\): the streamer stopped or went away",
+                        err.strip().splitlines()[-1]), err
+    assert main(["tap", "--connect", "tcp://127.0.0.1:1", "--timeout", "0.8"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("streamer tap: error: no message from tcp://127.0.0.1:1 for 0.8 s "
+                       "(0 results seen): is a streamer running there?"), err
