@@ -65,7 +65,9 @@ def markdown(result: dict, source: str, note: str = "") -> str:
                            "inference in the pipeline {v:.2f}× alone (goal ≤ {g}×)")):
             row = t[key]
             if row["value"] is not None:
-                mark = "met" if row["met"] else "not met"
+                noise = row.get("noise") or row["value"] < 0 and key.startswith("overhead")
+                mark = "no verdict (below zero: measurement noise)" if noise else (
+                    "met" if row["met"] else "not met")
                 verdicts.append(text.format(v=row["value"], g=row["goal"]) + f": {mark}")
         lines.append("Targets at " + str(t["at"]) + ": " + "; ".join(verdicts) + ".")
         paced = t.get("model_alone_paced")

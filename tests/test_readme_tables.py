@@ -50,3 +50,14 @@ def test_scanner_screens_table_is_the_recorded_runs():
     text = doc.split(real_screens.BEGIN, 1)[1].split(real_screens.END, 1)[0].strip()
     before, now = (json.loads((ROOT / path).read_text()) for path in real_screens.RECORDS)
     assert text == real_screens.table(before, now)
+
+
+def test_a_negative_overhead_in_a_record_reads_as_noise_not_met():
+    text = block(readme_table.BEGIN, readme_table.END)
+    source = re.search(r"Recorded run `([^`]+\.json)`", text).group(1)
+    result = json.loads((ROOT / "benchmarks" / source).read_text())
+    row = result["targets"]["overhead_p50_ms"]
+    row.update(value=-24.974, met=True)  # an older record: end to end faster than the model
+    out = readme_table.markdown(result, source)
+    assert "overhead p50 -24.97 ms (goal ≤ 1.0 ms): no verdict" in out and ": met" not in out.split(
+        "overhead p50")[1].split(";")[0]

@@ -128,10 +128,7 @@ def targets(plan: BenchPlan, e2e: list, standalone: dict, speedup: float | None,
            "model_alone": {"p50": model["p50"], "p99": model["p99"],
                            "threads": standalone["threads_requested"]}}
     for name, goal in TARGETS.items():
-        value = figures.get(name)
-        met = None if plan.smoke or value is None else (
-            value >= goal if name == "saturation_x_baseline" else value <= goal)
-        out[name] = {"value": value, "goal": goal, "met": met}
+        out[name] = judge(name, figures.get(name), goal, plan.smoke)
     if paced is not None:  # the model alone run once per frame interval (at the first live rate)
         out["model_alone_paced"] = {
             "fps": paced["paced_fps"], "p50": paced["latency_ms"]["p50"],
@@ -144,6 +141,22 @@ def targets(plan: BenchPlan, e2e: list, standalone: dict, speedup: float | None,
     if bound is not None:
         out["saturation_bound"] = bound
     return out
+
+
+OVERHEADS = ("overhead_p50_ms", "overhead_p99_ms")
+NOISE = ("below zero: the end-to-end run came out faster than the model alone, which cannot be; "
+         "measurement noise (a loaded or noisy machine), no verdict")
+
+
+def judge(name: str, value: float | None, goal: float, smoke: bool = False) -> dict:
+    """One target's row. ``met`` is None (no verdict) in a smoke run, without a figure, and for an
+    overhead below zero: that is noise, never a goal met."""
+    row = {"value": value, "goal": goal, "met": None}
+    if name in OVERHEADS and value is not None and value < 0:
+        row["noise"] = NOISE
+    elif not smoke and value is not None:
+        row["met"] = value >= goal if name == "saturation_x_baseline" else value <= goal
+    return row
 
 
 def saturation_bound(model: list, e2e: list, base: dict | None) -> dict | None:
@@ -185,10 +198,11 @@ def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, b
         run["overhead_vs_model_ms_p50"] = round(
             run["latency_ms"]["capture_to_publish"].get("p50", 0.0) - alone["p50"], 4)
         run["vs_baseline"] = {
-            "throughput": _ratio(run["throughput_fps"], base["throughput_fps"]),
+            "throughput": None if run["realtime"] else _ratio(run["throughput_fps"], base["throughput_fps"]),
             "latency_p50": _ratio(b_e2e.get("p50"), lat.get("p50")),
             "latency_p99": _ratio(b_e2e.get("p99"), lat.get("p99")),
-            "against": "the baseline's capture→publish (both after the ZMQ send)"}
+            "against": "the baseline's capture→publish (both after the ZMQ send); throughput only "
+                       "at saturation: a paced run's frames/s is its source's frame rate"}
     saturation = next(r for r in e2e if not r["realtime"])
     speedup = _ratio(saturation["throughput_fps"], base["throughput_fps"])
     host["bench"] = {"duration_s": plan.duration_s, "frames": plan.frames, "warmup": plan.warmup,

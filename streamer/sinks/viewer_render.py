@@ -112,3 +112,74 @@ def render(result: FrameResult, threshold_for: Callable[[str], float | None], *,
                "jpeg": base64.b64encode(jpeg).decode("ascii"), "classes": classes,
                "latency_ms": result.timing.latency_ms()}
     return message, jpeg
+
+
+# -- where the page puts each region's label (the twin of placeLabels in viewer_page.html) -------
+# A label goes just above its box's top edge, or just below its bottom edge when there is no
+# room; when that place is taken by an earlier label (or lies off the canvas) it moves sideways
+# or a row further out, to the nearest free place. It never covers its own box or an earlier
+# label; covering another box costs as much as moving two label heights further out. Pure
+# arithmetic, so the page and Python give the same places (the viewer tests compare the two).
+
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _clamp(v: float, lo: float, hi: float) -> float:
+    return max(lo, min(v, hi))
+
+
+def _label_xs(anchor: Rect, w: float, width: float, placed: list[Rect], gap: float) -> list[float]:
+    """Left edges to try: the box's left or right edge, or beside an earlier label."""
+    xs = [anchor[0], anchor[2] - w]
+    for p in placed:
+        xs += [p[2] + gap, p[0] - gap - w]
+    return sorted({_clamp(x, 0.0, max(0.0, width - w)) for x in xs})
+
+
+def label_candidates(anchor: Rect, size: tuple[float, float], bounds: tuple[float, float],
+                     placed: list[Rect], gap: float = 2.0) -> list[tuple[float, float, float]]:
+    """(cost, x, y) of each place on the canvas, nearest first: x, y the label's top-left corner,
+    cost its distance from just above the box's left end (below costs half a label height more)."""
+    (w, h), (width, height) = size, bounds
+    found = []
+    for x in _label_xs(anchor, w, width, placed, gap):
+        for k in range(int(height / (h + gap)) + 1):  # as Math.floor in the page
+            for side, y in ((0, anchor[1] - gap - h - k * (h + gap)), (1, anchor[3] + gap + k * (h + gap))):
+                if 0 <= y <= height - h:
+                    found.append((k * (h + gap) + abs(x - anchor[0]) + side * h / 2, k, side, x, y))
+    return [(cost, x, y) for cost, _, _, x, y in sorted(found)]
+
+
+def _pick(cands: list, size: tuple[float, float], placed: list[Rect], others: list[Rect]):
+    """The cheapest place clear of earlier labels, each other box it covers costing 2 heights."""
+    w, h = size
+    best, best_cost = None, 0.0
+    for cost, x, y in cands:
+        rect = (x, y, x + w, y + h)
+        if any(_overlap(rect, p) for p in placed):
+            continue
+        cost += 2 * h * sum(_overlap(rect, o) for o in others)
+        if best is None or cost < best_cost:
+            best, best_cost = (x, y), cost
+    return best
+
+
+def place_labels(anchors: list[Rect], sizes: list[tuple[float, float]], bounds: tuple[float, float],
+                 gap: float = 2.0) -> list[tuple[float, float]]:
+    """The top-left corner of each label, in order (earlier labels keep the better places).
+    ``anchors``: each label's box (x0, y0, x1, y1), or a small square round its peak marker;
+    ``sizes``: (width, height); ``bounds``: the canvas (width, height). With no free place at all
+    (a box as tall as the canvas), the label sits inside its box's top-left corner."""
+    placed: list[Rect] = []
+    out = []
+    for i, (anchor, size) in enumerate(zip(anchors, sizes, strict=True)):
+        others = [a for j, a in enumerate(anchors) if j != i]
+        cands = label_candidates(anchor, size, bounds, placed, gap)
+        pick = _pick(cands, size, placed, others) or (anchor[0] + gap, anchor[1] + gap)
+        placed.append((pick[0], pick[1], pick[0] + size[0], pick[1] + size[1]))
+        out.append(pick)
+    return out

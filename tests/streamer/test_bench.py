@@ -247,3 +247,119 @@ def test_paced_calls_after_a_late_one_do_not_burst(monkeypatch):
     gaps = np.diff(starts[1:])  # the timed calls (after the warm-up)
     assert gaps[0] >= 0.1  # the late one
     assert sum(g < 0.01 for g in gaps) <= 1  # at most one call straight after it
+
+
+# The report's wording and plot on made-up figures (no timing): a user read a negative overhead
+# reported as "goal met", a paced row's frames/s ratio as a slow-down, and overlapping tick labels.
+
+def _lat(p50, spread=1.0):
+    """A latency summary whose quantiles run from p50 / spread to p50 * spread."""
+    quantiles = [p50 * spread ** (2 * q / 100 - 1) for q in range(101)]
+    return {"p50": p50, "p90": quantiles[90], "p99": quantiles[99], "max": quantiles[100],
+            "mean": p50, "quantiles": quantiles}
+
+
+def _e2e_run(label, fps, p50, throughput, spread=1.5):
+    parts = dict.fromkeys(PARTS, p50 / len(PARTS))
+    return {"label": label, "fps": fps, "realtime": fps is not None, "throughput_fps": throughput,
+            "counts": {"captured": 300, "processed": 300, "dropped": 0, "invalid": 0},
+            "latency_ms": {"capture_to_publish": _lat(p50, spread), "inference": _lat(p50 / 2),
+                           "capture_to_sent": _lat(p50, spread)},
+            "cpu": {"cpu_cores_busy": 1.0}, "batches": {"1": 300},
+            "backend": {"backend": "onnxruntime", "precision": "fp32"},
+            "stages_ms": {"p50": parts, "mean": parts, "mean_capture_to_publish": p50}}
+
+
+def _fake_result(paced_p50=5.0, paced_fps=30.0, alone_p50=30.0):
+    """A full run's result dict, through the runner's own assembly and target logic."""
+    from pathlib import Path
+
+    from streamer.bench.plan import BenchPlan
+    from streamer.bench.runner import assemble
+
+    base = {"engine": "torch eager fp32, 1 thread", "frames": 300, "throughput_fps": 52.0,
+            "cpu": {"cpu_cores_busy": 1.0},
+            "latency_ms": {"capture_to_publish": _lat(19.0, 1.3), "inference": _lat(15.0),
+                           "preprocess": _lat(3.0), "postprocess": _lat(0.5), "publish": _lat(0.1)}}
+    model = {"label": "onnxruntime fp32 b1", "backend": "onnxruntime", "precision": "fp32", "batch": 1,
+             "latency_ms": _lat(alone_p50, 1.2), "latency_per_frame_ms_p50": alone_p50,
+             "throughput_fps": 1000 / alone_p50, "rss_growth_mb": 40.0, "threads_requested": 0}
+    e2e = [_e2e_run(f"{paced_fps:g} fps", paced_fps, paced_p50, paced_fps - 0.2),
+           _e2e_run("saturation", None, 60.0, 150.0, spread=1.4)]
+    host = {"cpu": "Test CPU", "cores_usable": 2, "gpu": None, "load_average_at_start": [0.1, 0.1, 0.1]}
+    flops = {"total": 361_000_000, "by_op": {}, "uncounted": []}
+    return assemble(BenchPlan(Path("m.onnx")), host, flops, [model], e2e, base, standalone=model)
+
+
+def _target_line(text: str, label: str) -> str:
+    return next(line for line in text.splitlines() if line.strip().startswith(label))
+
+
+def test_a_negative_overhead_is_noise_never_a_goal_met():
+    """End to end 5 ms against the model alone's 30 ms: -25 ms of "overhead" cannot be; the
+    report says noise and gives no verdict, in the JSON and the text."""
+    from streamer.bench.report import table
+
+    result = _fake_result(paced_p50=5.0, alone_p50=29.974)
+    row = result["targets"]["overhead_p50_ms"]
+    assert row["value"] == pytest.approx(-24.974) and row["met"] is None and "noise" in row["noise"]
+    line = _target_line(table(result), "overhead p50")
+    assert "-24.974" in line and "measurement noise" in line and not line.endswith(" met")
+    assert "below zero, the end-to-end p50 came out under the model alone's" in table(result)
+
+
+def test_an_older_json_with_a_negative_overhead_marked_met_reads_as_noise():
+    from streamer.bench.report import target_verdict
+
+    noise = target_verdict("overhead_p99_ms", {"value": -0.5, "goal": 3.0, "met": True})
+    assert "measurement noise" in noise and "met" not in noise.replace("measurement", "")
+    assert target_verdict("overhead_p50_ms", {"value": 0.4, "goal": 1.0, "met": True}) == "met"
+    assert target_verdict("saturation_x_baseline", {"value": 2.0, "goal": 3.0, "met": False}) == "NOT met"
+
+
+def test_paced_rows_show_latency_against_the_frame_interval_not_a_speed_up():
+    """A 30 fps row runs at 30 frames/s whatever the engine: 29.8 / 52 = 0.58x is no slow-down.
+    Only the saturation row (both flat out) gets a speed-up; the paced one its p50 against 33.3 ms."""
+    from streamer.bench.report import table
+
+    result = _fake_result(paced_p50=5.0)
+    paced, saturation = result["end_to_end"]["runs"]
+    assert paced["vs_baseline"]["throughput"] is None  # no ratio in the JSON either
+    assert saturation["vs_baseline"]["throughput"] == pytest.approx(150 / 52, abs=1e-3)
+    text = table(result)
+    row = _target_line(text, "30 fps")
+    assert "0.57x" not in row and "0.58x" not in row and row.split()[-4:] == ["paced", "15%", "of", "33.3"]
+    assert _target_line(text, "saturation ").split()[-2:] == ["2.88x", "-"]
+    assert "frames/s is no speed-up" in text and "p50 of frame" in text
+
+
+def _drawn_tick_labels(axis) -> list:
+    """The tick labels matplotlib draws: with text, at a tick inside the axis' view."""
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+    return [t.label1 for t in ticks if lo <= t.get_loc() <= hi and t.label1.get_visible()
+            and t.label1.get_text()]
+
+
+def _overlaps(named: dict) -> list:
+    """The pairs of names whose boxes overlap."""
+    items = list(named.items())
+    return [(a, b) for i, (a, box) in enumerate(items) for b, other in items[i + 1:] if box.overlaps(other)]
+
+
+@pytest.mark.parametrize("paced_p50, alone_p50", [(4.0, 1.7), (5.0, 3.0), (2.0, 1.9)])
+def test_plot_labels_do_not_overlap(paced_p50, alone_p50):
+    """Every tick label apart from its neighbours, and no panel's labels inside another panel
+    (latency spans from 4-90 ms, as in a --quick run, to under one decade)."""
+    from streamer.bench.report import figure
+
+    fig = figure(_fake_result(paced_p50=paced_p50, alone_p50=alone_p50))
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    for ax in fig.axes[:4]:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = _drawn_tick_labels(axis)
+            assert len(labels) >= 2
+            assert not _overlaps({f"{t.get_text()} @{t.get_position()}": t.get_window_extent(renderer)
+                                  for t in labels})
+    assert not _overlaps({ax.get_title(): ax.get_tightbbox(renderer) for ax in fig.axes[:4]})

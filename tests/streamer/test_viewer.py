@@ -161,3 +161,82 @@ def test_bad_or_busy_viewer_port_is_one_line(capsys):
         assert main(base + ["--view-port", str(busy.getsockname()[1])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "view sink" in err[0], err
+
+
+# -- where the page puts region labels (place_labels, the twin of the page's placeLabels) ---------
+# A user found the labels drawn at the peak, on top of the boxes and of each other: unreadable.
+
+CROWDED = [(120, 70, 200, 140), (130, 80, 210, 150), (140, 0, 260, 60), (100, 200, 220, 270),
+           (150, 90, 190, 130), (400, 120, 480, 200), (135, 75, 205, 145)]  # on a 480×270 frame
+LABEL = (88.0, 19.0)
+
+
+def _rect(corner, size):
+    return (corner[0], corner[1], corner[0] + size[0], corner[1] + size[1])
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def assert_clear_labels(rects, anchors, bounds):
+    """Every label on the canvas, off its own box and off every other label."""
+    for i, r in enumerate(rects):
+        assert 0 <= r[0] and 0 <= r[1] and r[2] <= bounds[0] and r[3] <= bounds[1], (i, r)
+        assert not _overlap(r, anchors[i]), (i, r, anchors[i])
+        assert not [j for j in range(i) if _overlap(r, rects[j])], (i, r)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.96, 0.75])
+def test_labels_of_a_crowded_frame_cover_neither_their_box_nor_each_other(scale):
+    from streamer.sinks.viewer_render import place_labels
+
+    anchors = [tuple(v * scale for v in b) for b in CROWDED]
+    bounds = (480 * scale, 270 * scale)
+    places = place_labels(anchors, [LABEL] * len(anchors), bounds)
+    assert_clear_labels([_rect(p, LABEL) for p in places], anchors, bounds)
+
+
+def test_random_crowds_of_boxes_get_clear_labels():
+    from streamer.sinks.viewer_render import place_labels
+
+    rng = np.random.default_rng(0)
+    for bounds in [(480, 270)] * 40 + [(938, 528)] * 40:
+        w, h = bounds
+        centre = rng.uniform((0.3 * w, 0.2 * h), (0.7 * w, 0.8 * h), (7, 2))
+        half = rng.uniform((10, 10), (0.2 * w, 0.3 * h), (7, 2))
+        anchors = [(max(0, x - a), max(0, y - b), min(w, x + a), min(h, y + b))
+                   for (x, y), (a, b) in zip(centre, half, strict=True)]
+        sizes = [(float(rng.uniform(50, 100)), 19.0) for _ in anchors]
+        places = place_labels(anchors, sizes, bounds)
+        assert_clear_labels([_rect(p, s) for p, s in zip(places, sizes, strict=True)], anchors, bounds)
+
+
+def test_a_label_sits_on_its_boxs_top_edge_or_below_it_when_there_is_no_room():
+    from streamer.sinks.viewer_render import place_labels
+
+    lone, at_top = (100, 100, 200, 180), (300, 5, 400, 80)
+    assert place_labels([lone, at_top], [LABEL, LABEL], (480, 270)) == [
+        (100, 100 - 2 - 19), (300, 80 + 2)]
+    right_edge = (440, 100, 480, 150)  # the label moves left to stay on the canvas
+    assert place_labels([right_edge], [LABEL], (480, 270)) == [(480 - 88, 100 - 2 - 19)]
+    twins = [(100, 100, 200, 180), (100, 100, 200, 180)]  # the second moves beside the first
+    assert place_labels(twins, [LABEL, LABEL], (480, 270)) == [(100, 79), (100, 182)]
+
+
+CROWDED_SOURCE = [(120, 70, 200, 140), (130, 80, 210, 150), (140, 0, 260, 60), (100, 200, 220, 300),
+                  (150, 90, 190, 130), (320, 120, 400, 200), (135, 75, 205, 145)]  # on the 400×300 frame
+
+
+def crowded_result(seq: int = 0):
+    """The fixture's frame with seven present regions whose boxes overlap."""
+    import dataclasses
+
+    from streamer.frames import ClassResult
+
+    names = ("head", "spine", "thorax", "abdomen", "limbs", "placenta", "background")
+    classes = tuple(ClassResult(n, 0.95 - 0.05 * i, True, ((b[0] + b[2]) // 2, (b[1] + b[3]) // 2), b)
+                    for i, (n, b) in enumerate(zip(names, CROWDED_SOURCE, strict=True)))
+    r = viewer_result(seq)
+    maps = np.concatenate([r.maps, np.zeros((len(names) - 2, *r.maps.shape[1:]), np.uint8)])
+    return dataclasses.replace(r, classes=classes, maps=maps)

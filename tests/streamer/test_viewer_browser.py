@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from streamer.sinks.viewer_sink import ViewerSink
-from tests.streamer.test_viewer import feed, free_port
+from tests.streamer.test_viewer import (
+    CROWDED,
+    LABEL,
+    assert_clear_labels,
+    crowded_result,
+    feed,
+    free_port,
+)
 from tests.streamer.viewer_fixtures import PEAK
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -56,10 +63,11 @@ def wait_for(driver, script: str, timeout: float = 30.0):
     raise AssertionError(f"timed out waiting for {script}: {driver.execute_script('return window.viewer')}")
 
 
-def pixel(driver, x: int, y: int) -> list[int]:
+def pixel(driver, x: float, y: float) -> list[int]:
+    """The canvas pixel at (x, y) in the message's pixels (the canvas is scaled to the page)."""
     return driver.execute_script(
-        f"return Array.from(document.getElementById('frame').getContext('2d')"
-        f".getImageData({x}, {y}, 1, 1).data)")
+        f"const s = window.viewer.scale || 1; return Array.from(document.getElementById('frame')"
+        f".getContext('2d').getImageData(Math.round({x} * s), Math.round({y} * s), 1, 1).data)")
 
 
 def test_page_draws_the_frame_and_a_toggle_removes_the_overlay(browser):
@@ -82,6 +90,62 @@ def test_page_draws_the_frame_and_a_toggle_removes_the_overlay(browser):
             assert browser.execute_script("return window.viewer.drawnOverlays") == []
         finally:
             stop.set()
+
+
+def feed_crowd(sink, stop: threading.Event) -> None:
+    def run():
+        seq = 0
+        while not stop.is_set():
+            sink.publish(crowded_result(seq))
+            seq += 1
+            time.sleep(0.05)
+    threading.Thread(target=run, daemon=True).start()
+
+
+GEOMETRY = """const c = document.getElementById('frame'), r = c.getBoundingClientRect();
+return {css: [r.width - 2, r.height - 2], backing: [c.width, c.height], dpr: window.devicePixelRatio,
+        column: document.getElementById('view').clientWidth,
+        page: document.documentElement.clientWidth, labels: window.viewer.labels};"""
+
+
+def test_the_frame_fills_the_width_beside_the_panel_and_labels_stay_clear(browser):
+    """A 1280 px page: the 400 px frame was drawn 400 px wide; now it takes its column's width
+    (aspect kept, a canvas as sharp as the screen), and its seven labels cover no box of theirs
+    and no other label."""
+    stop = threading.Event()
+    browser.set_window_size(1280, 1000)
+    try:
+        with ViewerSink(port=0) as sink:
+            feed_crowd(sink, stop)
+            browser.get(sink.url)
+            try:
+                wait_for(browser, "window.viewer.frames > 1 && window.viewer.labels.length === 7")
+                g = browser.execute_script(GEOMETRY)  # css: inside the 1 px border
+            finally:
+                stop.set()
+    finally:
+        browser.set_window_size(900, 520)
+    (w, h), (bw, bh) = g["css"], g["backing"]
+    assert w >= g["column"] - 3 and w > 0.6 * g["page"], g  # the column, not 400 px of 1280
+    assert w / h == pytest.approx(400 / 300, rel=0.01)
+    assert abs(bw - w * g["dpr"]) <= 1 and abs(bh - h * g["dpr"]) <= 1  # a pixel per screen pixel
+    rects = [label["rect"] for label in g["labels"]]
+    assert_clear_labels(rects, [label["anchor"] for label in g["labels"]], (bw, bh))
+
+
+def test_the_page_places_labels_as_python_does(browser):
+    """placeLabels in the page and place_labels in viewer_render: the same places."""
+    from streamer.sinks.viewer_render import place_labels
+
+    with ViewerSink(port=0) as sink:
+        browser.get(sink.url)
+        for scale in (1.0, 1.96, 0.75):
+            anchors = [[v * scale for v in b] for b in CROWDED]
+            sizes, bounds = [list(LABEL)] * len(anchors), [480 * scale, 270 * scale]
+            page = browser.execute_script("return window.viewer.placeLabels(...arguments)",
+                                          anchors, sizes, bounds, 2)
+            python = place_labels([tuple(a) for a in anchors], [LABEL] * len(anchors), tuple(bounds))
+            assert [v for p in page for v in p] == pytest.approx([v for p in python for v in p]), scale
 
 
 def start_streamer(port: int) -> subprocess.Popen:
