@@ -4,7 +4,6 @@ region as the scan area, mm_per_px in the results, bad input, and no patient dat
 import json
 import logging
 import math
-import time
 
 import numpy as np
 import pytest
@@ -96,21 +95,28 @@ def test_rle_lossless_loop_decodes_exactly(cine, tmp_path):
                                                                               strict=False))
 
 
-def test_realtime_follows_the_frame_time_vector(cine, tmp_path):
+def test_realtime_follows_the_frame_time_vector(cine, tmp_path, monkeypatch):
+    from streamer.sources import base
+    from tests.streamer.test_sources import FakeClock
+
     vector = [0, 30, 90, 30, 90, 30]  # ms from the previous frame
     path = write_dicom(tmp_path / "ftv.dcm", cine.frames, frame_time_vector=vector)
-    start = time.monotonic()
+    clock = FakeClock()  # the pacer's clock, advanced only by its sleeps: exact, whatever the load
+    monkeypatch.setattr(base, "time", clock)
     out = _read_all(f"dicom:{path},realtime=1")
-    elapsed = time.monotonic() - start
     assert [f.t_source_ns // 1_000_000 for f in out] == list(np.cumsum(vector))
-    assert 0.25 <= elapsed < 0.6  # 270 ms of intervals between the six frames
+    assert clock.now_ns == sum(vector[1:]) * 1_000_000  # 270 ms of intervals between six frames
 
 
-def test_lossless_ignores_pacing_and_cine_rate_gives_the_timing(cine, tmp_path):
+def test_lossless_ignores_pacing_and_cine_rate_gives_the_timing(cine, tmp_path, monkeypatch):
+    from streamer.sources import base
+    from tests.streamer.test_sources import FakeClock
+
     path = write_dicom(tmp_path / "cine.dcm", cine.frames, frame_time_ms=None, cine_rate=5)
-    start = time.monotonic()
+    clock = FakeClock()
+    monkeypatch.setattr(base, "time", clock)
     out = _read_all(f"dicom:{path}")
-    assert time.monotonic() - start < 0.5  # realtime=0: as fast as it decodes, not 5 fps
+    assert clock.slept == []  # realtime=0: as fast as it decodes, never waiting for 5 fps
     assert out[1].t_source_ns == 200_000_000
     src = create_source(f"dicom:{path},realtime=1")
     assert src.live and not create_source(f"dicom:{path}").live
