@@ -43,8 +43,12 @@ class ServeProcess:
                "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
                "--metrics-port", str(self.metrics_port), *self.args]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the child has its own copy
         self.wait_ready(timeout)
         return self
 
@@ -86,6 +90,20 @@ class ServeProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """Ctrl-C: SIGINT, then the exit status (past ``timeout``: SIGKILL and TimeoutError)."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise TimeoutError(f"streamer serve still running {timeout:.0f} s after SIGINT "
+                               f"(log: {self.log_path})") from None
+
+    def log(self) -> str:
+        """What the server printed so far (with ``log=``)."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

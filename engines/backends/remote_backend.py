@@ -43,6 +43,20 @@ def parse_target(target: str) -> tuple[str, str]:
     return f"{host}:{port}", parts.path.strip("/") or DEFAULT_MODEL_NAME
 
 
+INSTALL_HINT = "pip install 'sonostream[remote]' (in a checkout: pip install -e '.[remote]')"
+
+
+def require_client() -> None:
+    """The gRPC client (the ``remote`` extra) is importable, or one BackendError saying which
+    extra to install: a bare ``No module named 'tritonclient'`` does not say what to do."""
+    try:
+        import tritonclient.grpc  # noqa: F401
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise BackendError(f"--backend remote needs the 'remote' extra (tritonclient[grpc]; "
+                           f"no module {missing} here): {INSTALL_HINT}") from None
+
+
 def remote_target(server: str, model: str = "") -> str:
     """The backend's target from a ``--server`` URL and an optional model name."""
     url, default = parse_target(server)
@@ -91,6 +105,7 @@ class RemoteBackend(Backend):
         return self
 
     def _load(self) -> ModelInfo:
+        require_client()
         import tritonclient.grpc as grpcclient
 
         self._client = grpcclient.InferenceServerClient(self.url, channel_args=[

@@ -77,9 +77,11 @@ def _model_path(config) -> Path | str:
     from engines.defaults import default_onnx
 
     if config.model.backend == "remote":  # the model lives on an inference server
-        from engines.backends.remote_backend import remote_target
+        from engines.backends.remote_backend import remote_target, require_client
 
-        return remote_target(config.model.server, config.model.remote_model)
+        target = remote_target(config.model.server, config.model.remote_model)
+        require_client()  # a missing extra is one line naming it, not "cannot load model"
+        return target
 
     path = Path(config.model.path) if config.model.path else default_onnx()
     if not path.is_file():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import sys
 from pathlib import Path
 
 from streamer.cli import CommandError
@@ -50,6 +55,30 @@ def _options(args):
                         device=args.device, threads=args.threads)
 
 
+def _check_ports(opts) -> None:
+    for flag, port in (("--grpc-port", opts.grpc_port), ("--http-port", opts.http_port),
+                       ("--metrics-port", opts.metrics_port)):
+        _check_free(opts.host, port, flag)
+
+
+def _check_free(host: str, port: int, flag: str) -> None:
+    """A port already taken is one line here, not a server that half starts and dies."""
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except OSError as exc:
+        raise CommandError(f"--host {host}: {exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            raise CommandError(f"{flag} {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                               "is another server running there?") from None
+
+
 def _check_model(opts) -> None:
     """Open the model once here, so a bad file is one clear line rather than a server log."""
     from engines.backends import BackendOptions, backend_for, create_backend
@@ -66,17 +95,125 @@ def _check_model(opts) -> None:
               "export it with --batch dynamic to share one model call", flush=True)
 
 
+def _no_signal_capture(self):
+    return contextlib.nullcontext()
+
+
+def _settle_batch(self, batched, predict_task) -> None:
+    """``AdaptiveBatcher._predict_callback`` that answers only the requests still waiting.
+
+    MLServer 1.7.1's own callback indexes every request of the batch; a request whose client gave
+    up while it was queued or predicted (a deadline, a disconnect, a stopping server) has already
+    been cancelled and dropped from ``_async_responses``, so it raised ``KeyError`` (or
+    ``InvalidStateError``) inside the event loop's callback: a traceback, and the other requests
+    of that batch left unanswered until their own deadlines."""
+    error, responses = None, {}
+    try:
+        responses = batched.split_response(predict_task.result())
+    except asyncio.CancelledError:  # the server is stopping
+        error = asyncio.CancelledError()
+    except Exception as exc:  # the model failed: every request of the batch gets the error
+        error = exc
+    for internal_id in batched.inference_requests:
+        waiter = self._async_responses.get(internal_id)
+        if waiter is None or waiter.done():
+            continue  # its client is gone: nobody waits for this answer
+        if isinstance(error, asyncio.CancelledError):
+            waiter.cancel()
+        elif error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(responses[internal_id])
+
+
+def _clear_queue(self, err: BaseException) -> None:
+    """``AdaptiveBatcher._clear_queue`` without failing on requests already cancelled."""
+    for waiter in self._async_responses.values():
+        if not waiter.done():
+            waiter.set_exception(err)
+    for _ in range(self._requests.qsize()):
+        self._requests.get_nowait()
+
+
+def _fix_mlserver() -> None:
+    """Two defects of MLServer 1.7.1 with the uvicorn it installs beside, fixed where they arise.
+
+    - Signals: its REST and metrics servers are uvicorn servers that should leave signals to
+      MLServer (``_NoSignalServer`` overrides ``install_signal_handlers``), but uvicorn ≥ 0.29
+      captures them in ``capture_signals`` instead. So each Ctrl-C reached both uvicorn servers
+      and the event loop's handler, shutdown ran several times over, a server asked to exit
+      twice took it as a forced exit and skipped its lifespan shutdown, and the lifespan task
+      left pending was cancelled at the end: a ``CancelledError`` traceback. Here uvicorn
+      captures none, and :func:`_serve` stops the server once.
+    - Batching: see :func:`_settle_batch`.
+    """
+    import uvicorn
+    from mlserver.batching.adaptive import AdaptiveBatcher
+    from mlserver.metrics import server as metrics_server
+    from mlserver.rest import server as rest_server
+
+    if hasattr(uvicorn.Server, "capture_signals"):
+        for module in (rest_server, metrics_server):
+            module._NoSignalServer.capture_signals = _no_signal_capture
+    AdaptiveBatcher._predict_callback = _settle_batch
+    AdaptiveBatcher._clear_queue = _clear_queue
+
+
+async def _serve(opts) -> str:
+    """Serve until SIGINT or SIGTERM, then stop once, quietly; the signal's name.
+
+    A second signal while stopping exits at once (status 130)."""
+    import signal
+    import tempfile
+
+    from mlserver import MLServer
+
+    from engines.serving.mlserver_server import _settings
+
+    loop = asyncio.get_running_loop()
+    received: list[signal.Signals] = []
+    stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if received:
+            print(f"streamer serve: {sig.name} again, exiting now", file=sys.stderr, flush=True)
+            os._exit(130)
+        received.append(sig)
+        for name in ("mlserver", "uvicorn", "uvicorn.error"):  # no log line per stopped part
+            logging.getLogger(name).setLevel(logging.WARNING)
+        print(f"streamer serve: {sig.name} received, stopping", file=sys.stderr, flush=True)
+        stop.set()
+
+    with tempfile.TemporaryDirectory(prefix="sonostream-serve-") as workdir:
+        settings, model = _settings(opts, Path(workdir))
+        server = MLServer(settings)  # installs its own handlers on the loop: ours replace them
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        logging.getLogger("mlserver").propagate = False  # it has its own handler: one line each
+        running = asyncio.ensure_future(server.start(models_settings=[model]))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if received:
+            await server.stop(received[0])
+        stopping.cancel()
+        await running
+    if not received:
+        raise RuntimeError("the inference server stopped by itself (its log is above)")
+    return received[0].name
+
+
 def run(args) -> int:
     import importlib.util
 
     opts = _options(args)  # bad flags and files first: one line, before any server library loads
     if importlib.util.find_spec("mlserver") is None:
-        raise CommandError("serve needs MLServer: pip install 'sonostream[serve]'")
+        raise CommandError("serve needs MLServer: pip install 'sonostream[serve]' "
+                           "(in a checkout: pip install -e '.[serve]')")
     _check_model(opts)
-    from engines.serving.mlserver_server import serve
-
+    _check_ports(opts)
+    _fix_mlserver()
     print(f"serving {opts.model.name} as {opts.name!r}: grpc {opts.host}:{opts.grpc_port}, "
           f"http {opts.host}:{opts.http_port} (GET /v2/health/ready), metrics "
           f"{opts.host}:{opts.metrics_port}/metrics", flush=True)
-    serve(opts)
-    return 0
+    asyncio.run(_serve(opts))
+    return 0  # a requested stop (SIGINT, SIGTERM)
