@@ -27,6 +27,9 @@ RESIZES = ("area", "bilinear")
 SCALES = ("unit", "minmax", "equalise")
 
 
+MAX_ASPECT = 100.0  # rows / columns of a crop: beyond this a crop is a line of pixels
+
+
 @dataclass(frozen=True)
 class InputRecipe:
     name: str = "sonostream"
@@ -40,8 +43,9 @@ class InputRecipe:
     def __post_init__(self):
         object.__setattr__(self, "aspect", float(self.aspect))
         object.__setattr__(self, "spacing", float(self.spacing))
-        if not (self.aspect >= 0 and math.isfinite(self.aspect)):
-            raise ValueError(f"recipe aspect must be >= 0 (0: no crop), got {self.aspect}")
+        if not (0 <= self.aspect <= MAX_ASPECT):  # NaN fails too
+            raise ValueError(f"recipe aspect must be in [0, {MAX_ASPECT:g}] (0: no crop), "
+                             f"got {self.aspect}")
         if not (self.spacing >= 0 and math.isfinite(self.spacing)):
             raise ValueError(f"recipe spacing must be >= 0 (0: as stored), got {self.spacing}")
         if self.resize not in RESIZES or self.scale not in SCALES:

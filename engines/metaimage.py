@@ -1,10 +1,11 @@
 """A small reader for 2-D MetaImage files (``.mhd`` + ``.raw``/``.zraw``, or ``.mha``), the format
 of the paper's data set, and ITK-style resampling to a pixel spacing.
 
-Handled: ``ElementDataFile`` = a file beside the header or ``LOCAL``; ``CompressedData``
+Handled: ``ElementDataFile`` = a file beside the header (or below it: never outside) or ``LOCAL``; ``CompressedData``
 (zlib); the byte order keys; the element types below; ``NDims`` 2, or 3 with one slice;
 ``ElementSpacing``; ``Label = X`` and ``Labels = A, B`` lines (the release's labels). Anything
-else (several channels, file lists, volumes) is refused with the file named.
+else (several channels, file lists, volumes) is refused with the file named, and so is anything
+larger than MAX_PIXELS, before or after resampling, and zlib data that inflates past its size.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MAX_PIXELS = 8192 * 8192  # a frame (and its resampled copy) larger than this is refused unread
 ELEMENT_TYPES = {
     "MET_UCHAR": "u1", "MET_CHAR": "i1", "MET_USHORT": "u2", "MET_SHORT": "i2",
     "MET_UINT": "u4", "MET_INT": "i4", "MET_FLOAT": "f4", "MET_DOUBLE": "f8",
@@ -74,6 +76,9 @@ def read_header(path: str) -> MetaImage:
                          f"got NDims={ndims} DimSize={dims}")
     if min(dims) < 1:
         raise ValueError(f"{path}: DimSize must be positive, got {dims}")
+    if dims[0] * dims[1] > MAX_PIXELS:
+        raise ValueError(f"{path}: {dims[0]}x{dims[1]} pixels is more than this reader takes "
+                         f"({MAX_PIXELS} pixels)")
     if int(header.get("ElementNumberOfChannels", "1")) != 1:
         raise ValueError(f"{path}: only single-channel (grey) images are supported")
     etype = header.get("ElementType", "")
@@ -97,7 +102,12 @@ def _data_file(image: MetaImage) -> str | None:
         return None
     if name.startswith("LIST") or len(name.split()) > 1:
         raise ValueError(f"{image.path}: ElementDataFile lists ({name!r}) are not supported")
-    return os.path.join(os.path.dirname(image.path), name)
+    folder = os.path.realpath(os.path.dirname(image.path) or ".")
+    target = os.path.realpath(os.path.join(folder, name))
+    if os.path.isabs(name) or os.path.commonpath([folder, target]) != folder:
+        raise ValueError(f"{image.path}: its ElementDataFile {name!r} lies outside the header's "
+                         "folder (a data file must sit beside its header or below it)")
+    return target
 
 
 def _compressed(image: MetaImage) -> bool:
@@ -134,14 +144,25 @@ def _read_data(image: MetaImage) -> bytes:
         with open(data_file, "rb") as f:
             data = f.read()
     if _compressed(image):
-        try:
-            data = zlib.decompress(data)
-        except zlib.error as exc:
-            raise ValueError(f"{image.path}: compressed pixel data is corrupt ({exc})") from None
+        data = _inflate(image, data)
     if len(data) != _expected(image):
         raise ValueError(f"{image.path}: pixel data holds {len(data)} bytes, the header says "
                          f"{_expected(image)}")
     return data
+
+
+def _inflate(image: MetaImage, data: bytes) -> bytes:
+    """zlib data inflated to at most one byte more than the header's size: a small file that
+    inflates to gigabytes stops there, refused, before it is held in memory."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, _expected(image) + 1)
+    except zlib.error as exc:
+        raise ValueError(f"{image.path}: compressed pixel data is corrupt ({exc})") from None
+    if len(out) > _expected(image) or inflater.unconsumed_tail:
+        raise ValueError(f"{image.path}: compressed pixel data inflates past the {_expected(image)} "
+                         f"bytes the header says")
+    return out
 
 
 def resample(pixels: np.ndarray, spacing: tuple[float, float], new: float) -> np.ndarray:
@@ -150,7 +171,13 @@ def resample(pixels: np.ndarray, spacing: tuple[float, float], new: float) -> np
     out to half a pixel, 0 beyond; integer images stay integer (ITK truncates)."""
     rows, cols = pixels.shape
     sx, sy = spacing
-    out_cols, out_rows = math.ceil(cols * sx / new), math.ceil(rows * sy / new)
+    if not (new > 0 and math.isfinite(new)):
+        raise ValueError(f"resampling spacing must be a positive number of mm, got {new}")
+    out_cols, out_rows = cols * sx / new, rows * sy / new
+    if out_cols * out_rows > MAX_PIXELS:  # checked before any array is made
+        raise ValueError(f"resampling {cols}x{rows} pixels of {sx}x{sy} mm to {new} mm would "
+                         f"make {out_cols:.0f}x{out_rows:.0f} pixels, more than {MAX_PIXELS}")
+    out_cols, out_rows = math.ceil(out_cols), math.ceil(out_rows)
     x = np.arange(out_cols) * (new / sx)  # continuous input index of each output pixel
     y = np.arange(out_rows) * (new / sy)
     src = pixels.astype(np.float64)

@@ -209,3 +209,56 @@ def test_validation_classes_must_match_training(tmp_path, capsys):
     assert code == 2
     assert "validation classes ['Spine'] differ from the training classes ['Head']" in \
         capsys.readouterr().err
+
+
+def test_a_spacing_that_would_resample_to_gigapixels_is_refused_before_any_array(tmp_path,
+                                                                                 monkeypatch):
+    """ElementSpacing 100 mm on a 100×120 image, resampled to 0.5 mm: 20000×24000 pixels."""
+    import engines.metaimage as mi
+
+    path = write_mhd(tmp_path, "wide", np.zeros((120, 100), np.uint8), spacing="100 100")
+    made = []
+    monkeypatch.setattr(mi, "_linear", lambda *a, **k: made.append(a))  # no interpolation run
+    image = read_header(str(path))
+    with pytest.raises(ValueError, match="would make 20000x24000 pixels"):
+        resample(image.pixels(), image.spacing, 0.5)
+    assert made == []
+    with pytest.raises(ValueError, match="cannot open data|more than"):
+        open_dataset(f"fetalnav:{tmp_path},spacing=0.0001", input_size=64)[0]
+
+
+def test_compressed_data_that_inflates_past_its_header_is_refused_unheld(tmp_path):
+    """A small .zraw inflating to 64 MB where the header says 64×64: stopped at 4,097 bytes."""
+    path = write_mhd(tmp_path, "bomb", np.zeros((64, 64), np.uint8), compress=True)
+    (tmp_path / "bomb.zraw").write_bytes(zlib.compress(b"\0" * (64 << 20), 9))
+    image = read_header(str(path))
+    with pytest.raises(ValueError, match="inflates past the 4096 bytes"):
+        image.pixels()
+
+
+def test_a_data_file_outside_the_headers_folder_is_never_read(tmp_path):
+    inner = tmp_path / "set"
+    inner.mkdir()
+    (tmp_path / "secret.raw").write_bytes(b"\1" * 64)
+    for name in ("../secret.raw", str(tmp_path / "secret.raw")):
+        path = write_mhd(inner, "trav", np.zeros((8, 8), np.uint8), data_name=name)
+        with pytest.raises(ValueError, match="outside the header's folder"):
+            read_header(str(path))
+    sub = inner / "data"
+    sub.mkdir()
+    (sub / "ok.raw").write_bytes(b"\2" * 64)
+    ok = write_mhd(inner, "below", np.zeros((8, 8), np.uint8), data_name="data/ok.raw")
+    assert read_header(str(ok)).pixels().max() == 2  # below the header's folder is fine
+
+
+def test_a_header_declaring_gigapixels_is_refused_at_once(tmp_path):
+    path = write_mhd(tmp_path, "huge", np.zeros((4, 4), np.uint8))
+    path.write_text(path.read_text().replace("DimSize = 4 4", "DimSize = 100000 100000"))
+    with pytest.raises(ValueError, match="more than this reader takes"):
+        read_header(str(path))
+
+
+@pytest.mark.parametrize("aspect", ["1e308", "nan", "-1"])
+def test_an_absurd_aspect_is_refused_in_one_line(aspect):
+    with pytest.raises(ValueError, match="aspect must be in"):
+        open_dataset(f"fetalnav:{DATA},aspect={aspect}", input_size=64)
