@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from engines.encoded import MAX_PIXELS, jpeg_size, png_size  # the largest frame by default: DCI 4K
 from streamer.errors import UserError
 from streamer.frames import ClassResult, Frame, FrameResult, InvalidFrame
 
@@ -37,7 +38,6 @@ class MessageError(ValueError):
 
 
 _ENCODE_EXT = {"jpeg": ".jpg", "png": ".png"}
-MAX_PIXELS = 4096 * 2160  # the largest frame accepted by default (DCI 4K)
 MAX_JSON_BYTES = 1 << 20  # headers and results are small; a larger JSON part is refused
 
 
@@ -193,43 +193,13 @@ def _decode_image(part, fmt: str, shape: list[int], max_pixels: int) -> np.ndarr
     return image
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers (baseline, progressive, lossless...); C4, C8 and CC are not frames
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
-_MAX_JPEG_STEPS = 4096  # markers and fill bytes looked at before the frame header
-
-
 def encoded_size(data, fmt: str) -> tuple[int, int]:
     """(height, width) from a PNG's IHDR or a JPEG's SOF segment, without decoding pixels."""
-    data = memoryview(data).cast("B")
-    if fmt == "png":
-        if len(data) < 24 or bytes(data[:8]) != _PNG_SIGNATURE or bytes(data[12:16]) != b"IHDR":
-            raise InvalidFrame("pixels are not a png image (no PNG signature and IHDR)")
-        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    if bytes(data[:2]) != b"\xff\xd8":
-        raise InvalidFrame("pixels are not a jpeg image (no SOI marker)")
-    i, steps = 2, 0
-    while i + 4 <= len(data) and steps < _MAX_JPEG_STEPS:  # a file of fill bytes ends here too
-        steps += 1
-        if data[i] != 0xFF:
-            raise InvalidFrame(f"jpeg marker expected at byte {i}")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in _STANDALONE:
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if marker in _SOF_MARKERS:
-            if i + 9 > len(data) or length < 8:
-                break
-            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
-        if marker in (0xD9, 0xDA) or length < 2:  # end of image or scan data before a frame header
-            break
-        i += 2 + length
-    raise InvalidFrame(f"jpeg has no frame header (SOF) in its first {steps} markers")
+    try:
+        return png_size(data) if fmt == "png" else jpeg_size(data)
+    except ValueError as exc:
+        text = str(exc)
+        raise InvalidFrame(f"pixels are {text}" if text.startswith("not ") else text) from None
 
 
 # -- results out --------------------------------------------------------------------------------

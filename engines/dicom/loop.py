@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from engines.dicom.regions import read_regions
+from engines.encoded import MAX_PIXELS, frame_size
 
 log = logging.getLogger(__name__)
 EXTRA = "pip install 'sonostream[dicom]'"
@@ -40,6 +41,8 @@ READ_TAGS = [
       for p in ("Descriptor", "Data")),
     *(f"Segmented{c}PaletteColorLookupTableData" for c in ("Red", "Green", "Blue")),
 ]
+_FRAME_TAGS = ("PixelData", "NumberOfFrames", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+               "FrameTimeVector", "SequenceOfUltrasoundRegions")
 
 
 class DicomError(ValueError):
@@ -94,6 +97,9 @@ class DicomLoop:
                 and 1 <= self.frames <= MAX_FRAMES):
             raise DicomError(f"absurd dimensions {self.rows}x{self.cols} x {self.frames} frames "
                              f"(rows and columns {MIN_SIDE}..{MAX_SIDE}, 1..{MAX_FRAMES} frames)")
+        if self.rows * self.cols > MAX_PIXELS:
+            raise DicomError(f"frames of {self.rows}x{self.cols} are larger than the "
+                             f"{MAX_PIXELS} pixels a frame may have")
         if self.samples not in (1, 3) or self.bits not in (8, 16):
             raise DicomError(f"unsupported pixels: {self.samples} samples of {self.bits} bits")
         self.photometric = str(ds.get("PhotometricInterpretation", "")).strip()
@@ -127,6 +133,7 @@ class DicomLoop:
 
     def _check_length(self, pydicom) -> None:
         self._encoded: list[bytes] | None = None  # compressed frames, split once
+        self._refused: dict[int, str] = {}  # frame index: why it is never decoded
         if self.syntax.is_encapsulated:
             from pydicom.encaps import generate_frames
 
@@ -138,6 +145,7 @@ class DicomLoop:
             if len(self._encoded) < self.frames:
                 raise DicomError(f"pixel data hold {len(self._encoded)} compressed frame(s), "
                                  f"NumberOfFrames says {self.frames}")
+            self._check_frame_headers()
             return
         from pydicom.pixels.utils import get_expected_length
 
@@ -149,8 +157,34 @@ class DicomLoop:
         self._native8 = (self.bits == 8 and self.photometric in ("MONOCHROME1", "MONOCHROME2", "RGB")
                          and _int(self.ds, "PlanarConfiguration", 0) == 0)
 
+    def _check_frame_headers(self) -> None:
+        """Each compressed frame's own header read before any decoder sees it: a small frame may
+        declare a huge image (a decompression bomb). Every frame refused: the file is refused;
+        some: those frames are (``frame`` raises for them, the source counts them invalid)."""
+        for index, data in enumerate(self._encoded[: self.frames]):
+            try:
+                size = frame_size(data, self.syntax)
+            except ValueError as exc:
+                self._refused[index] = f"unreadable frame header ({exc})"
+                continue
+            if size is not None and size != (self.rows, self.cols):
+                self._refused[index] = (f"its header declares {size[0]}x{size[1]}, Rows x "
+                                        f"Columns say {self.rows}x{self.cols}")
+        if not self._refused:
+            return
+        first = min(self._refused)
+        if len(self._refused) == self.frames:
+            raise DicomError(f"every compressed frame is refused before decoding, frame {first}: "
+                             f"{self._refused[first]}")
+        log.warning("%s: %d of %d compressed frame(s) refused before decoding (frame %d: %s)",
+                    self.name, len(self._refused), self.frames, first, self._refused[first])
+
     def frame(self, index: int) -> np.ndarray:
-        """Frame ``index`` decoded to uint8 grey or BGR."""
+        """Frame ``index`` decoded to uint8 grey or BGR; DicomError for a frame refused when the
+        file was opened (never decoded)."""
+        if index in self._refused:
+            raise DicomError(f"{self.name} frame {index} refused, not decoded: "
+                             f"{self._refused[index]}")
         arr = None
         if self._opencv_jpeg:  # OpenCV's libjpeg-turbo: ~10 ms a 1080p frame, pydicom's ~20x that
             arr = cv2.imdecode(np.frombuffer(self._encoded[index], np.uint8), cv2.IMREAD_UNCHANGED)
@@ -175,7 +209,10 @@ class DicomLoop:
         from pydicom.pixels import apply_color_lut, pixel_array
 
         ybr = self.photometric.startswith("YBR")
-        arr = pixel_array(self.ds, index=index, raw=ybr)
+        if self._encoded is None:
+            arr = pixel_array(self.ds, index=index, raw=ybr)
+        else:  # exactly the frame whose header was checked, whatever the offset tables say
+            arr = pixel_array(self._single_frame(index), index=0, raw=ybr)
         if self.photometric == "PALETTE COLOR":
             arr = apply_color_lut(arr, self.ds)
         if arr.dtype != np.uint8:
@@ -184,6 +221,21 @@ class DicomLoop:
         if ybr:  # Y Cb Cr (full range, as JPEG) → RGB
             arr = cv2.cvtColor(np.ascontiguousarray(arr[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
         return arr
+
+    def _single_frame(self, index: int):
+        """A dataset of the pixel attributes and compressed frame ``index`` alone."""
+        from pydicom import Dataset
+        from pydicom.encaps import encapsulate
+
+        ds = Dataset()
+        ds.file_meta = self.ds.file_meta
+        for name in READ_TAGS:
+            if name in self.ds and name not in _FRAME_TAGS:
+                ds[name] = self.ds[name]
+        ds.NumberOfFrames = 1
+        ds.PixelData = encapsulate([self._encoded[index]])
+        ds["PixelData"].VR = "OB"
+        return ds
 
     def offsets_ms(self) -> np.ndarray:
         """Each frame's time from the first one."""
