@@ -9,6 +9,7 @@ Keys are the files pyzmq's ``zmq.auth`` writes (``streamer keys --out DIR``).
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import shutil
@@ -42,16 +43,28 @@ def check_endpoint(endpoint: str) -> None:
 
 
 def is_local_endpoint(endpoint: str) -> bool:
-    """ipc/inproc, or tcp on a loopback address or interface."""
+    """ipc/inproc, or tcp on a loopback address or interface, decided on the parsed address. A
+    source-address form (ZeroMQ's ``tcp://src;dst``) is never local: its destination is another
+    host's to choose."""
     scheme, _, rest = endpoint.partition("://")
     if scheme in ("ipc", "inproc"):
         return True
-    host = rest.rpartition(":")[0]
-    return scheme == "tcp" and (host in LOOPBACK_HOSTS or host.startswith("127."))
+    if scheme != "tcp" or ";" in rest:
+        return False
+    return is_local_host(rest.rpartition(":")[0])
 
 
 def is_local_host(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """A loopback IP address (127.0.0.0/8, ::1, written any way an IP parser reads it), or the
+    names ``localhost`` and ``lo``. Other names are not taken on trust (``127.evil.example`` is a
+    name, not an address): a remote name needs keys or ``--insecure``."""
+    host = host.strip()
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def make_keys(out: str | Path) -> dict[str, Path]:

@@ -65,6 +65,11 @@ def test_sink_specs():
     ("tcp://127.0.0.1:5556", True), ("tcp://localhost:1", True), ("tcp://[::1]:1", True),
     ("ipc:///tmp/x", True), ("tcp://*:5556", False), ("tcp://0.0.0.0:5556", False),
     ("tcp://10.0.0.5:5556", False), ("tcp://eth0:5556", False),
+    # the prefix test passed these as loopback (#29 item 6): a source-address form whose peer is
+    # elsewhere, and host names that merely begin with 127.
+    ("tcp://127.0.0.1:0;192.0.2.10:5550", False), ("tcp://127.evil.example:5556", False),
+    ("tcp://127.0.0.1.nip.example:5556", False), ("tcp://127.1.2.3:5556", True),
+    ("tcp://[::ffff:10.0.0.1]:5556", False), ("tcp://lo:5556", True),
 ])
 def test_loopback_detection(endpoint, local):
     assert is_local_endpoint(endpoint) is local
