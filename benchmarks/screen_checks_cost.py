@@ -23,7 +23,7 @@ from tests.screens import ANNOTATIONS, HospitalScreen, ScreenSpec
 def without_checks(pre: Preprocessor) -> Preprocessor:
     pre.frozen = lambda small: False
     pre.doppler = lambda roi, crop: False
-    pre.annotations.crop_is = lambda crop: False  # never filled
+    pre.annotations.fill_in = lambda small, crop: None  # never filled
     due = pre.tracker.due
     pre.tracker.due = lambda image=None: due(None)  # the edge watch reads no pixels
     return pre

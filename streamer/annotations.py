@@ -46,47 +46,44 @@ def fill_table(mask: np.ndarray) -> Fill | None:
     return marked, clean[labels.ravel()[marked] - 1]
 
 
-def apply(fill: Fill | None, small: np.ndarray) -> None:
-    if fill is not None:
-        flat = small.reshape(-1)
-        flat[fill[0]] = flat[fill[1]]
-
-
 class AnnotationFinder:
     """Compares each look's crop with the previous look's (same crop) and keeps the marks that
-    stayed; ``fill`` is the model-input table of the marks found on the latest two looks."""
+    stayed; ``fill_in`` fills them on a frame cropped by that same crop. The table travels with
+    its crop in one attribute, so a frame served while a look runs never gets another crop's."""
 
     def __init__(self):
         self._crop: Crop | None = None
         self._previous: np.ndarray | None = None
         self._marks: np.ndarray | None = None  # mark_like of the previous look's crop
-        self.fill: Fill | None = None
+        self._fill: tuple[Crop, Fill] | None = None  # the table and the crop it was made for
         self.marked = 0  # model-input pixels masked
 
-    def crop_is(self, crop: Crop) -> bool:
-        """The fill was made for this crop (a newer geometry may not have been looked at yet)."""
-        return crop == self._crop
+    def fill_in(self, small: np.ndarray, crop: Crop) -> None:
+        """Fill the marks on a model-input image [h, w] of ``crop`` (nothing for another crop)."""
+        made = self._fill
+        if made is not None and made[0] == crop:
+            flat = small.reshape(-1)
+            flat[made[1][0]] = flat[made[1][1]]
 
-    def look(self, image: np.ndarray, crop: Crop) -> Fill | None:
+    def look(self, image: np.ndarray, crop: Crop) -> None:
         pixels = image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
         previous, previous_marks = self._previous, self._marks
         same = crop == self._crop and previous is not None and previous.shape == pixels.shape
         self._crop, self._previous, self._marks = crop, pixels.copy(), mark_like(pixels)
         if not same:
-            self.fill, self.marked = None, 0
-            return None
+            self._fill, self.marked = None, 0
+            return
         change = cv2.absdiff(pixels, previous)
         if change.ndim == 3:
             change = cv2.max(cv2.max(change[:, :, 0], change[:, :, 1]), change[:, :, 2])
         still = change <= MARK_STILL
         if np.count_nonzero(still) > STILL_CROP * still.size:
-            return self.fill  # the image did not move (frozen): keep what was found before
+            return  # the image did not move (frozen): keep what was found before
         marks = self._marks & previous_marks & still
         if np.count_nonzero(marks) > MAX_MARKS * marks.size:
-            return self.fill  # not annotations: keep what was found before
-        self.fill = fill_table(_on_input_grid(marks, crop))
-        self.marked = 0 if self.fill is None else len(self.fill[0])
-        return self.fill
+            return  # not annotations: keep what was found before
+        fill = fill_table(_on_input_grid(marks, crop))
+        self._fill, self.marked = (None, 0) if fill is None else ((crop, fill), len(fill[0]))
 
 
 def _on_input_grid(marks: np.ndarray, crop: Crop) -> np.ndarray:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from engines.input_recipe import SONOSTREAM, InputRecipe
-from streamer.annotations import AnnotationFinder, apply
+from streamer.annotations import AnnotationFinder
 from streamer.config import PreprocessConfig
 from streamer.crop import Crop, FanReport, PolarCrop, Rect
 from streamer.fan import FanTracker, Geometry, find_fan, grey_of
@@ -71,7 +71,6 @@ class Preprocessor:
         self._lock = threading.Lock()  # one search at a time; a new frame size waits for it
         self.frozen, self.doppler = FreezeCheck(), DopplerCheck()
         self.annotations = AnnotationFinder()
-        self.fill = None  # the annotation marks' fill table for the current geometry
         self.last: Prepared | None = None  # the latest frame's, for the status message
 
     @classmethod
@@ -112,7 +111,7 @@ class Preprocessor:
                 return
             self.geometry = g = self._model_geometry(self.tracker.look(image, detect, fit))
             if detect:  # a look apart from the last: marks stay still, the image moves
-                self.fill = self.annotations.look(image, g.crop)
+                self.annotations.look(image, g.crop)
 
     def _restart(self, image: np.ndarray) -> Geometry:
         with self._lock:
@@ -160,8 +159,7 @@ class Preprocessor:
             small = crop.polar.to_polar(roi if bgr else grey_of(roi))
         else:
             small = cv2.resize(grey_of(roi), (self.size, self.size), interpolation=cv2.INTER_AREA)
-        if self.fill is not None and self.annotations.crop_is(crop):
-            apply(self.fill, small)  # annotations on the fan, filled from their surroundings
+        self.annotations.fill_in(small, crop)  # marks on the fan, filled from their surroundings
         out = np.empty((1, 1, self.size, self.size), np.float32)  # the tensor may outlive this call
         self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
         self.last = p = Prepared(out, crop, geometry.report, self.frozen(small),

@@ -66,34 +66,15 @@ class Fitted:
     frames: int  # frames read when it settled
 
     @classmethod
-    def of(cls, crop, shape: tuple[int, int], fit: float, frames: int) -> Fitted:
-        """The sector of a polar crop on frames of ``shape``. Its roi is the crop's rectangle
-        grown to hold the whole sector where the fit reaches beyond it (the tracker's search
-        rectangle is found early, when part of the fan can be dark), clipped to the frame: the
-        profile's polar frames then never miss a piece of the fan."""
+    def of(cls, crop, fit: float, frames: int) -> Fitted:
+        """The sector of a polar crop, cropped as the tracker crops it: the fitted sector's own
+        rectangle, clipped to the frame, so the profile's polar frames hold the whole fan."""
         g = crop.polar.geometry
-        fitted = cls((crop.x, crop.y, crop.w, crop.h), (crop.x + g.apex[0], crop.y + g.apex[1]),
-                     g.r_min, g.r_max, g.angle_min, g.angle_max, float(fit), frames)
-        sx0, sy0, sx1, sy1 = fitted.bounds()
-        H, W = shape
-        x0, y0 = max(0, min(crop.x, math.floor(sx0))), max(0, min(crop.y, math.floor(sy0)))
-        x1 = min(W, max(crop.x + crop.w, math.ceil(sx1)))
-        y1 = min(H, max(crop.y + crop.h, math.ceil(sy1)))
-        return dataclasses.replace(fitted, roi=(x0, y0, x1 - x0, y1 - y0))
+        return cls((crop.x, crop.y, crop.w, crop.h), (crop.x + g.apex[0], crop.y + g.apex[1]),
+                   g.r_min, g.r_max, g.angle_min, g.angle_max, float(fit), frames)
 
     def point(self, a: float, r: float) -> tuple[float, float]:
         return self.apex[0] + r * math.sin(a), self.apex[1] + r * math.cos(a)
-
-    def outline(self, n: int = 64) -> list[tuple[float, float]]:
-        """Points along both arcs (source pixels), the corners included."""
-        span = self.angle_max - self.angle_min
-        return [self.point(self.angle_min + span * i / n, r) for r in (self.r_min, self.r_max)
-                for i in range(n + 1)]
-
-    def bounds(self) -> tuple[float, float, float, float]:
-        """The sector's bounding box (x0, y0, x1, y1) in source pixels."""
-        xs, ys = zip(*self.outline(), strict=True)
-        return min(xs), min(ys), max(xs), max(ys)
 
     def moved(self, other: Fitted) -> float:
         """How far (px) the outline (corners, far arc's middle) or the crop's edges moved."""
@@ -281,7 +262,7 @@ def fit_screen(spec: str, frames: int):
             if not (isinstance(prepared.crop, PolarCrop) and fan.mode == "polar"
                     and fan.settled and fan.fit is not None):
                 continue  # the tracker is (still, or again) looking: nothing to count
-            now = Fitted.of(prepared.crop, shape, fan.fit, read)
+            now = Fitted.of(prepared.crop, fan.fit, read)
             if check is None or now.moved(check.fitted) > CONFIRM_PX:
                 fits.append(read)
                 if check is not None:

@@ -56,16 +56,27 @@ def find_fan(image: np.ndarray, threshold: int = 8, scale: int = 4) -> Rect | No
     resolution so the edges are pixel-accurate.
     """
     grey = grey_of(image)
+    small = _shrunk(grey, scale)
+    bg = _background(small)
+    fan = _fan_component(grey, small, bg + threshold, scale)
+    return None if fan is None else _fan_rect(grey, small, fan, bg, threshold, scale)
+
+
+def _shrunk(grey: np.ndarray, scale: int) -> np.ndarray:
     H, W = grey.shape
-    small = cv2.resize(grey, (max(1, W // scale), max(1, H // scale)), interpolation=cv2.INTER_AREA)
-    bg = float(np.median(small[::2, ::2]))  # the UI background covers most of a screen
-    bright = bg + threshold
-    fan = _fan_component(grey, small, bright, scale)
-    if fan is None:
-        return None
+    return cv2.resize(grey, (max(1, W // scale), max(1, H // scale)), interpolation=cv2.INTER_AREA)
+
+
+def _background(small: np.ndarray) -> float:
+    return float(np.median(small[::2, ::2]))  # the UI background covers most of a screen
+
+
+def _fan_rect(grey, small, region: np.ndarray, bg: float, threshold: int, scale: int) -> Rect:
+    """The full-resolution rectangle of a fan region found on the shrunk screen, grown to the
+    black image area around it where the screen has one."""
     dark = bg / 2 if bg >= threshold else -1.0  # an image area darker than the UI, if any
-    region = _grow_into_dark(fan, small, dark) if dark > 0 else fan
-    return _refine(grey, region, scale, bright, dark)
+    region = _grow_into_dark(region, small, dark) if dark > 0 else region
+    return _refine(grey, region, scale, bg + threshold, dark)
 
 
 def _components(mask: np.ndarray):
@@ -156,9 +167,7 @@ class ScreenMotion:
         self.recent: deque[np.ndarray] = deque(maxlen=self.keep)  # the last looks' changes alone
 
     def add(self, grey: np.ndarray) -> None:
-        H, W = grey.shape
-        s = self.scale
-        small = cv2.resize(grey, (max(1, W // s), max(1, H // s)), interpolation=cv2.INTER_AREA)
+        small = _shrunk(grey, self.scale)
         if self.previous is None or self.previous.shape != small.shape:
             self.previous, self.live = small, np.zeros(small.shape, np.uint8)
             return
@@ -189,13 +198,8 @@ class ScreenMotion:
         return None
 
 
-
-
 def live_rect(grey: np.ndarray, small: np.ndarray, live: np.ndarray, config: PreprocessConfig
-             ) -> Rect:
+              ) -> Rect:
     """The full-resolution rectangle of a live region found on the shrunk screen, grown to the
     black image area around it as :func:`find_fan` grows a bright one."""
-    bg = float(np.median(small[::2, ::2]))
-    dark = bg / 2 if bg >= config.threshold else -1.0
-    region = _grow_into_dark(live, small, dark) if dark > 0 else live
-    return _refine(grey, region, config.detect_scale, bg + config.threshold, dark)
+    return _fan_rect(grey, small, live, _background(small), config.threshold, config.detect_scale)

@@ -223,7 +223,6 @@ class FanTracker:
         if from_motion:
             self.layout_changed = False
 
-
     def _arc_left(self) -> bool:
         """No beam's image moved near the fitted far arc for ARC_LOOKS looks while the sector's
         middle did: the fan ends short of its arc (a depth change shrank it about its apex, so
@@ -247,11 +246,10 @@ class FanTracker:
     def _covered(self, margin: float) -> Rect:
         """What the current fit explains: the fitted sector's rectangle grown by ``margin``, or
         the search rectangle while nothing is fitted."""
-        pmap, (x, y, _, _) = self.fitter.map, self.search
-        if pmap is None:
+        if self.fitter.map is None:
             return self.search
-        x0, y0, x1, y1 = pmap.box_to_image((0, 0, pmap.width, pmap.height))
-        return (int(x + x0 - margin), int(y + y0 - margin), int(x1 - x0 + 2 * margin),
+        x0, y0, x1, y1 = _sector_box(self.search, self.fitter.map)
+        return (int(x0 - margin), int(y0 - margin), int(x1 - x0 + 2 * margin),
                 int(y1 - y0 + 2 * margin))
 
     def _sector_crop(self, rect: Rect, pmap: PolarMap, shape: tuple[int, int]
@@ -260,14 +258,20 @@ class FanTracker:
         the search rectangle it was fitted in can cut off part of it (a side whose image was
         dark while the fan was found), which the crop would serve as black."""
         x, y, _, _ = rect
-        bx0, by0, bx1, by1 = pmap.box_to_image((0, 0, pmap.width, pmap.height))
-        x0, y0 = max(0, int(math.floor(x + bx0))), max(0, int(math.floor(y + by0)))
-        x1, y1 = min(shape[1], int(math.ceil(x + bx1))), min(shape[0], int(math.ceil(y + by1)))
+        bx0, by0, bx1, by1 = _sector_box(rect, pmap)
+        x0, y0 = max(0, math.floor(bx0)), max(0, math.floor(by0))
+        x1, y1 = min(shape[1], math.ceil(bx1)), min(shape[0], math.ceil(by1))
         g = pmap.geometry
         moved = dataclasses.replace(g, apex=(g.apex[0] + x - x0, g.apex[1] + y - y0))
         served = PolarMap(moved, (pmap.height, pmap.width), shrink=pmap.method)  # as fitted
         served.prepare(y1 - y0, x1 - x0)  # the resampling tables, built here, not on a frame
         return (x0, y0, x1 - x0, y1 - y0), served
+
+
+def _sector_box(rect: Rect, pmap: PolarMap) -> tuple[float, float, float, float]:
+    """The bounding box (x0, y0, x1, y1), in frame pixels, of a sector fitted in ``rect``."""
+    x0, y0, x1, y1 = pmap.box_to_image((0, 0, pmap.width, pmap.height))
+    return rect[0] + x0, rect[1] + y0, rect[0] + x1, rect[1] + y1
 
 
 def _grown(rect: Rect, margin: float, shape: tuple[int, int]) -> Rect:
