@@ -22,8 +22,6 @@ FP16_MAX = 65504.0
 HEADROOM = 16.0  # unseen frames may run hotter than the measured ones
 TOLERANCE = 1e-2  # max |Δ| / max |x| that one FP16 node may add to a tensor
 _FLOAT, _HALF = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
-_AS_IS = {"Cast", "Constant", "ConstantOfShape", "Shape"}  # their output type is their own
-_FP32_INPUTS = {"Resize": {1, 2}}  # inputs that must stay float32 whatever the data type
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +80,63 @@ def relative_errors(ref: dict, got: dict) -> dict[str, float]:
     return errs
 
 
+# What stays FP32, and why. Every other node that reads a float tensor runs FP16.
+_AS_IS = {  # output type is set by the node itself, not by a compute precision
+    "Cast": "converts by definition", "Constant": "emits its stored type",
+    "ConstantOfShape": "emits its value's type", "Shape": "emits int64",
+}
+_FP32_INPUTS = {  # inputs that stay float32 whatever precision the node runs in
+    "Resize": {1: "roi must be float32", 2: "scales must be float32"},
+}
+# and: the graph's inputs and outputs (callers feed and read float32), plus the measured
+# nodes that choose_fp32_nodes names (range near FP16's max, or the first to lose precision).
+
+
+def _runs_fp16(node, fp32_nodes, floats: set[str]) -> bool:
+    return node.name not in fp32_nodes and node.op_type not in _AS_IS and any(
+        i in floats for i in node.input)
+
+
+def _input_type(node, k: int, fp16: bool) -> int:
+    return _HALF if fp16 and k not in _FP32_INPUTS.get(node.op_type, {}) else _FLOAT
+
+
+class _Casts:
+    """One converted copy per tensor and type: an FP16 initializer for weights, else a Cast."""
+
+    def __init__(self, graph):
+        self.graph, self.nodes, self.made = graph, [], {}
+        self.inits = {i.name: i for i in graph.initializer}
+
+    def to(self, name: str, to: int) -> str:
+        key = (name, to)
+        if key not in self.made:
+            self.made[key] = f"{name}_to_{'fp16' if to == _HALF else 'fp32'}"
+            if to == _HALF and name in self.inits:
+                arr = onnx.numpy_helper.to_array(self.inits[name]).astype(np.float16)
+                self.graph.initializer.append(onnx.numpy_helper.from_array(arr, self.made[key]))
+            else:
+                self.nodes.append(onnx.helper.make_node("Cast", [name], [self.made[key]], to=to))
+        return self.made[key]
+
+
+def _float_tensors(g) -> set[str]:
+    values = [*g.value_info, *g.input, *g.output]
+    return ({v.name for v in values if v.type.tensor_type.elem_type == _FLOAT}
+            | {i.name for i in g.initializer if i.data_type == _FLOAT})
+
+
+def _cast_outputs_back(g, nodes: list, half: set[str]) -> None:
+    """A graph output computed in FP16 is renamed inside and cast back under its own name."""
+    for out in g.output:
+        if out.name in half:
+            inner = out.name + "_fp16"
+            for node in nodes:
+                node.input[:] = [inner if i == out.name else i for i in node.input]
+                node.output[:] = [inner if o == out.name else o for o in node.output]
+            nodes.append(onnx.helper.make_node("Cast", [inner], [out.name], to=_FLOAT))
+
+
 def to_fp16(model: onnx.ModelProto, fp32_nodes) -> onnx.ModelProto:
     """Mixed precision with FP32 inputs/outputs: every float compute node but fp32_nodes in FP16.
 
@@ -90,38 +145,19 @@ def to_fp16(model: onnx.ModelProto, fp32_nodes) -> onnx.ModelProto:
     """
     model = onnx.shape_inference.infer_shapes(model)
     g = model.graph
-    floats = {v.name for v in [*g.value_info, *g.input, *g.output] if v.type.tensor_type.elem_type == _FLOAT}
-    inits = {i.name: i for i in g.initializer}
-    floats |= {n for n, i in inits.items() if i.data_type == _FLOAT}
-    half, nodes, casts = set(), [], {}
-
-    def cast(name: str, to: int) -> str:
-        key = (name, to)
-        if key not in casts:
-            casts[key] = f"{name}_to_{'fp16' if to == _HALF else 'fp32'}"
-            if to == _HALF and name in inits:
-                arr = onnx.numpy_helper.to_array(inits[name]).astype(np.float16)
-                g.initializer.append(onnx.numpy_helper.from_array(arr, casts[key]))
-            else:
-                nodes.append(onnx.helper.make_node("Cast", [name], [casts[key]], to=to))
-        return casts[key]
-
+    floats, half, casts = _float_tensors(g), set(), _Casts(g)
     for node in g.node:
-        fp16 = node.name not in fp32_nodes and node.op_type not in _AS_IS and any(i in floats for i in node.input)
+        fp16 = _runs_fp16(node, fp32_nodes, floats)
         for k, name in enumerate(node.input):
-            if name in floats and fp16 and name not in half and k not in _FP32_INPUTS.get(node.op_type, ()):
-                node.input[k] = cast(name, _HALF)
-            elif name in half and not fp16:
-                node.input[k] = cast(name, _FLOAT)
-        nodes.append(node)
-        half |= {o for o in node.output if o in floats} if fp16 else set()
-    for out in g.output:
-        if out.name in half:
-            inner = out.name + "_fp16"
-            for node in nodes:
-                node.input[:] = [inner if i == out.name else i for i in node.input]
-                node.output[:] = [inner if o == out.name else o for o in node.output]
-            nodes.append(onnx.helper.make_node("Cast", [inner], [out.name], to=_FLOAT))
+            have = _HALF if name in half else _FLOAT if name in floats else None
+            want = _input_type(node, k, fp16)
+            if have is not None and have != want:
+                node.input[k] = casts.to(name, want)
+        casts.nodes.append(node)
+        if fp16:
+            half |= {o for o in node.output if o in floats}
+    nodes = casts.nodes
+    _cast_outputs_back(g, nodes, half)
     del g.node[:], g.value_info[:]
     g.node.extend(nodes)
     read = {i for node in nodes for i in node.input} | {o.name for o in g.output}

@@ -81,3 +81,22 @@ def test_fp16_graph_is_typed_mixed_precision(compact_onnx_dynamic):
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in fp16.graph.initializer)
     read = {i for node in fp16.graph.node for i in node.input}
     assert all(i.name in read for i in fp16.graph.initializer)  # no FP32 weight left behind unread
+
+
+def test_resize_scales_stay_float32_even_when_computed_in_fp16():
+    """Resize's scales must be float32 (the rule table): a computed scales tensor that came out of
+    an FP16 node is cast back, so the converted graph still loads and resizes exactly."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])
+    base = numpy_helper.from_array(np.array([1, 1, 1, 1], np.float32), "base")
+    two = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "two")
+    nodes = [helper.make_node("Mul", ["base", "two"], ["scales"], name="scale"),
+             helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="nearest")]
+    graph = helper.make_graph(nodes, "g", [x], [y], [base, two])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fp16 = to_fp16(model, set())
+    frame = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    out = session(fp16).run(None, {"x": frame})[0]
+    assert np.array_equal(out, frame.repeat(2, axis=2).repeat(2, axis=3))
