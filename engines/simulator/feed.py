@@ -17,7 +17,6 @@ from engines.classes import REGIONS
 from . import anatomy
 from .anatomy import Placed, compose, similarity
 from .render import (
-    STYLES,
     SpeckleBank,
     draw_wall,
     image_chain,
@@ -31,20 +30,19 @@ from .render import (
 from .scanner import MIN_VISIBLE, SimFrame, half_shape, to_half, visibility
 from .screen import ScreenFrame, ScreenRenderer
 
+LIVE_STYLES = ("classic", "heldout")  # a sweep's looks; the wide randomisation is per frame
+
 
 class LiveFeed:
     def __init__(self, seed: int = 0, fps: float = 30.0, width: int = 1920, height: int = 1080,
-                 style: str = "train", size: tuple[int, int] = (360, 480)):
-        if style not in STYLES or style == "scatter":
-            raise ValueError(f"a live feed's style must be one of "
-                             f"{tuple(s for s in STYLES if s != 'scatter')}, got {style!r} "
-                             "(the scatter renderer draws independent frames only)")
+                 style: str = "classic", size: tuple[int, int] = (360, 480)):
+        if style not in LIVE_STYLES:
+            raise ValueError(f"a live feed's style must be one of {LIVE_STYLES}, got {style!r} "
+                             "(style=train's wide randomisation and the scatter renderer draw "
+                             "independent frames only, for training and evaluation)")
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps!r}")
         self.seed, self.fps, self.style, self.size = int(seed), float(fps), style, tuple(size)
-        # the sweep keeps the classic appearance ranges (its frames, the demo and the live
-        # benchmarks stay as they were); the wide training randomisation is for independent frames
-        style = "classic" if style == "train" else style
         self.renderer = ScreenRenderer(width, height, seed)
         self._seq = 0
         rng = np.random.default_rng([self.seed, 4242, stream(style)])

@@ -20,8 +20,8 @@ HELP = "run the live pipeline: source → fan crop → model → results on ZMQ,
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--source", help="sim[:key=value,...], a video file, capture:<N> or zmq:<endpoint> "
-                                    "(default: sim)")
+    p.add_argument("--source", help="sim[:key=value,...], a video file, capture:<N>, zmq:<endpoint> "
+                                    "or dicom:<file or folder> (default: sim)")
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--backend", choices=sorted(REGISTRY),
                    help="inference backend (default onnxruntime; torch runs a PyTorch checkpoint "

@@ -16,7 +16,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="scene seed")
     p.add_argument("--width", type=int, default=1920, help="screen width (default 1920)")
     p.add_argument("--height", type=int, default=1080, help="screen height (default 1080)")
-    p.add_argument("--style", default="train", help="simulator style")
+    p.add_argument("--style", default="classic", choices=("classic", "heldout"),
+                   help="the sweep's look (held-out: a look the shipped model never trained on)")
     p.add_argument("--frames", type=int, default=0, help="stop after N frames (default: never)")
     p.add_argument("--fmt", choices=("bgr", "jpeg", "png"), default="bgr", help="pixel format")
     p.add_argument("--topic", default="frames", help="topic (default frames)")

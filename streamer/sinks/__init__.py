@@ -1,7 +1,7 @@
 """Result sinks behind one interface, chosen by a spec string (``SCHEME:TARGET[,key=value...]``)::
 
     zmq                                   (PUB on tcp://127.0.0.1:5556)
-    zmq:tcp://127.0.0.1:6000,maps=1,stream=us0
+    zmq:tcp://127.0.0.1:6000,maps=1
     record:results.jsonl,status=1
     view:8090                             (live viewer page on http://127.0.0.1:8090/)
     igtl:18944                            (OpenIGTLink server for 3D Slicer / PLUS)

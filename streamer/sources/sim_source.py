@@ -17,7 +17,7 @@ class SimOptions:
     fps: float = 30.0
     width: int = 1920
     height: int = 1080
-    style: str = "train"
+    style: str = "classic"  # or heldout: a sweep drawn in the held-out look
     realtime: bool = True  # paced at fps and live; False: as fast as possible, lossless
     frames: int = 0  # stop (SourceEnded) after this many; 0: never
     replay: int = 0  # render this many frames once at open and loop them (benchmarks); 0: render live
@@ -25,6 +25,11 @@ class SimOptions:
     def __post_init__(self):
         if self.fps <= 0 or self.width < 16 or self.height < 16 or self.frames < 0 or self.replay < 0:
             raise UserError("sim needs fps > 0, width and height ≥ 16, frames ≥ 0, replay ≥ 0")
+        from engines.simulator.feed import LIVE_STYLES  # only when the simulator is chosen
+
+        if self.style not in LIVE_STYLES:
+            raise UserError(f"sim style must be one of {', '.join(LIVE_STYLES)}, got {self.style!r} "
+                            "(train and scatter draw independent frames, for training and eval)")
 
 
 class SimSource(Source):
