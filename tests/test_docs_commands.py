@@ -37,10 +37,26 @@ def commands() -> list[tuple[str, str, bool]]:
         lines += [(line, False) for line in INLINE.findall(text)]
         for line, whole in lines:
             line = line.split(" #", 1)[0].strip()
-            if any(m in line for m in ("...", "…", "<", "[")):  # elided, a placeholder or a usage
-                continue
-            found.append((doc.name, line, whole))
+            found += [(doc.name, form, whole and complete) for form, complete in _forms(line)]
     return found
+
+
+def _forms(line: str) -> list[tuple[str, bool]]:
+    """A usage line as the commands it stands for: ``<name>`` and a flag's ``...`` become a value,
+    ``[optional]`` parts are included, ``a|b`` alternatives each give a form; an elision that is
+    not a flag's value (``streamer calibrate ... --target cpu``) leaves out arguments, so that form
+    is checked as a fragment (every flag it names must exist)."""
+    line = re.sub(r"<[^<>]+>", "VALUE", line.replace("…", "..."))
+    line = re.sub(r"\[([^\[\]]+)\]", r"\1", line)
+    line = re.sub(r"(--\S+) \.\.\.", r"\1 VALUE", line)
+    complete = "..." not in line
+    line = re.sub(r"\s*\.\.\.", "", line)
+    alternatives = re.search(r"(?<!\S)([^\s|]+(?:\|[^\s|]+)+)(?!\S)", line)
+    if alternatives is None:
+        return [(line, complete)]
+    head, tail = line[: alternatives.start()], line[alternatives.end():]
+    return [form for choice in alternatives.group(1).split("|")
+            for form in _forms(head + choice + tail)]
 
 
 def test_the_docs_show_commands():
