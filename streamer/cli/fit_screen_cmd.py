@@ -26,16 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from streamer.cli import CommandError
+from streamer.cli.sector_check import CONFIRM_FRAMES, CONFIRM_PX, Confirmation, Fitted, Motion
 
 HELP = "write a scanner profile (the fan's fixed crop and sector) from a recorded screen"
 
 MAX_FRAMES = 100_000
-CONFIRM_FRAMES = 30  # settled frames after the fit that must show the same sector
-CONFIRM_PX = 3.0  # how far the sector's outline or crop may move and still be the same (px)
-# -- the live image just outside the fitted edges: a fit that left part of the fan out ---------
-EDGE_POINTS = 60  # pixels read along each edge (far arc, near arc, both sides)
-EDGE_STEP = 16  # grey levels a pixel changes between frames to count as live
-OUTSIDE_LIVE = 0.1  # live fraction of an edge's outside band above which the fit is short
 PROGRESS_EVERY = 30  # frames read between progress lines
 INPUT_SIZE = 224  # the polar frame's side while fitting (the geometry does not depend on it)
 
@@ -50,122 +45,6 @@ def add_arguments(p) -> None:
     p.add_argument("--out", metavar="FILE.toml",
                    help="write the profile here (default: print it on stdout)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-
-
-@dataclasses.dataclass(frozen=True)
-class Fitted:
-    """A settled sector in source-frame pixels, with the rectangle it is cropped from."""
-
-    roi: tuple[int, int, int, int]  # x, y, w, h
-    apex: tuple[float, float]
-    r_min: float
-    r_max: float
-    angle_min: float  # radians from straight down, + towards +x
-    angle_max: float
-    fit: float
-    frames: int  # frames read when it settled
-
-    @classmethod
-    def of(cls, crop, fit: float, frames: int) -> Fitted:
-        """The sector of a polar crop, cropped as the tracker crops it: the fitted sector's own
-        rectangle, clipped to the frame, so the profile's polar frames hold the whole fan."""
-        g = crop.polar.geometry
-        return cls((crop.x, crop.y, crop.w, crop.h), (crop.x + g.apex[0], crop.y + g.apex[1]),
-                   g.r_min, g.r_max, g.angle_min, g.angle_max, float(fit), frames)
-
-    def point(self, a: float, r: float) -> tuple[float, float]:
-        return self.apex[0] + r * math.sin(a), self.apex[1] + r * math.cos(a)
-
-    def moved(self, other: Fitted) -> float:
-        """How far (px) the outline (corners, far arc's middle) or the crop's edges moved."""
-        mid = (self.angle_min + self.angle_max) / 2, (other.angle_min + other.angle_max) / 2
-        ours = [self.point(a, r) for a in (self.angle_min, self.angle_max) for r in (self.r_min,
-                                                                                     self.r_max)]
-        theirs = [other.point(a, r) for a in (other.angle_min, other.angle_max)
-                  for r in (other.r_min, other.r_max)]
-        ours.append(self.point(mid[0], self.r_max))
-        theirs.append(other.point(mid[1], other.r_max))
-        points = max(math.dist(p, q) for p, q in zip(ours, theirs, strict=True))
-        return max(points, *(abs(a - b) for a, b in zip(self.roi, other.roi, strict=True)))
-
-    def outside(self, shape: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(ys, xs) per edge (far arc, near arc where it is long enough to read, both sides):
-        pixels just outside it in the frame, background while the fit holds the whole fan."""
-        span, depth = self.angle_max - self.angle_min, self.r_max - self.r_min
-        margin = max(6.0, 0.03 * depth)
-        t = np.linspace(0.05, 0.95, EDGE_POINTS)
-        da = margin / self.r_max
-        edges = [(self.angle_min + t * span, np.full_like(t, self.r_max + margin))]
-        if self.r_min * span > 4 * margin:
-            edges.append((self.angle_min + t * span, np.full_like(t, self.r_min - margin)))
-        edges += [(np.full_like(t, side), self.r_min + t * depth)
-                  for side in (self.angle_min - da, self.angle_max + da)]
-        out = []
-        for a, r in edges:
-            xs = np.floor(self.apex[0] + r * np.sin(a)).astype(np.int64)
-            ys = np.floor(self.apex[1] + r * np.cos(a)).astype(np.int64)
-            ok = (xs >= 0) & (xs < shape[1]) & (ys >= 0) & (ys < shape[0])
-            if np.count_nonzero(ok) >= EDGE_POINTS // 4:  # an edge mostly off the frame: unread
-                out.append((ys[ok], xs[ok]))
-        return out
-
-    def sector(self) -> tuple[float, ...]:
-        """The config's sector: apex x, y, radii, angles in degrees, rounded to 0.1."""
-        return tuple(round(v, 1) for v in (*self.apex, self.r_min, self.r_max,
-                                           math.degrees(self.angle_min),
-                                           math.degrees(self.angle_max)))
-
-
-class Motion:
-    """Where the screen changed (EDGE_STEP grey levels between consecutive frames, full
-    resolution) since the start or the last layout change the tracker noticed: the live image."""
-
-    def __init__(self):
-        self.previous: np.ndarray | None = None
-        self.changed: np.ndarray | None = None  # bool [H, W]
-
-    def reset(self) -> None:
-        """A new layout: where the old one's fan moved says nothing of the new one's."""
-        if self.changed is not None:
-            self.changed[:] = False
-
-    def add(self, image: np.ndarray) -> None:
-        import cv2
-
-        plane = np.ascontiguousarray(image if image.ndim == 2 else image[:, :, 1])  # green:
-        if self.previous is None or self.previous.shape != plane.shape:  # a grey image's grey
-            self.changed = np.zeros(plane.shape, bool)
-        else:
-            self.changed |= cv2.absdiff(plane, self.previous) >= EDGE_STEP
-        self.previous = plane
-
-    def live(self, ys: np.ndarray, xs: np.ndarray) -> float:
-        """The fraction of these pixels that changed."""
-        if self.changed is None or ys.size == 0:
-            return 0.0
-        return float(np.mean(self.changed[ys, xs]))
-
-
-class Confirmation:
-    """Whether a settled sector holds: the same sector on CONFIRM_FRAMES settled frames (frames
-    where the tracker is looking again pause the count), and the band just outside each of its
-    edges still since the clip began or the layout last changed (live where the fan reaches
-    beyond a fit made while part of it was dark)."""
-
-    def __init__(self, fitted: Fitted, shape: tuple[int, int]):
-        self.fitted, self.held = fitted, 0
-        self.edges = fitted.outside(shape)
-        self.outside_live = 0.0  # the live fraction of the liveliest edge's outside band
-        self.short = False  # the live image reached beyond the fit when last judged
-
-    def add(self, motion: Motion) -> bool:
-        """One more settled frame with this sector: True once it holds."""
-        self.held += 1
-        if self.held < CONFIRM_FRAMES:
-            return False
-        self.outside_live = max((motion.live(ys, xs) for ys, xs in self.edges), default=0.0)
-        self.short = self.outside_live > OUTSIDE_LIVE
-        return not self.short
 
 
 def _frames(args) -> None:
@@ -209,80 +88,110 @@ def _name(spec: str) -> str:
 def fit_screen(spec: str, frames: int):
     """(Fitted, frame shape, last image): the sector settled within the first ``frames`` frames
     of ``spec`` that held over CONFIRM_FRAMES more; CommandError when there is none."""
-    from streamer.config import PreprocessConfig
-    from streamer.crop import PolarCrop
-    from streamer.frames import Frame, InvalidFrame, SourceEnded
-    from streamer.preprocess import Preprocessor
-
-    name = _name(spec)
-    pre = Preprocessor(PreprocessConfig(representation="polar"), INPUT_SIZE)
     source = _open_video(spec)
-    shape, image, read, skipped = None, None, 0, 0
-    check: Confirmation | None = None
-    motion, layouts = Motion(), 0
-    fits: list[int] = []  # frames read when each different settled sector appeared
     try:
-        while True:
-            if check is None and read >= frames:
-                raise CommandError(_no_sector(name, frames))
-            if read >= frames + CONFIRM_FRAMES:
-                raise CommandError(_did_not_hold(name, check, fits))
-            try:
-                frame = source.read(1.0)
-            except InvalidFrame:
-                skipped += 1
-                continue
-            except SourceEnded as end:
-                raise CommandError(_ended(name, read, frames, check, fits, end)) from None
-            if frame is None:
-                continue
-            read += 1
-            image = frame.image
-            if shape is None:
-                shape = image.shape[:2]
-            elif image.shape[:2] != shape:
-                raise CommandError(
-                    f"frames of different sizes in {name}: frame {read} is {image.shape[1]}x"
-                    f"{image.shape[0]}, the first was {shape[1]}x{shape[0]}; a profile is for one "
-                    "screen layout: record the scanner's output at one resolution")
-            try:
-                prepared = pre.process(Frame(read - 1, image))
-            except InvalidFrame as exc:
-                raise CommandError(f"{name}: {exc}") from None
-            relayouts = (pre.screen_status().get("fan") or {}).get("relayouts", 0)
-            if relayouts != layouts:  # the tracker saw the fan's edges move: a new layout
-                layouts = relayouts
-                motion.reset()
-            motion.add(image)
-            fan = prepared.fan
-            if read % PROGRESS_EVERY == 0:
-                fit = "" if fan.fit is None else f" fit {fan.fit:.2f}"
-                _say(f"{read} frames read, fan {fan.mode}{fit} "
-                     f"({'settled' if fan.settled else 'searching'})")
-            if not (isinstance(prepared.crop, PolarCrop) and fan.mode == "polar"
-                    and fan.settled and fan.fit is not None):
-                continue  # the tracker is (still, or again) looking: nothing to count
-            now = Fitted.of(prepared.crop, fan.fit, read)
-            if check is None or now.moved(check.fitted) > CONFIRM_PX:
-                fits.append(read)
-                if check is not None:
-                    _say(f"the sector changed after {read} frames (by {now.moved(check.fitted):.0f}"
-                         " px): confirming the new one")
-                else:
-                    _say(f"sector fitted after {read} frames (fit {now.fit:.2f}); confirming it "
-                         f"over {CONFIRM_FRAMES} more")
-                check = Confirmation(now, shape)
-            if check.add(motion):
-                if skipped:
-                    _say(f"{skipped} unusable frames skipped")
-                return check.fitted, shape, image
-            if check.short and check.held == CONFIRM_FRAMES:
-                _say(f"the live image reaches beyond the sector fitted after "
-                     f"{check.fitted.frames} frames ({check.outside_live:.0%} of the band just "
-                     "outside its edges moves: part of the fan was dark then); waiting for a "
-                     "refit")
+        return _ScreenFit(_name(spec), frames).run(source)
     finally:
         source.close()
+
+
+class _ScreenFit:
+    """The fit as ``streamer run`` makes it, frame by frame, and the confirmation that it holds."""
+
+    def __init__(self, name: str, frames: int):
+        from streamer.config import PreprocessConfig
+        from streamer.preprocess import Preprocessor
+
+        self.name, self.frames = name, frames
+        self.pre = Preprocessor(PreprocessConfig(representation="polar"), INPUT_SIZE)
+        self.shape, self.image, self.read, self.skipped = None, None, 0, 0
+        self.check: Confirmation | None = None
+        self.motion, self.layouts = Motion(), 0
+        self.fits: list[int] = []  # frames read when each different settled sector appeared
+
+    def run(self, source):
+        while True:
+            if self.check is None and self.read >= self.frames:
+                raise CommandError(_no_sector(self.name, self.frames))
+            if self.read >= self.frames + CONFIRM_FRAMES:
+                raise CommandError(_did_not_hold(self.name, self.check, self.fits))
+            image = self._next_image(source)
+            if image is None:
+                continue
+            fan, crop = self._prepare(image)
+            if self._confirmed(fan, crop):
+                if self.skipped:
+                    _say(f"{self.skipped} unusable frames skipped")
+                return self.check.fitted, self.shape, self.image
+
+    def _next_image(self, source):
+        from streamer.frames import InvalidFrame, SourceEnded
+
+        try:
+            frame = source.read(1.0)
+        except InvalidFrame:
+            self.skipped += 1
+            return None
+        except SourceEnded as end:
+            raise CommandError(_ended(self.name, self.read, self.frames, self.check, self.fits,
+                                      end)) from None
+        if frame is None:
+            return None
+        self.read += 1
+        self.image = image = frame.image
+        if self.shape is None:
+            self.shape = image.shape[:2]
+        elif image.shape[:2] != self.shape:
+            raise CommandError(
+                f"frames of different sizes in {self.name}: frame {self.read} is "
+                f"{image.shape[1]}x{image.shape[0]}, the first was {self.shape[1]}x{self.shape[0]}; "
+                "a profile is for one screen layout: record the scanner's output at one resolution")
+        return image
+
+    def _prepare(self, image):
+        """The tracker's view of this frame (fan report, crop); motion restarts on a new layout."""
+        from streamer.frames import Frame, InvalidFrame
+
+        try:
+            prepared = self.pre.process(Frame(self.read - 1, image))
+        except InvalidFrame as exc:
+            raise CommandError(f"{self.name}: {exc}") from None
+        relayouts = (self.pre.screen_status().get("fan") or {}).get("relayouts", 0)
+        if relayouts != self.layouts:  # the tracker saw the fan's edges move: a new layout
+            self.layouts = relayouts
+            self.motion.reset()
+        self.motion.add(image)
+        fan = prepared.fan
+        if self.read % PROGRESS_EVERY == 0:
+            fit = "" if fan.fit is None else f" fit {fan.fit:.2f}"
+            _say(f"{self.read} frames read, fan {fan.mode}{fit} "
+                 f"({'settled' if fan.settled else 'searching'})")
+        return fan, prepared.crop
+
+    def _confirmed(self, fan, crop) -> bool:
+        """Count this frame towards the settled sector's confirmation (a new sector restarts it)."""
+        from streamer.crop import PolarCrop
+
+        if not (isinstance(crop, PolarCrop) and fan.mode == "polar" and fan.settled
+                and fan.fit is not None):
+            return False  # the tracker is (still, or again) looking: nothing to count
+        now, check = Fitted.of(crop, fan.fit, self.read), self.check
+        if check is None or now.moved(check.fitted) > CONFIRM_PX:
+            self.fits.append(self.read)
+            if check is not None:
+                _say(f"the sector changed after {self.read} frames (by "
+                     f"{now.moved(check.fitted):.0f} px): confirming the new one")
+            else:
+                _say(f"sector fitted after {self.read} frames (fit {now.fit:.2f}); confirming it "
+                     f"over {CONFIRM_FRAMES} more")
+            self.check = check = Confirmation(now, self.shape)
+        if check.add(self.motion):
+            return True
+        if check.short and check.held == CONFIRM_FRAMES:
+            _say(f"the live image reaches beyond the sector fitted after {check.fitted.frames} "
+                 f"frames ({check.outside_live:.0%} of the band just outside its edges moves: "
+                 "part of the fan was dark then); waiting for a refit")
+        return False
 
 
 def _no_sector(name: str, frames: int) -> str:

@@ -12,6 +12,7 @@ import pytest
 from engines.simulator import LiveFeed
 from streamer.cli import fit_screen_cmd as fs
 from streamer.cli import main
+from streamer.cli import sector_check as sc
 from streamer.config import PreprocessConfig, load_config
 from streamer.crop import PolarCrop
 from streamer.frames import Frame, SourceEnded
@@ -193,19 +194,19 @@ def test_a_fit_that_leaves_live_image_outside_its_edges_does_not_hold():
     """The band just outside a short fit's far arc is live (the fan goes on there); a fit that
     holds the whole fan has still surroundings."""
     g = _screen().frame(0).views[0].sector
-    short = fs.Fitted((0, 0, W, H), g.apex, g.r_min, g.r_max * 0.6, g.angle_min, g.angle_max,
+    short = sc.Fitted((0, 0, W, H), g.apex, g.r_min, g.r_max * 0.6, g.angle_min, g.angle_max,
                       0.7, 10)
-    whole = fs.Fitted((0, 0, W, H), g.apex, g.r_min, g.r_max, g.angle_min, g.angle_max, 0.7, 10)
-    assert whole.moved(whole) == 0 and short.moved(whole) > fs.CONFIRM_PX
+    whole = sc.Fitted((0, 0, W, H), g.apex, g.r_min, g.r_max, g.angle_min, g.angle_max, 0.7, 10)
+    assert whole.moved(whole) == 0 and short.moved(whole) > sc.CONFIRM_PX
     rng = np.random.default_rng(0)
     ys, xs = np.mgrid[0:H, 0:W]
     dx, dy = xs + 0.5 - g.apex[0], ys + 0.5 - g.apex[1]
     r, a = np.hypot(dx, dy), np.arctan2(dx, dy)
     fan = (r >= g.r_min) & (r <= g.r_max) & (a >= g.angle_min) & (a <= g.angle_max)
-    motion = fs.Motion()
-    checks = {"short": fs.Confirmation(short, (H, W)), "whole": fs.Confirmation(whole, (H, W))}
+    motion = sc.Motion()
+    checks = {"short": sc.Confirmation(short, (H, W)), "whole": sc.Confirmation(whole, (H, W))}
     held = {}
-    for _ in range(fs.CONFIRM_FRAMES):
+    for _ in range(sc.CONFIRM_FRAMES):
         motion.add(np.where(fan, rng.integers(30, 220, (H, W)), 0).astype(np.uint8))
         held = {k: c.add(motion) for k, c in checks.items()}
     assert held == {"short": False, "whole": True}
