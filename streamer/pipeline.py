@@ -49,8 +49,9 @@ POLL_S = 0.05  # the longest any loop waits before looking at the stop event aga
 class RateLimitedLog:
     """Logs at most once per ``interval`` seconds, saying how many messages it held back."""
 
-    def __init__(self, interval: float = 5.0):
+    def __init__(self, interval: float = 5.0, logger: logging.Logger | None = None):
         self.interval, self._last, self._held = interval, -1e9, 0
+        self._log = logger or log  # the caller's logger, so its lines carry the caller's name
 
     def __call__(self, level: int, msg: str, *args, exc_info=False) -> None:
         now = time.monotonic()

@@ -12,6 +12,9 @@ with INTER_AREA. The filter is always the training images' own: filters that dif
 changed a model's probabilities by up to 0.44 (`benchmarks/filter_check.py`). Finding the fan and
 fitting the sector (:class:`FanTracker`) run apart from the served frames wherever the caller
 lets them (the pipeline: on their own thread).
+
+Each frame size keeps its own fan (:class:`ScreenState`, the last MAX_SIZES sizes): a source that
+changes its frame size, even on every frame, is served as each size's frames alone would be.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -33,7 +37,10 @@ from streamer.frames import Frame, InvalidFrame
 from streamer.screen_checks import DopplerCheck, FreezeCheck
 
 log = logging.getLogger(__name__)
-__all__ = ["Crop", "PolarCrop", "Prepared", "Preprocessor", "find_fan"]
+__all__ = ["Crop", "PolarCrop", "Prepared", "Preprocessor", "ScreenState", "find_fan"]
+
+MAX_SIZES = 4  # frame sizes whose fans are kept (a source cycling through more cannot grow it)
+RESUME_AFTER = 30  # frames of other sizes after which a size's fan is confirmed again
 
 
 @dataclass
@@ -45,16 +52,45 @@ class Prepared:
     doppler: bool = False  # colour (flow) pixels inside the crop
 
 
+@dataclass(eq=False)
+class ScreenState:
+    """What is known of the frames of one size: the fan (its tracker, with the motion evidence),
+    the geometry served, the marks found on the fan and the screen checks' history."""
+
+    tracker: FanTracker
+    geometry: Geometry | None = None  # None until the first look on a frame of this size
+    annotations: AnnotationFinder = field(default_factory=AnnotationFinder)
+    frozen: FreezeCheck = field(default_factory=FreezeCheck)
+    doppler: DopplerCheck = field(default_factory=DopplerCheck)
+    served: int = 0  # the preprocessor's frame count when a frame of this size was last served
+
+
+class _OfSize:
+    """A Preprocessor attribute that is the current frame size's (the latest frame's)."""
+
+    def __set_name__(self, owner, name: str):
+        self.name = name
+
+    def __get__(self, pre, owner=None):
+        return self if pre is None else getattr(pre.state, self.name)
+
+    def __set__(self, pre, value) -> None:
+        setattr(pre.state, self.name, value)
+
+
 class Preprocessor:
     """Stage: Frame → Prepared (model tensor + crop geometry).
 
     The hot path (``process``) crops the frame by the current :class:`Geometry`, greys and
     resamples the crop with precomputed tables: no work on the whole frame. Finding the fan and
-    fitting the sector happen in ``search``: inline on a frame of a new size (start-up, or the
-    source changed its frame size: nothing valid to serve otherwise, and the fast start-up
-    schedule begins again), otherwise wherever ``request_search`` sends it: inline by default,
+    fitting the sector happen in ``search``: inline on a frame of a size not kept (start-up, or
+    the source changed to a new frame size: nothing valid to serve otherwise, and the fast
+    start-up schedule begins for it), otherwise wherever ``request_search`` sends it: inline by default,
     on a background thread in the pipeline, so a served frame never waits for a search.
 
+    A frame of a size seen lately (one of the last MAX_SIZES) resumes that size's own state: its
+    fan, evidence, marks and checks, so that sizes in turn give what each size alone gives; one
+    away for over RESUME_AFTER frames has its fan confirmed by a look before it is settled again.
     A frame that carries the scanner's own scan area (a DICOM ultrasound region) is cropped by
     it, with no search. A model's input recipe (the paper's release: polar frames cut to an
     aspect ratio, min-max scaling) shapes every geometry in ``model_crop`` and the scaling.
@@ -63,15 +99,19 @@ class Preprocessor:
     def __init__(self, config: PreprocessConfig, input_size: int, tolerance: int = 3,
                  recipe: InputRecipe = SONOSTREAM):
         self.config, self.recipe = config, recipe
-        self.size = input_size
-        self.tracker = FanTracker(config, input_size, tolerance, recipe)
-        self.geometry: Geometry | None = None
+        self.size, self.tolerance = input_size, tolerance
+        self.state = ScreenState(FanTracker(config, input_size, tolerance, recipe))  # the first
+        self._states: OrderedDict[tuple[int, int], ScreenState] = OrderedDict()  # (H, W) → state
+        self.served = 0  # frames served
         self._area, self._area_geometry = None, None  # the source's scan area and its geometry
         self.request_search = self.search  # (image, detect, fit) → None; the pipeline may replace
         self._lock = threading.Lock()  # one search at a time; a new frame size waits for it
-        self.frozen, self.doppler = FreezeCheck(), DopplerCheck()
-        self.annotations = AnnotationFinder()
         self.last: Prepared | None = None  # the latest frame's, for the status message
+        from streamer.pipeline import RateLimitedLog  # the pipeline imports this module
+
+        self._size_log = RateLimitedLog(logger=log)
+
+    tracker, geometry, annotations, frozen, doppler = (_OfSize() for _ in range(5))
 
     @classmethod
     def for_model(cls, config: PreprocessConfig, info) -> Preprocessor:
@@ -86,42 +126,75 @@ class Preprocessor:
         """The fan's rectangle as last found (None: not found, or not looked for)."""
         return self.tracker.roi
 
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """The frame sizes (width, height) whose fans are kept, the latest used last."""
+        return [(w, h) for h, w in list(self._states)]
+
     def process(self, frame: Frame) -> Prepared:
         image = frame.image
         if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
             raise InvalidFrame(f"frame {frame.seq} has unusable shape {image.shape}")
+        self.served += 1
         if frame.area is not None and self.config.mode == "auto":  # the scanner's own crop
-            return self._prepare(image, self._area_geometry_of(frame.area, image))
-        geometry = self.geometry
-        if geometry is None or geometry.shape != image.shape[:2]:
-            geometry = self._restart(image)
+            return self._prepare(image, self._area_geometry_of(frame.area, image), self.state)
+        state = self._states.get(image.shape[:2])
+        if state is None:
+            state = self._restart(image)
         else:
-            due = self.tracker.due(image)
+            self._states.move_to_end(image.shape[:2])
+            self.state = state
+            if self.served - state.served > RESUME_AFTER:
+                self._resume(state, image)
+            due = state.tracker.due(image)
             if due is not None:  # inline, this frame is served with the result; else not
                 self.request_search(image, *due)
-                geometry = self.geometry
-        return self._prepare(image, geometry)
+        state.served = self.served
+        return self._prepare(image, state.geometry, state)
 
     def search(self, image: np.ndarray, detect: bool = True, fit: bool = True) -> None:
-        """Look for the fan / feed the sector fit on this frame; the next frames use the result
-        (a search on a frame of another size than the current one is void)."""
+        """Look for the fan / feed the sector fit on this frame; the next frames of its size use
+        the result (a search on a frame of a size no longer kept is void)."""
         with self._lock:
-            current = self.geometry
-            if current is not None and current.shape != image.shape[:2]:
+            state = self._states.get(image.shape[:2])
+            if state is None:
                 return
-            self.geometry = g = self._model_geometry(self.tracker.look(image, detect, fit))
+            state.geometry = g = self._model_geometry(state.tracker.look(image, detect, fit))
             if detect:  # a look apart from the last: marks stay still, the image moves
-                self.annotations.look(image, g.crop)
+                state.annotations.look(image, g.crop)
 
-    def _restart(self, image: np.ndarray) -> Geometry:
+    def _resume(self, state: ScreenState, image: np.ndarray) -> None:
+        """A size back after a while: its fan is kept, served unsettled until a look confirms it."""
+        if state.tracker.resume():
+            self._size_log(logging.INFO, "frame size changed back to %dx%d: its fan kept, "
+                           "confirming it", image.shape[1], image.shape[0])
+            g = state.geometry
+            state.geometry = dataclasses.replace(
+                g, report=dataclasses.replace(g.report, settled=False))
+
+    def _restart(self, image: np.ndarray) -> ScreenState:
+        """A frame of a size not kept: a fresh state for it, searched inline (nothing valid to
+        serve otherwise), in place of the least recently used size when MAX_SIZES are kept."""
         with self._lock:
-            if self.geometry is not None:
-                log.info("frame size changed to %dx%d: looking for the fan again",
-                         image.shape[1], image.shape[0])
-            self.tracker.reset()
+            H, W = shape = image.shape[:2]
+            states = self._states
+            state = self.state
+            if state.geometry is not None:  # the first state is the first size's; not any more
+                oldest = next(iter(states.values())) if len(states) >= MAX_SIZES else None
+                # sizes in turn faster than they are kept: what each fresh search finds is
+                # logged at debug level only (it would be a few lines per frame)
+                quiet = oldest is not None and self.served - oldest.served <= RESUME_AFTER
+                state = ScreenState(FanTracker(self.config, self.size, self.tolerance, self.recipe,
+                                               quiet=quiet))
+                self._size_log(logging.INFO, "frame size changed to %dx%d: looking for the fan "
+                               "again", W, H)
             auto = self.config.mode == "auto"
-            self.geometry = g = self._model_geometry(self.tracker.look(image, auto, True))
-            return g
+            state.geometry = self._model_geometry(state.tracker.look(image, auto, True))
+            states[shape] = state
+            while len(states) > MAX_SIZES:
+                states.popitem(last=False)
+            self.state = state
+            return state
 
     def _area_geometry_of(self, area, image: np.ndarray) -> Geometry:
         """The geometry of a source's scan area (its tables made once per area and frame size)."""
@@ -151,7 +224,7 @@ class Preprocessor:
         cx, cy, w, h = self.recipe.crop_rect((0, 0, crop.w, crop.h))
         return Crop(crop.x + cx, crop.y + cy, w, h, crop.size)
 
-    def _prepare(self, image: np.ndarray, geometry: Geometry) -> Prepared:
+    def _prepare(self, image: np.ndarray, geometry: Geometry, state: ScreenState) -> Prepared:
         crop = geometry.crop
         roi = image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
         if isinstance(crop, PolarCrop):  # BGR as it is: the model's shrink decides when to grey
@@ -159,17 +232,17 @@ class Preprocessor:
             small = crop.polar.to_polar(roi if bgr else grey_of(roi))
         else:
             small = cv2.resize(grey_of(roi), (self.size, self.size), interpolation=cv2.INTER_AREA)
-        self.annotations.fill_in(small, crop)  # marks on the fan, filled from their surroundings
+        state.annotations.fill_in(small, crop)  # marks on the fan, filled from their surroundings
         out = np.empty((1, 1, self.size, self.size), np.float32)  # the tensor may outlive this call
         self.recipe.to_input(small, out[0, 0])  # v / 255, or the release's min-max
-        self.last = p = Prepared(out, crop, geometry.report, self.frozen(small),
-                                 self.doppler(roi, crop))
+        self.last = p = Prepared(out, crop, geometry.report, state.frozen(small),
+                                 state.doppler(roi, crop))
         return p
 
     def screen_status(self) -> dict:
         """What the status message says of the screen: how the fan was found, frozen, Doppler,
-        and how often a layout change was noticed."""
+        and how often a layout change was noticed (on the frame sizes kept)."""
         last = self.last
-        return {"fan": None if last is None else {**last.fan.to_dict(),
-                                                  "relayouts": self.tracker.relayouts},
+        relayouts = sum(s.tracker.relayouts for s in list(self._states.values()))
+        return {"fan": None if last is None else {**last.fan.to_dict(), "relayouts": relayouts},
                 "frozen": bool(last and last.frozen), "doppler": bool(last and last.doppler)}

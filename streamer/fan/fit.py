@@ -74,6 +74,7 @@ class SectorFitter:
         self.quality: float | None = None
         self.frames = 0
         self.need_motion = False  # the screen moves: fit only on live evidence
+        self.quiet = False  # log what it finds at debug level only
         self._clear()
 
     def _clear(self) -> None:
@@ -127,7 +128,8 @@ class SectorFitter:
         g = None if evidence is None else estimate_geometry(evidence)
         if g is None:
             if self.frames + FIT_EVERY > FIT_FRAMES:
-                log.warning("the fan is not a curvilinear sector; cropping without polar resampling")
+                log.log(logging.DEBUG if self.quiet else logging.WARNING,
+                        "the fan is not a curvilinear sector; cropping without polar resampling")
             return
         if abs(g.angle_min + g.angle_max) > MAX_ASYMMETRY:  # it saw part of the fan
             log.debug("sector fit %.1f° to %.1f° is lopsided; gathering more frames",
@@ -142,6 +144,7 @@ class SectorFitter:
         g = dataclasses.replace(g, apex=(g.apex[0] * k, g.apex[1] * k), r_min=g.r_min * k,
                                 r_max=g.r_max * k)
         self.map, self.quality = self.recipe.polar_map(g, self.size), quality
-        log.info("polar resampling after %d frame(s): apex (%.0f, %.0f), radius %.0f-%.0f px, "
-                 "beams %.1f° to %.1f°, fit %.2f", self.frames, *g.apex, g.r_min, g.r_max,
-                 math.degrees(g.angle_min), math.degrees(g.angle_max), quality)
+        log.log(logging.DEBUG if self.quiet else logging.INFO,
+                "polar resampling after %d frame(s): apex (%.0f, %.0f), radius %.0f-%.0f px, "
+                "beams %.1f° to %.1f°, fit %.2f", self.frames, *g.apex, g.r_min, g.r_max,
+                math.degrees(g.angle_min), math.degrees(g.angle_max), quality)

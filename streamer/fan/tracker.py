@@ -54,8 +54,9 @@ class FanTracker:
     gathers evidence, the last fitted sector is still served, marked unsettled."""
 
     def __init__(self, config: PreprocessConfig, size: int, tolerance: int,
-                 recipe: InputRecipe = SONOSTREAM):
+                 recipe: InputRecipe = SONOSTREAM, quiet: bool = False):
         self.config, self.size, self.tolerance, self.recipe = config, size, tolerance, recipe
+        self.quiet = quiet  # what it finds is logged at debug level (sizes cycling: one per frame)
         self.reset()
 
     def reset(self) -> None:
@@ -65,6 +66,7 @@ class FanTracker:
         self.from_motion = False  # the roi was found where the screen moves
         self.relayouts = 0  # layout changes the edge watch noticed
         self._relayout = False  # one noticed on the hot path, for the next look to act on
+        self._resumed = False  # frames of this size back after a while: the next look checks
         # the last fitted sector: its crop, map, fit quality, and the fitter's map it came from
         self._last: tuple[Rect, PolarMap, float | None, PolarMap | None] | None = None
         self._start_over()
@@ -82,8 +84,24 @@ class FanTracker:
     def _new_fitter(self) -> None:
         self.fitter = SectorFitter(self.size, self.config.threshold,
                                    self.config.redetect_every or 150, self.recipe)
-        self.fitter.need_motion = self.from_motion
+        self.fitter.need_motion, self.fitter.quiet = self.from_motion, self.quiet
         self.watch: EdgeWatch | None = None
+
+    def _log(self, level: int, msg: str, *args) -> None:
+        log.log(logging.DEBUG if self.quiet else level, msg, *args)
+
+    def resume(self) -> bool:
+        """Frames of this size are back after a while away (the hot path calls this before
+        ``due``): the screen may have changed meanwhile, so the fan is looked at at once, on
+        fresh evidence, and its results are unsettled until a look at the moving screen
+        confirms it. False when the fan is not looked at again (a configured roi, the full
+        frame, or detection once and no fitted fan to watch)."""
+        if self.config.mode != "auto" or (not self.config.redetect_every and self.watch is None):
+            return False
+        self._resumed, self._since = True, 1 << 30
+        if self.watch is not None:
+            self.watch.restart()
+        return True
 
     @property
     def _fitting(self) -> bool:
@@ -113,8 +131,14 @@ class FanTracker:
     def look(self, image: np.ndarray, detect: bool, fit: bool) -> Geometry:
         """Search for the fan (detect) and feed the sector fit (fit) on this frame."""
         H, W = image.shape[:2]
+        if self._resumed:  # the evidence gathered before is stale; the fit, if any, is kept
+            self._resumed, self.detections, self.layout_changed = False, 0, True
+            self.motion.reset()
+            if self.fitter.map is None:
+                self._new_fitter()
         if self._relayout:
-            log.info("the fan's edges moved (a depth or zoom change?): looking for the fan again")
+            self._log(logging.INFO,
+                      "the fan's edges moved (a depth or zoom change?): looking for the fan again")
             self._relayout = False
             self.relayouts += 1
             self._start_over()
@@ -199,7 +223,8 @@ class FanTracker:
         found = find_fan(self._seen, self.config.threshold, self.config.detect_scale)
         if found is None:
             if self.roi is None:
-                log.warning("no ultrasound fan found in the frame; using the whole frame")
+                self._log(logging.WARNING, "no ultrasound fan found in the frame; using the whole "
+                          "frame")
             return
         self._found(found, False, grey.shape)
 
@@ -208,8 +233,8 @@ class FanTracker:
         the screen moves, or it left the search rectangle, or fills much less of it."""
         first_motion = from_motion and not self.from_motion
         if first_motion or self.roi is None or _moved(rect, self.roi, self.tolerance):
-            log.info("ultrasound fan at x=%d y=%d w=%d h=%d%s", *rect,
-                     "" if from_motion else " (from brightness: the screen has not moved yet)")
+            self._log(logging.INFO, "ultrasound fan at x=%d y=%d w=%d h=%d%s", *rect,
+                      "" if from_motion else " (from brightness: the screen has not moved yet)")
         self.roi = rect
         margin = SEARCH_MARGIN * max(shape) if from_motion else 0
         search = self.search

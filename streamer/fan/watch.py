@@ -43,6 +43,10 @@ class EdgeWatch:
         inside = [p for edge in edges(-1.0) for p in edge]
         self.bands = [self._pixels(pts, g, ox, oy, shape)
                       for pts in (*edges(1.0), inside, middle)]
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the frames read so far (the next frame is not the one after the last read)."""
         self.previous: list[np.ndarray] | None = None
         self.history: list[tuple[float, ...]] = []
 
