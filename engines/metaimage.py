@@ -69,8 +69,8 @@ def labels_of(header: dict[str, str]) -> tuple[str, ...]:
 def read_header(path: str) -> MetaImage:
     """Parse and check a header (and that its pixel data is there, of the right size)."""
     header, _ = _header_lines(path)
-    ndims = int(header.get("NDims", "0") or 0)
-    dims = [int(v) for v in header.get("DimSize", "").split()]
+    ndims = (_numbers(path, header, "NDims", "0") or [0])[0]
+    dims = _numbers(path, header, "DimSize", "")
     if ndims not in (2, 3) or len(dims) != ndims or (ndims == 3 and dims[2] != 1):
         raise ValueError(f"{path}: only 2-D images (or 3-D with one slice) are supported, "
                          f"got NDims={ndims} DimSize={dims}")
@@ -79,7 +79,7 @@ def read_header(path: str) -> MetaImage:
     if dims[0] * dims[1] > MAX_PIXELS:
         raise ValueError(f"{path}: {dims[0]}x{dims[1]} pixels is more than this reader takes "
                          f"({MAX_PIXELS} pixels)")
-    if int(header.get("ElementNumberOfChannels", "1")) != 1:
+    if _numbers(path, header, "ElementNumberOfChannels", "1") != [1]:
         raise ValueError(f"{path}: only single-channel (grey) images are supported")
     etype = header.get("ElementType", "")
     if etype not in ELEMENT_TYPES:
@@ -87,13 +87,24 @@ def read_header(path: str) -> MetaImage:
                          f"{sorted(ELEMENT_TYPES)}")
     msb = header.get("BinaryDataByteOrderMSB", header.get("ElementByteOrderMSB", "False"))
     dtype = np.dtype(ELEMENT_TYPES[etype]).newbyteorder(">" if msb.lower() in _TRUE else "<")
-    spacing = [float(v) for v in header.get("ElementSpacing", header.get("ElementSize", "1 1")).split()]
+    key = "ElementSpacing" if "ElementSpacing" in header else "ElementSize"
+    spacing = _numbers(path, header, key, "1 1", float)
     if len(spacing) < 2 or not all(s > 0 and math.isfinite(s) for s in spacing[:2]):
         raise ValueError(f"{path}: ElementSpacing must hold two positive numbers, got {spacing}")
     image = MetaImage(path, header, (dims[1], dims[0]), (spacing[0], spacing[1]), dtype,
                       labels_of(header))
     _check_data(image)
     return image
+
+
+def _numbers(path: str, header: dict[str, str], key: str, default: str, kind=int) -> list:
+    """The numbers of header line ``key`` (``default`` when absent); ValueError naming the key."""
+    text = header.get(key, default)
+    try:
+        return [kind(v) for v in text.split()]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise ValueError(f"{path}: {key} must hold {what}, got {text[:40]!r}") from None
 
 
 def _data_file(image: MetaImage) -> str | None:

@@ -55,11 +55,22 @@ class OodModel:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"ood method must be one of {METHODS}, got {self.method!r}")
-        if not 0.0 < self.limit <= 1.0:
-            raise ValueError(f"ood limit must be in (0, 1], got {self.limit}")
-        if self.needs_features and (self.mean is None or self.whiten is None):
-            raise ValueError("a mahalanobis ood model needs its mean and whitening matrix")
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {_short(self.method)}")
+        if not 0.0 < self.limit <= 1.0:  # NaN fails too
+            raise ValueError(f"limit must be in (0, 1], got {_short(self.limit)}")
+        _check_array("quantiles", self.quantiles, (len(LEVELS),))
+        if np.any(np.diff(self.quantiles) < 0):
+            raise ValueError("quantiles must not decrease")
+        if self.needs_features:
+            if self.mean is None or self.whiten is None:
+                raise ValueError(f"a {self.method} ood model needs its mean and whitening matrix")
+            _check_array("mean", self.mean, (-1,))
+            _check_array("whiten", self.whiten, (len(self.mean), len(self.mean)))
+
+    @property
+    def dimension(self) -> int | None:
+        """How many pooled features the statistics are for (None: energy needs none)."""
+        return len(self.mean) if self.needs_features else None
 
     @property
     def needs_features(self) -> bool:
@@ -99,11 +110,34 @@ class OodModel:
     def from_json(cls, text: str) -> OodModel:
         try:
             d = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"malformed ood statistics: not valid JSON ({exc})") from None
+        if not isinstance(d, dict):
+            raise ValueError("malformed ood statistics: not a JSON object")
+        try:
             arrays = {k: _unpack(d[k]) for k in ("mean", "whiten") if k in d}
             return cls(d["method"], _unpack(d["quantiles"]).astype(np.float64), float(d["limit"]),
                        source=str(d.get("source", "")), n=int(d.get("n", 0)), **arrays)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed ood statistics in the model: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+            raise ValueError(f"malformed ood statistics: {reason[:200]}") from None
+
+
+def _short(value) -> str:
+    """A value for an error line: its repr, cut short (metadata can hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_array(name: str, a, shape: tuple[int, ...]) -> None:
+    """``a`` has ``shape`` (-1: any length ≥ 1), at least one value, and every value finite."""
+    a = np.asarray(a)
+    fits = a.ndim == len(shape) and all(s == n or (n == -1 and s) for s, n in zip(a.shape, shape, strict=True))
+    if not fits or a.size == 0:
+        want = "x".join("D" if n == -1 else str(n) for n in shape)
+        raise ValueError(f"{name} has shape {list(a.shape)}, expected {want}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} holds values that are not finite")
 
 
 def _transform(method: str, features: np.ndarray) -> np.ndarray:

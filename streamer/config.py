@@ -1,13 +1,18 @@
 """`streamer run` configuration: frozen dataclasses, one section per stage, loaded from TOML.
 
 Unknown sections and keys are refused with one error naming them; each section validates itself
-in ``__post_init__`` so a bad value fails at start, never mid-stream. CLI flags override the file
-through :func:`override`.
+in ``__post_init__`` so a bad value fails at start, never mid-stream. Every numeric field carries
+its bounds beside it (``bounded``: finite, within them; ``Bounds`` in the field's metadata for a
+reference to show). What needs the model or the source is checked once they are known:
+:meth:`PostprocessConfig.check_classes`, :meth:`PreprocessConfig.check_frame`. CLI flags
+override the file through :func:`override`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+MAX_SIDE = 16384
+"""Pixels: no frame side this project takes comes near it (DICOM: 8192; ZMQ frames: 4096)."""
+
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
@@ -29,17 +37,60 @@ def _check(condition: bool, message: str) -> None:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """The values a numeric field (or each item of a tuple field) may take: finite, low..high,
+    either end excluded where ``open`` says so."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        above = self.low < value if self.open_low else self.low <= value
+        return above and (value < self.high if self.open_high else value <= self.high)
+
+    def __str__(self) -> str:
+        if isinstance(self.low, int) and isinstance(self.high, int) and not (
+                self.open_low or self.open_high):
+            return f"{self.low}..{self.high}"
+        return (f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.open_high else ']'}")
+
+
+def bounded(default, low: float, high: float, *, open_low: bool = False, open_high: bool = False):
+    """A dataclass field whose value (each item, for a tuple) must lie in the bounds."""
+    return field(default=default, metadata={"bounds": Bounds(low, high, open_low, open_high)})
+
+
+def _check_bounds(config, section: str) -> None:
+    """Every bounded field of ``config`` in its bounds: one line naming the first that is not."""
+    for f in dataclasses.fields(config):
+        bounds, value = f.metadata.get("bounds"), getattr(config, f.name)
+        if bounds is None or value is None:
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            shown = f"{item:g}" if isinstance(item, float) else repr(item)
+            _check(item in bounds, f"[{section}] {f.name} must be in {bounds}"
+                   f"{' (each value)' if isinstance(value, tuple) else ''}, got {shown}")
+
+
+@dataclass(frozen=True)
 class SourceConfig:
-    spec: str = "sim"
-    read_timeout_s: float = 0.1  # how long one read may wait (bounds the stop latency)
-    retry_initial_s: float = 0.5  # first wait before reopening a lost live source
-    retry_max_s: float = 10.0  # the exponential backoff's ceiling
+    spec: str = "sim"  # where frames come from: sim[:...], a video file, capture:N, zmq:..., dicom:...
+    # how long one read may wait (bounds the stop latency)
+    read_timeout_s: float = bounded(0.1, 0, 1.0, open_low=True)
+    # first wait before reopening a lost live source (then doubled after each failed try)
+    retry_initial_s: float = bounded(0.5, 0, 3600, open_low=True)
+    # the backoff's ceiling (at most an hour: a device that is back is found within an hour)
+    retry_max_s: float = bounded(10.0, 0, 3600, open_low=True)
 
     def __post_init__(self):
         _check(bool(self.spec.strip()), "[source] spec must not be empty")
-        _check(0 < self.read_timeout_s <= 1.0, "[source] read_timeout_s must be in (0, 1]")
-        _check(0 < self.retry_initial_s <= self.retry_max_s,
-               "[source] retry_initial_s must be > 0 and ≤ retry_max_s")
+        _check_bounds(self, "source")
+        _check(self.retry_initial_s <= self.retry_max_s, "[source] retry_initial_s must be ≤ retry_max_s")
 
 
 @dataclass(frozen=True)
@@ -48,18 +99,23 @@ class InferenceConfig:
     engines.model.ModelConfig)."""
 
     path: str = ""  # empty: the bundled default model
-    backend: str = "onnxruntime"
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int = 0  # 0: the runtime's default
+    backend: str = "onnxruntime"  # onnxruntime, tensorrt, torch or remote
+    device: str = "cpu"  # cpu or cuda[:N]
+    precision: str = "fp32"  # the torch backend runs fp32 or (on cuda) fp16; a model file carries its own
+    # 0: the runtime's default; at most 256, the hardware threads of a large two-socket server
+    # (beyond the cores, more threads only wait)
+    threads: int = bounded(0, 0, 256)
     # ONNX Runtime's worker threads spin between calls: at a live frame rate each call then starts
     # warm (benchmarks/paced_model.py), for some CPU spent spinning
     spin: bool = False
     server: str = ""  # backend "remote": the v2 inference server, grpc://HOST:PORT
     remote_model: str = ""  # the model's name on that server (empty: sonostream)
+    tls_ca: str = ""  # grpcs:// server: the CA (PEM) that signed its certificate (empty: system's)
+    tls_cert: str = ""  # mutual TLS: this client's certificate (PEM), with tls_key
+    tls_key: str = ""  # mutual TLS: its private key (PEM)
 
     def __post_init__(self):
-        _check(self.threads >= 0, "[model] threads must be ≥ 0")
+        _check_bounds(self, "model")
         _check(self.backend != "remote" or bool(self.server),
                "[model] backend 'remote' needs server = grpc://HOST:PORT (--server)")
         _check(self.backend in REGISTRY,
@@ -71,13 +127,18 @@ class InferenceConfig:
 @dataclass(frozen=True)
 class PreprocessConfig:
     mode: str = "auto"  # auto: find the fan; roi: the configured rectangle; full: the whole frame
-    roi: tuple[int, int, int, int] | None = None  # x, y, w, h in source pixels (mode "roi")
+    # x, y, w, h in source pixels (mode "roi"); it must lie inside the frames (checked at
+    # start-up for a source that knows their size, frame by frame for the others)
+    roi: tuple[int, int, int, int] | None = bounded(None, 0, MAX_SIDE)
     # a scanner profile's fixed sector with its roi (streamer fit-screen writes both): apex x, y
     # in source pixels, radii (px), beam angles (degrees from straight down, + towards +x)
-    sector: tuple[float, float, float, float, float, float] | None = None
-    redetect_every: int = 150  # frames between fan re-detections (0: detect once)
-    threshold: int = 8  # grey levels above the screen background that count as fan
-    detect_scale: int = 4  # detection runs on the frame shrunk by this factor, then refines
+    sector: tuple[float, float, float, float, float, float] | None = bounded(
+        None, -4 * MAX_SIDE, 4 * MAX_SIDE)
+    # frames between fan re-detections (0: detect once; at most about 9 h at 30 fps)
+    redetect_every: int = bounded(150, 0, 1_000_000)
+    threshold: int = bounded(8, 1, 254)  # grey levels above the screen background that count as fan
+    # detection runs on the frame shrunk by this factor, then refines
+    detect_scale: int = bounded(4, 1, 8)
     # what the model is fed: "sector" (the fan crop), "polar" (the sector resampled to beam
     # space: depth down, angle across), or "model": as the model was trained (its metadata)
     representation: str = "model"
@@ -88,6 +149,7 @@ class PreprocessConfig:
             _check(len(self.roi) == 4 and self.roi[0] >= 0 and self.roi[1] >= 0
                    and self.roi[2] > 0 and self.roi[3] > 0,
                    "[preprocess] roi must be [x, y, w, h] with x, y ≥ 0 and w, h > 0")
+        _check_bounds(self, "preprocess")
         if self.mode == "auto" and self.roi is not None:
             object.__setattr__(self, "mode", "roi")
         _check(self.mode in ("auto", "roi", "full"), "[preprocess] mode must be auto, roi or full")
@@ -101,12 +163,18 @@ class PreprocessConfig:
                 self.sector_geometry()
             except ValueError as exc:
                 raise UserError(f"[preprocess] sector: {exc}") from None
-        _check(self.redetect_every >= 0, "[preprocess] redetect_every must be ≥ 0")
-        _check(0 < self.threshold < 255, "[preprocess] threshold must be in 1..254")
-        _check(1 <= self.detect_scale <= 8, "[preprocess] detect_scale must be in 1..8")
         _check(self.representation in ("model", *REPRESENTATIONS),
                "[preprocess] representation must be model, sector or polar")
 
+
+    def check_frame(self, size: tuple[int, int] | None) -> None:
+        """The roi must lie inside the frames (``size``: width, height) of a source that knows
+        their size before the first one; None: a source that does not (checked frame by frame)."""
+        if self.roi is None or size is None:
+            return
+        x, y, w, h = self.roi
+        _check(x + w <= size[0] and y + h <= size[1], f"[preprocess] roi {list(self.roi)} "
+               f"(x, y, w, h) lies outside the source's {size[0]}x{size[1]} frames")
 
     def sector_geometry(self):
         """The configured sector relative to the roi (None without one)."""
@@ -123,23 +191,37 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class PostprocessConfig:
-    threshold: float = 0.5  # default per-class decision threshold (the "on" threshold)
-    thresholds: dict[str, float] = field(default_factory=dict)  # per-class overrides
-    smoothing: float = 0.0  # EMA weight of the past (0: no smoothing; 0.7: strong)
-    hysteresis: float = 0.0  # a present class turns off below threshold - hysteresis
-    box_fraction: float = 0.5  # box = the map's component above this fraction of its peak
+    # default per-class decision threshold (the "on" threshold)
+    threshold: float = bounded(0.5, 0, 1, open_low=True, open_high=True)
+    # per-class overrides, each in (0, 1); a class the model lacks is refused once it is loaded
+    thresholds: dict[str, float] = field(default_factory=dict)
+    # EMA weight of the past (0: no smoothing; 0.7: strong)
+    smoothing: float = bounded(0.0, 0, 1, open_high=True)
+    # a present class turns off below threshold - hysteresis (and below threshold itself)
+    hysteresis: float = bounded(0.0, 0, 1, open_high=True)
+    # box = the map's component above this fraction of its peak
+    box_fraction: float = bounded(0.5, 0, 1, open_low=True, open_high=True)
     maps: bool = True  # publish uint8 class maps
 
     def __post_init__(self):
         object.__setattr__(self, "thresholds", {str(k): float(v) for k, v in self.thresholds.items()})
         for name, t in {"threshold": self.threshold, **self.thresholds}.items():
             _check(0.0 < t < 1.0, f"[postprocess] threshold for {name} must be in (0, 1), got {t}")
-        _check(0.0 <= self.smoothing < 1.0, "[postprocess] smoothing must be in [0, 1)")
-        _check(0.0 <= self.hysteresis < self.threshold, "[postprocess] hysteresis must be in [0, threshold)")
-        _check(0.0 < self.box_fraction < 1.0, "[postprocess] box_fraction must be in (0, 1)")
+        _check_bounds(self, "postprocess")
+        _check(self.hysteresis < self.threshold, "[postprocess] hysteresis must be in [0, threshold)")
 
     def threshold_for(self, name: str) -> float:
         return self.thresholds.get(name, self.threshold)
+
+    def check_classes(self, classes: tuple[str, ...], model: str = "the model") -> None:
+        """Each per-class threshold must name a class of the model: known once it is loaded."""
+        unknown = [name for name in self.thresholds if name not in classes]
+        if not unknown:
+            return
+        close = difflib.get_close_matches(unknown[0], classes, n=1)
+        raise UserError(f"[postprocess] thresholds name {', '.join(map(repr, unknown))}, not a "
+                        f"class of {model} (its classes: {', '.join(classes)})"
+                        + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 @dataclass(frozen=True)
@@ -149,8 +231,8 @@ class PublishConfig:
     curve_secret: str = ""  # CurveZMQ: the publisher's secret key file (streamer keys)
     curve_clients: str = ""  # CurveZMQ: folder of the client public keys allowed to subscribe
     insecure: bool = False  # remote without CurveZMQ (plaintext patient data; logs a warning)
-    stream: str = "main"
-    status_interval_s: float = 1.0
+    stream: str = "main"  # the stream's name in topics (det.<stream>), status and metrics
+    status_interval_s: float = bounded(1.0, 0.05, 60)  # seconds between status messages
     record: str = ""  # a file to append every result (JSON lines) to; empty: no recording
     preview: bool = False  # also publish a downscaled frame on img.<stream> (streamer view)
 
@@ -160,36 +242,35 @@ class PublishConfig:
         check_stream_name(self.stream)  # the endpoint is checked (loopback unless allowed) on bind
         _check(bool(self.curve_secret) == bool(self.curve_clients),
                "[publish] CurveZMQ needs both curve_secret and curve_clients")
-        _check(0.05 <= self.status_interval_s <= 60, "[publish] status_interval_s must be in [0.05, 60]")
+        _check_bounds(self, "publish")
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    port: int = 9108  # 0: no HTTP endpoint
-    host: str = "127.0.0.1"
+    port: int = bounded(9108, 0, 65535)  # 0: no HTTP endpoint
+    host: str = "127.0.0.1"  # another address needs --allow-remote and --insecure (plain HTTP)
 
     def __post_init__(self):
-        _check(0 <= self.port <= 65535, f"[metrics] port must be in 0..65535, got {self.port}")
+        _check_bounds(self, "metrics")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    queue_size: int = 2  # non-live sources: frames waiting for inference (live: one slot)
-    publish_queue_size: int = 8  # unused since publishing runs in the inference thread
-    max_batch: int = 4  # non-live sources: frames waiting for inference go in as one batch, up to this
+    # Non-live sources: frames waiting for inference (live: one slot), and up to max_batch of
+    # them go in as one batch. Each waiting frame holds its source image (6.2 MB at 1080p BGR)
+    # and the prepared queue max(queue_size, max_batch) more: at 16, about 200 MB at 1080p.
+    queue_size: int = bounded(2, 1, 16)
+    max_batch: int = bounded(4, 1, 16)  # the most waiting frames one model call takes (non-live)
     # preprocess in the source thread, one hop fewer; off by default: a source that works hard
     # itself (decoding, rendering) then delays it (measured: 30 fps p50 ~10 vs ~6 ms, sim source)
     preprocess_in_source: bool = False
-    duration_s: float = 0.0  # 0: until interrupted (or the source ends)
-    max_frames: int = 0  # stop after this many processed frames (0: no limit)
-    stop_timeout_s: float = 1.0
+    duration_s: float = bounded(0.0, 0, 366 * 86400)  # 0: until interrupted (or the source ends)
+    max_frames: int = bounded(0, 0, 10**12)  # stop after this many processed frames (0: no limit)
+    # how long stopping waits for the threads (each loop looks at the stop every 50 ms)
+    stop_timeout_s: float = bounded(1.0, 0, 60, open_low=True)
 
     def __post_init__(self):
-        _check(self.queue_size >= 1 and self.publish_queue_size >= 1, "[pipeline] queue sizes must be ≥ 1")
-        _check(self.duration_s >= 0 and self.max_frames >= 0,
-               "[pipeline] duration_s and max_frames must be ≥ 0")
-        _check(self.stop_timeout_s > 0, "[pipeline] stop_timeout_s must be > 0")
-        _check(self.max_batch >= 1, "[pipeline] max_batch must be ≥ 1")
+        _check_bounds(self, "pipeline")
 
 
 @dataclass(frozen=True)
@@ -262,13 +343,23 @@ def config_from_dict(data: dict) -> Config:
 
 
 def read_toml(path: str | Path) -> dict:
+    """A TOML file's tables; anything that keeps it from parsing is one line naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start}); TOML files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path} is not valid TOML: arrays or tables nested too deeply") from None
 
 
 def load_config(path: str | Path) -> Config:

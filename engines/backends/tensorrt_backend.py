@@ -90,7 +90,8 @@ class TensorRTBackend(Backend):
             self.device[name] = cuda.malloc(self.host[name].nbytes)
         self.scratch_size = compat.scratch_bytes(self.engine)
         self.scratch = cuda.malloc(self.scratch_size)
-        return ModelInfo.from_metadata(side.model_metadata, str(plan))
+        features = self.host["features"].shape[-1] if "features" in self.host else None
+        return ModelInfo.from_metadata(side.model_metadata, str(plan), features=features)
 
     def _plan(self, trt, cuda):
         """(plan path, sidecar): the plan given, or the one built for the ONNX in the cache folder."""

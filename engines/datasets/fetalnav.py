@@ -5,7 +5,7 @@ followed, sorted by path), classes = the sorted set of label strings found, a fr
 several (``Labels = Placenta, Limbs``); each frame goes through the release's input recipe
 (resampled to 0.5 mm, cropped to the aspect ratio, 224×224 bilinear, min-max scaled). Unlike the
 release (which warns and goes on), a frame without a label, or one that cannot be read, stops the
-data set with one line per bad file.
+data set with one line naming the first bad files, each with its reason, and counting the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from engines.metaimage import read_header, resample
 
 IMAGE_SUFFIXES = (".mhd", ".mha")
 UNSUPPORTED_SUFFIXES = (".nii", ".nii.gz")
-MAX_LISTED = 20
+MAX_LISTED = 3
+"""Bad files named, each with its reason, in the one error line; the rest are counted."""
 
 
 def find_images(root: str) -> list[str]:
@@ -28,6 +29,23 @@ def find_images(root: str) -> list[str]:
         files += [os.path.join(folder, n) for n in names
                   if n.lower().endswith(IMAGE_SUFFIXES + UNSUPPORTED_SUFFIXES)]
     return sorted(files)
+
+
+def _labelled(path: str):
+    """The header of a labelled MetaImage frame; ValueError says what is wrong with it."""
+    if path.lower().endswith(UNSUPPORTED_SUFFIXES):
+        raise ValueError("NIfTI is not supported; convert it to .mha")
+    image = read_header(path)
+    if not image.labels:
+        raise ValueError("no 'Label = X' or 'Labels = A, B' header line")
+    return image
+
+
+def _reason(exc: Exception, path: str) -> str:
+    """What is wrong with the file, without its path (the error line names it once)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc).removeprefix(f"{path}: ").strip() or type(exc).__name__
 
 
 class FetalnavDataset:
@@ -45,18 +63,13 @@ class FetalnavDataset:
         self.images, bad = [], []
         for path in paths:
             try:
-                if path.lower().endswith(UNSUPPORTED_SUFFIXES):
-                    raise ValueError(f"{path}: NIfTI is not supported; convert it to .mha")
-                image = read_header(path)
-                if not image.labels:
-                    raise ValueError(f"{path}: no 'Label = X' or 'Labels = A, B' header line")
-                self.images.append(image)
+                self.images.append(_labelled(path))
             except (ValueError, OSError) as exc:
-                bad.append(str(exc))
+                bad.append(f"{os.path.relpath(path, root)}: {_reason(exc, path)}")
         if bad:
-            more = f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
-            raise ValueError(f"{len(bad)} bad MetaImage file(s) in {root}:\n  "
-                             + "\n  ".join(bad[:MAX_LISTED]) + more)
+            more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+            raise ValueError(f"{len(bad)} bad MetaImage file(s) in {root}: "
+                             + "; ".join(bad[:MAX_LISTED]) + more)
         self.classes = tuple(sorted({c for image in self.images for c in image.labels}))
         self.labels = np.zeros((len(self.images), len(self.classes)), np.float32)
         for i, image in enumerate(self.images):

@@ -1,7 +1,11 @@
 """One DICOM ultrasound file, checked when opened, its frames decoded one at a time.
 
 Only the attributes in ``READ_TAGS`` are parsed: patient, study and institution attributes never
-are, so nothing this module returns, logs or raises can carry them. pydicom is an optional extra.
+are, so nothing this module returns, logs or raises can carry them. A corrupt element length can
+still run a value over the attributes after it (Modality over PatientName and PatientID), so an
+error names the element (keyword and tag) and the problem, never the value's bytes: only a value
+that is a well-formed code string or UID (which no overrun is: element headers are binary) is
+shown. pydicom is an optional extra.
 """
 
 from __future__ import annotations
@@ -54,15 +58,53 @@ def pydicom_module():
         import pydicom
     except ImportError:
         raise DicomError(f"DICOM input needs pydicom, an optional extra: {EXTRA}") from None
+    # pydicom's own check of a value read warns and logs the value itself; this module checks the
+    # values it uses and says what is wrong without them
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     return pydicom
 
 
+_CODE = re.compile(r"[A-Z0-9_ ]{1,16}")  # a code string (CS): what Modality and the like hold
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")  # a unique identifier (UI), at most 64 characters
+
+
+def tag_name(keyword: str) -> str:
+    """``Modality (0008,0060)``: how errors name an element."""
+    from pydicom.datadict import tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    return keyword if tag is None else f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _value(ds, keyword: str, default=None):
+    """An element's value; one pydicom cannot convert is an error naming the element alone."""
+    try:
+        return ds.get(keyword, default)
+    except Exception:  # pydicom's conversions raise many kinds for corrupt bytes
+        raise DicomError(f"{tag_name(keyword)} is corrupt (its value cannot be read)") from None
+
+
+def _code(ds, keyword: str, grammar=_CODE) -> str | None:
+    """A code string or UID, stripped ('' when absent); None when the value is not one (corrupt:
+    never shown, it may hold the bytes of the elements after it)."""
+    value = _value(ds, keyword)
+    text = "" if value is None else str(value).strip(" \0")
+    if text and not (len(text) <= 64 and grammar.fullmatch(text)):
+        return None
+    return text
+
+
+def _corrupt(keyword: str, kind: str = "code string") -> str:
+    return f"{tag_name(keyword)} is corrupt (not a {kind}; its bytes are not shown)"
+
+
 def _int(ds, name: str, default=None):
-    value = ds.get(name, default)
+    value = _value(ds, name, default)
     try:
         return int(value) if value not in (None, "") else default
-    except (TypeError, ValueError):
-        raise DicomError(f"{name} is not a number: {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise DicomError(f"{tag_name(name)} is corrupt (not a number; its bytes are not shown)"
+                         ) from None
 
 
 class DicomLoop:
@@ -84,10 +126,13 @@ class DicomLoop:
         except (OSError, ValueError, EOFError) as exc:
             raise DicomError(f"unreadable DICOM file ({type(exc).__name__})") from None
         self.ds = ds
-        sop, modality = str(ds.get("SOPClassUID", "")), str(ds.get("Modality", ""))
+        sop, modality = _code(ds, "SOPClassUID", _UID), _code(ds, "Modality")
         if sop not in US_SOP_CLASSES and modality != "US":
-            raise DicomError(f"not ultrasound (Modality {modality or 'missing'}, SOP class "
-                             f"{sop or 'missing'}); only US Image and US Multi-frame Image play")
+            said = [_corrupt(k, kind) if v is None else f"{label} {v or 'missing'}"
+                    for k, v, label, kind in (("Modality", modality, "Modality", "code string"),
+                                              ("SOPClassUID", sop, "SOP class", "UID"))]
+            raise DicomError(f"not ultrasound ({', '.join(said)}); only US Image and US "
+                             "Multi-frame Image play")
         if "PixelData" not in ds:
             raise DicomError("has no pixel data")
         self.rows, self.cols = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
@@ -102,12 +147,16 @@ class DicomLoop:
                              f"{MAX_PIXELS} pixels a frame may have")
         if self.samples not in (1, 3) or self.bits not in (8, 16):
             raise DicomError(f"unsupported pixels: {self.samples} samples of {self.bits} bits")
-        self.photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+        self.photometric = _code(ds, "PhotometricInterpretation")
+        if self.photometric is None:
+            raise DicomError(_corrupt("PhotometricInterpretation"))
         if self.photometric not in PHOTOMETRIC:
             raise DicomError(f"unsupported Photometric Interpretation {self.photometric!r}")
         self.syntax = ds.file_meta.get("TransferSyntaxUID")
         if self.syntax is None:
             raise DicomError("has no Transfer Syntax UID in its file meta information")
+        if _code(ds.file_meta, "TransferSyntaxUID", _UID) is None:
+            raise DicomError(_corrupt("TransferSyntaxUID", "UID"))
         self._check_decoder(pydicom)
         self._check_length(pydicom)
         self.intervals_ms, self.timing = frame_intervals(ds, self.frames)
@@ -256,19 +305,23 @@ def _to_uint8(arr: np.ndarray, bits_stored: int, top: float | None) -> np.ndarra
 def frame_intervals(ds, frames: int) -> tuple[np.ndarray, str]:
     """(ms from each frame to the next, looping back after the last; which attribute said so):
     Frame Time Vector, Frame Time, Cine Rate, Recommended Display Frame Rate, else 30 fps."""
-    vector = ds.get("FrameTimeVector")
-    if vector is not None and frames > 1:
-        v = np.atleast_1d(np.asarray(vector, dtype=np.float64))
+    try:
+        vector = ds.get("FrameTimeVector")
+        v = None if vector is None else np.atleast_1d(np.asarray(vector, dtype=np.float64))
+    except Exception:  # corrupt: never shown (see the module's docstring)
+        v = None
+        log.warning("ignoring a corrupt %s", tag_name("FrameTimeVector"))
+    if v is not None and frames > 1:
         if len(v) == frames and np.all(np.isfinite(v[1:])) and np.all(v[1:] > 0):
             steps = v[1:]  # v[0] is 0: the first frame's increment
             return np.append(steps, np.median(steps)), "FrameTimeVector"
         log.warning("ignoring a Frame Time Vector of %d value(s) for %d frames", len(v), frames)
     for name, to_ms in (("FrameTime", float), ("CineRate", lambda r: 1000.0 / float(r)),
                         ("RecommendedDisplayFrameRate", lambda r: 1000.0 / float(r))):
-        value = ds.get(name)
         try:
+            value = ds.get(name)
             ms = to_ms(value) if value not in (None, "") else None
-        except (TypeError, ValueError, ZeroDivisionError):
+        except Exception:  # corrupt or not a number: the next attribute says, or 30 fps
             ms = None
         if ms is not None and math.isfinite(ms) and 0 < ms <= 60_000:
             return np.full(frames, ms), name

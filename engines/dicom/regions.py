@@ -69,26 +69,41 @@ def _float(item, name: str) -> float | None:
 
 
 def read_regions(ds, width: int, height: int) -> list[UsRegion]:
-    """The Sequence of Ultrasound Regions, each clipped to the frame; empty when absent."""
+    """The Sequence of Ultrasound Regions, each clipped to the frame; empty when absent. A corrupt
+    item is ignored (the fan search runs instead), said without its values."""
+    try:
+        items = list(ds.get("SequenceOfUltrasoundRegions", []) or [])
+    except Exception:  # pydicom could not parse the sequence
+        log.warning("ignoring a corrupt Sequence of Ultrasound Regions (0018,6011)")
+        return []
     regions = []
-    for item in ds.get("SequenceOfUltrasoundRegions", []) or []:
-        bounds = [item.get(k) for k in ("RegionLocationMinX0", "RegionLocationMinY0",
-                                        "RegionLocationMaxX1", "RegionLocationMaxY1")]
-        if any(b is None for b in bounds):
+    for item in items:
+        try:
+            region = _region(item, width, height)
+        except Exception:  # a value that is not a number: corrupt, never shown
+            log.warning("ignoring an ultrasound region whose values are corrupt")
             continue
-        x0, y0 = max(0, int(bounds[0])), max(0, int(bounds[1]))
-        x1, y1 = min(width - 1, int(bounds[2])), min(height - 1, int(bounds[3]))
-        if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
-            log.warning("ignoring an ultrasound region outside the frame or too small: %s", bounds)
-            continue
-        ref = (item.get("ReferencePixelX0"), item.get("ReferencePixelY0"))
-        reference = None if None in ref else (int(bounds[0]) + float(ref[0]) + 0.5,
-                                              int(bounds[1]) + float(ref[1]) + 0.5)
-        regions.append(UsRegion((x0, y0, x1 - x0 + 1, y1 - y0 + 1),
-                                int(item.get("RegionSpatialFormat", 0) or 0),
-                                int(item.get("RegionDataType", 0) or 0), reference,
-                                _spacing_mm(item)))
+        if region is not None:
+            regions.append(region)
     return regions
+
+
+def _region(item, width: int, height: int) -> UsRegion | None:
+    bounds = [item.get(k) for k in ("RegionLocationMinX0", "RegionLocationMinY0",
+                                    "RegionLocationMaxX1", "RegionLocationMaxY1")]
+    if any(b is None for b in bounds):
+        return None
+    bounds = [int(b) for b in bounds]
+    x0, y0 = max(0, bounds[0]), max(0, bounds[1])
+    x1, y1 = min(width - 1, bounds[2]), min(height - 1, bounds[3])
+    if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
+        log.warning("ignoring an ultrasound region outside the frame or too small: %s", bounds)
+        return None
+    ref = (item.get("ReferencePixelX0"), item.get("ReferencePixelY0"))
+    reference = None if None in ref else (bounds[0] + float(ref[0]) + 0.5,
+                                          bounds[1] + float(ref[1]) + 0.5)
+    return UsRegion((x0, y0, x1 - x0 + 1, y1 - y0 + 1), int(item.get("RegionSpatialFormat", 0) or 0),
+                    int(item.get("RegionDataType", 0) or 0), reference, _spacing_mm(item))
 
 
 def _spacing_mm(item) -> tuple[float, float] | None:

@@ -44,15 +44,18 @@ class DicomSource(Source):
         self._file = self._index = self._seq = 0
         self._t0_ms = 0.0  # the current file's start on the source's clock
         self._pacer: Pacer | None = None
+        self.frame_size: tuple[int, int] | None = None  # width, height: the smallest file's, once open
 
     def _open(self) -> None:
         from engines.dicom import DicomLoop, dicom_files
 
         self._files = dicom_files(self.options.path)
-        for path in self._files[1:]:  # each checked now: nothing is half-played
-            DicomLoop(path)
+        # every file checked now, so nothing is half-played; a configured roi must fit them all
+        sizes = [(loop.cols, loop.rows) for loop in map(DicomLoop, self._files[1:])]
         self._file, self._seq, self._t0_ms, self._areas = 0, 0, 0.0, {}
         self._start_file(DicomLoop(self._files[0]))
+        sizes.append((self._loop.cols, self._loop.rows))
+        self.frame_size = min(w for w, _ in sizes), min(h for _, h in sizes)
         self._pacer = Pacer(1000.0 / self._loop.intervals_ms[0]) if self.options.realtime else None
 
     def _start_file(self, loop) -> None:

@@ -43,6 +43,11 @@ class SimSource(Source):
         self._pacer: Pacer | None = None
         self._seq = 0
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of every frame, known before the first (a configured roi must fit)."""
+        return self.options.width, self.options.height
+
     def _open(self) -> None:
         simulator = importlib.import_module("engines.simulator")  # lazy: only when chosen
 

@@ -115,8 +115,10 @@ def test_formats_labels_and_classes(tmp_path):
     ("no_label", "no 'Label = X' or 'Labels = A, B' header line"),
     ("volume", "only 2-D images"),
     ("nifti", "NIfTI is not supported"),
+    ("dims_text", "DimSize must hold integers, got '40 x'"),
+    ("spacing_text", "ElementSpacing must hold numbers, got '0.5 mm'"),
 ])
-def test_each_bad_file_is_named_on_its_own_line(tmp_path, case, message):
+def test_each_bad_file_is_named_with_its_reason_in_one_line(tmp_path, case, message):
     a = np.zeros((30, 40), np.uint8)
     write_mhd(tmp_path, "good", a)
     if case == "missing_raw":
@@ -135,13 +137,39 @@ def test_each_bad_file_is_named_on_its_own_line(tmp_path, case, message):
         path = write_mhd(tmp_path, "x", a)
         path.write_text(path.read_text().replace("NDims = 2", "NDims = 3")
                         .replace("DimSize = 40 30", "DimSize = 40 30 2"))
+    elif case in ("dims_text", "spacing_text"):
+        path = write_mhd(tmp_path, "x", a)
+        path.write_text(path.read_text().replace("DimSize = 40 30", "DimSize = 40 x")
+                        if case == "dims_text" else
+                        path.read_text().replace("ElementSpacing = 0.5 0.5", "ElementSpacing = 0.5 mm"))
     else:
         (tmp_path / "x.nii.gz").write_bytes(b"")
     with pytest.raises(ValueError) as err:
         open_dataset(f"fetalnav:{tmp_path}")
-    lines = str(err.value).splitlines()
-    assert lines[0].startswith(f"1 bad MetaImage file(s) in {tmp_path}")
-    assert len(lines) == 2 and "x." in lines[1] and message in lines[1]
+    name = "x.nii.gz" if case == "nifti" else "x.mha" if case == "long_mha" else "x.mhd"
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"1 bad MetaImage file(s) in {tmp_path}: {name}: ")
+    assert message in text
+
+
+def test_eval_names_the_first_bad_files_with_reasons_and_counts_the_rest(tmp_path, capsys):
+    """Before: `streamer eval` printed `5 bad MetaImage file(s) in DIR:` and nothing more (the
+    files were on the lines the one-line error cut off)."""
+    from streamer.cli import main
+
+    a = np.zeros((30, 40), np.uint8)
+    write_mhd(tmp_path, "good", a)
+    for i in range(4):
+        write_mhd(tmp_path, f"unlabelled{i}", a, labels="")
+    write_mhd(tmp_path, "wrongtype", a, etype="MET_LONG")
+    code = main(["eval", "--data", f"fetalnav:{tmp_path}", "--out", str(tmp_path / "out"),
+                 "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    # sorted by path: the first three are named with their reasons, the other two counted
+    assert f"5 bad MetaImage file(s) in {tmp_path}: unlabelled0.mhd: no 'Label = X'" in err[0]
+    assert "unlabelled1.mhd: no 'Label" in err[0] and "unlabelled2.mhd: no 'Label" in err[0]
+    assert err[0].endswith("; and 2 more") and "wrongtype" not in err[0]
 
 
 def test_corrupt_compressed_data_names_the_file(tmp_path):

@@ -300,6 +300,21 @@ def test_a_bad_file_in_a_folder_stops_it_before_playing(cine, tmp_path):
         create_source(f"dicom:{tmp_path}").open()
 
 
+def test_an_roi_outside_any_file_of_a_folder_is_refused_before_any_frame(cine, tmp_path, capsys):
+    """Before: the smaller file's frames were all invalid (exit 0); the roi must fit every file."""
+    folder = tmp_path / "exams"
+    folder.mkdir()
+    write_dicom(folder / "a1.dcm", [f[:, :, 1].copy() for f in cine.frames[:2]])  # 640x360
+    write_dicom(folder / "a2.dcm", [f[:300, :500, 1].copy() for f in cine.frames[:2]])
+    config = tmp_path / "site.toml"
+    config.write_text("[preprocess]\nroi = [0, 0, 600, 340]\n")
+    code = main(["run", "--config", str(config), "--source", f"dicom:{folder}", "--publish", "",
+                 "--metrics-port", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "roi [0, 0, 600, 340] (x, y, w, h) lies outside the source's 500x300 frames" in err[0]
+
+
 def test_missing_pydicom_names_the_extra(monkeypatch, tmp_path, cine):
     import sys
 
