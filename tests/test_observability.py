@@ -55,7 +55,39 @@ def test_promtool_accepts_the_rules():
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"SUCCESS: {len(alert_rules())} rules found" in run.stdout
     assert {name for name, _, _ in alert_rules()} == {
-        "StreamerSourceDown", "StreamerDroppingFrames", "StreamerLatencyP99OverBudget"}
+        "StreamerSourceDown", "StreamerDroppingFrames", "StreamerLatencyP99OverBudget",
+        "StreamerInvalidFrames", "StreamerBackendDown", "StreamerBackendModelChanged"}
+
+
+def test_the_rules_fire_on_invalid_frames_and_on_a_changed_model(tmp_path):
+    """promtool's rule unit test on two streams whose inference server restarted with a 7-class
+    model under the same name, at 30 fps for 15 minutes: ``seven`` as a streamer counted it
+    without re-describing the model (every frame invalid, backend up), ``changed`` as it does
+    now (every frame dropped, backend down, model changed). At 10 minutes exactly these fire."""
+    per_min = 30 * 60
+
+    def stream(name, invalid, dropped, up, changed):
+        labels = f'instance="scanner:9108",stream="{name}"'
+        return [{"series": f'streamer_frames_total{{{labels},outcome="{o}"}}', "values": v}
+                for o, v in (("captured", f"0+{per_min}x15"), ("invalid", f"0+{invalid}x15"),
+                             ("dropped", f"0+{dropped}x15"))] + [
+            {"series": f"streamer_backend_up{{{labels}}}", "values": f"{up}x15"},
+            {"series": f"streamer_backend_model_changed{{{labels}}}", "values": f"{changed}x15"}]
+
+    firing = [("seven", "StreamerInvalidFrames"), ("changed", "StreamerDroppingFrames"),
+              ("changed", "StreamerBackendDown"), ("changed", "StreamerBackendModelChanged")]
+    spec = {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": stream("seven", per_min, 0, 1, 0) + stream("changed", 0, per_min, 0, 1),
+        "promql_expr_test": [{
+            "expr": 'count by (alertname, stream) (ALERTS{alertstate="firing"})',
+            "eval_time": "10m",
+            "exp_samples": [{"labels": f'{{alertname="{a}", stream="{s}"}}', "value": 1}
+                            for s, a in firing]}]}]}
+    (tmp_path / "test.yml").write_text(json.dumps(spec))  # YAML reads JSON
+    run = subprocess.run(["promtool", "test", "rules", str(tmp_path / "test.yml")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def query(base: str, expr: str) -> list:

@@ -23,7 +23,15 @@ from mlserver.types import (
 from prometheus_client import REGISTRY, Counter, Histogram
 
 from engines.backends import BackendOptions, create_backend
-from engines.serving.contract import INPUT, INPUT_DATATYPE, OUTPUTS, PLATFORM, model_parameters
+from engines.serving.contract import (
+    CONTRACT_PARAMETER,
+    INPUT,
+    INPUT_DATATYPE,
+    OUTPUTS,
+    PLATFORM,
+    contract_digest,
+    model_parameters,
+)
 
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
@@ -51,6 +59,9 @@ class SonostreamRuntime(MLModel):
         self.backend = create_backend(extra.get("backend") or backend_for(path), path, options).open()
         self.info = self.backend.info
         self.scale = np.float32(1 / 255)
+        # every answer says which contract produced it: a client that described another model
+        # before this server (re)started sees it in the first answer, even through a proxy
+        self.stamp = {CONTRACT_PARAMETER: contract_digest(self.info)}
         return True
 
     async def metadata(self) -> MetadataModelResponse:
@@ -60,7 +71,8 @@ class SonostreamRuntime(MLModel):
             inputs=[MetadataTensor(name=INPUT, datatype=INPUT_DATATYPE, shape=[-1, 1, size, size])],
             outputs=[MetadataTensor(name=OUTPUTS[0], datatype="FP32", shape=[-1, classes]),
                      MetadataTensor(name=OUTPUTS[1], datatype="FP32", shape=[-1, classes, -1, -1])],
-            parameters=Parameters(**model_parameters(self.info), backend=self.backend.name),
+            parameters=Parameters(**model_parameters(self.info), **self.stamp,
+                                  backend=self.backend.name),
         )
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -78,6 +90,7 @@ class SonostreamRuntime(MLModel):
             model_name=self.name, id=payload.id,
             outputs=[NumpyCodec.encode_output(OUTPUTS[0], out.scores),
                      NumpyCodec.encode_output(OUTPUTS[1], out.maps)],
+            parameters=Parameters(**self.stamp),
         )
 
     async def unload(self) -> bool:

@@ -21,8 +21,11 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: the runtime's)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default loopback; frames are patient data: expose "
-                        "it only on a network you trust, e.g. 0.0.0.0 inside a cluster)")
+                   help="address to listen on (default loopback: put a TLS terminator in front, "
+                        "docs/deploy.md; others need --allow-remote and --insecure)")
+    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    p.add_argument("--insecure", action="store_true",
+                   help="with --allow-remote: serve frames (patient data) in plaintext to the network")
     p.add_argument("--grpc-port", type=int, default=8001, metavar="N")
     p.add_argument("--http-port", type=int, default=8000, metavar="N",
                    help="REST API, including GET /v2/health/ready")
@@ -39,6 +42,7 @@ def _options(args):
     from engines.serving.contract import DEFAULT_MODEL_NAME
     from engines.serving.mlserver_server import ServeOptions
 
+    _check_host(args)
     path = Path(args.model) if args.model else default_onnx()
     if not path.is_file():
         raise CommandError(f"model file not found: {path}")
@@ -53,6 +57,20 @@ def _options(args):
                         metrics_port=args.metrics_port, max_batch=args.max_batch,
                         max_queue_delay_ms=args.max_queue_delay_ms, backend=args.backend or "",
                         device=args.device, threads=args.threads)
+
+
+def _check_host(args) -> None:
+    """MLServer speaks plaintext only: off loopback, frames cross the network unencrypted."""
+    from streamer.security import is_local_host
+
+    if is_local_host(args.host):
+        return
+    if not (args.allow_remote and args.insecure):
+        raise CommandError(f"refusing --host {args.host}: not loopback, and the server speaks "
+                           "plaintext (frames are patient data); keep it on loopback behind a TLS "
+                           "terminator (docs/deploy.md), or give --allow-remote --insecure")
+    print(f"INSECURE: serving plaintext gRPC and HTTP on {args.host}; anyone on the network can "
+          "read the frames", file=sys.stderr, flush=True)
 
 
 def _check_ports(opts) -> None:

@@ -222,6 +222,8 @@ def test_targets_and_config():
     assert parse_target("grpc://gpu-1:9001/fetal") == ("gpu-1:9001", "fetal")
     assert parse_target("grpc://10.0.0.5") == ("10.0.0.5:8001", "sonostream")
     assert remote_target("grpc://h:1", "m") == "grpc://h:1/m"
+    assert parse_target("grpcs://gpu-1/fetal") == ("gpu-1:443", "fetal")  # TLS: 443 by default
+    assert remote_target("grpcs://h:1", "m") == "grpcs://h:1/m"
     for bad in ("http://h:8000", "h:8001", "grpc://h:notaport"):
         with pytest.raises(BackendError, match="grpc://HOST:PORT|bad port"):
             parse_target(bad)

@@ -141,3 +141,19 @@ def test_a_client_giving_up_in_the_batcher_leaves_no_traceback(tmp_path):
     log = srv.log()
     assert rc == 0, log
     assert "Traceback" not in log and "KeyError" not in log, log
+
+
+def test_serve_off_loopback_needs_allow_remote_and_insecure(capsys, tmp_path):
+    """MLServer has no TLS: a non-loopback --host is plaintext patient data on the network, so it
+    is refused in one line (before the model or a server library is touched) unless asked for."""
+    for flags in ([], ["--allow-remote"], ["--insecure"]):
+        rc = main(["serve", "--host", "0.0.0.0", *flags, "--model", str(tmp_path / "m.onnx")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        assert "refusing --host 0.0.0.0" in err and "TLS terminator" in err, err
+        assert "--allow-remote --insecure" in err
+    rc = main(["serve", "--host", "0.0.0.0", "--allow-remote", "--insecure",
+               "--model", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "model file not found" in err and "INSECURE" in err
+    assert "mlserver" not in sys.modules
