@@ -9,6 +9,7 @@ from collections import deque
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from streamer.auth_failures import AuthFailureCollector  # the process's CurveZMQ sockets
 from streamer.frames import STAGES, Timing
 
 OUTCOMES = ("captured", "processed", "dropped", "invalid")
@@ -45,6 +46,17 @@ class PipelineMetrics:
             self.frames.labels(stream, outcome)
         for stage in STAGES:
             self.latency.labels(stream, stage)
+        self.record_lost = Counter("streamer_record_lost", "Results the recording (--record) did "
+                                   "not write: reason behind (the destination did not keep up) or "
+                                   "error (a write failed)", ["stream", "reason"], registry=r)
+        for reason in ("behind", "error"):
+            self.record_lost.labels(stream, reason)
+        self.backend_model_changed = Gauge(
+            "streamer_backend_model_changed", "1 while the remote server serves a model whose "
+            "contract (classes in order, activation, input) differs from the stream's: inference "
+            "stopped, frames dropped", ["stream"], registry=r)
+        self.backend_model_changed.labels(stream)
+        r.register(AuthFailureCollector(stream))  # streamer_auth_failures_total{stream,socket}
 
     def count(self, outcome: str, n: int = 1) -> None:
         self.frames.labels(self.stream, outcome).inc(n)
@@ -70,6 +82,12 @@ class PipelineMetrics:
 
     def set_model(self, model: str, backend: str, precision: str) -> None:
         self.model_info.labels(model, backend, precision).set(1)
+
+    def count_record_lost(self, reason: str, n: int = 1) -> None:
+        self.record_lost.labels(self.stream, reason).inc(n)
+
+    def set_backend_model_changed(self, changed: bool) -> None:
+        self.backend_model_changed.labels(self.stream).set(1 if changed else 0)
 
 
 class MetricsServer:

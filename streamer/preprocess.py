@@ -34,6 +34,7 @@ from streamer.config import PreprocessConfig
 from streamer.crop import Crop, FanReport, PolarCrop, Rect
 from streamer.fan import FanTracker, Geometry, find_fan, grey_of
 from streamer.frames import Frame, InvalidFrame
+from streamer.ratelimit import RateLimitedLog
 from streamer.screen_checks import DopplerCheck, FreezeCheck
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,6 @@ class Preprocessor:
         self.request_search = self.search  # (image, detect, fit) → None; the pipeline may replace
         self._lock = threading.Lock()  # one search at a time; a new frame size waits for it
         self.last: Prepared | None = None  # the latest frame's, for the status message
-        from streamer.pipeline import RateLimitedLog  # the pipeline imports this module
-
         self._size_log = RateLimitedLog(logger=log)
 
     tracker, geometry, annotations, frozen, doppler = (_OfSize() for _ in range(5))

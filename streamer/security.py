@@ -4,15 +4,17 @@ that decides whether an endpoint may be used at all.
 Frames and results are patient data. Loopback (127.0.0.0/8, localhost, ::1, ipc://, inproc://)
 needs nothing; anything else needs CurveZMQ keys (encrypted, and the publisher accepts only the
 client keys in its allowed-clients folder), or an explicit ``insecure`` that logs a warning.
-Keys are the files pyzmq's ``zmq.auth`` writes (``streamer keys --out DIR``).
+Keys are files in the format pyzmq's ``zmq.auth`` reads (``streamer keys --out DIR``), secrets
+created 0600 and folders 0700 whatever the umask. Failed handshakes are counted and logged
+(streamer.auth_failures).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import datetime
 import itertools
 import logging
-import shutil
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,10 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
+from engines.addresses import is_local_host
 from streamer.errors import UserError
 
 log = logging.getLogger(__name__)
-LOOPBACK_HOSTS = ("localhost", "::1", "[::1]", "lo")
 ALLOWED_CLIENTS = "allowed_clients"
 SCHEMES = ("tcp", "ipc", "inproc")
 
@@ -54,37 +56,58 @@ def is_local_endpoint(endpoint: str) -> bool:
     return is_local_host(rest.rpartition(":")[0])
 
 
-def is_local_host(host: str) -> bool:
-    """A loopback IP address (127.0.0.0/8, ::1, written any way an IP parser reads it), or the
-    names ``localhost`` and ``lo``. Other names are not taken on trust (``127.evil.example`` is a
-    name, not an address): a remote name needs keys or ``--insecure``."""
-    host = host.strip()
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def make_keys(out: str | Path) -> dict[str, Path]:
     """A server and a client key pair in ``out`` (zmq.auth certificate files), and the client's
     public key copied into ``out/allowed_clients`` for the publisher to accept."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     existing = [p for p in ("server.key_secret", "client.key_secret") if (out / p).exists()]
     if existing:
         raise UserError(f"{out} already holds {', '.join(existing)}; choose an empty folder")
-    server_public, server_secret = zmq.auth.create_certificates(out, "server")
-    client_public, client_secret = zmq.auth.create_certificates(out, "client")
     allowed = out / ALLOWED_CLIENTS
-    allowed.mkdir(exist_ok=True)
-    shutil.copy(client_public, allowed / Path(client_public).name)
-    for secret in (server_secret, client_secret):
-        Path(secret).chmod(0o600)
-    return {"server_public": Path(server_public), "server_secret": Path(server_secret),
-            "client_public": Path(client_public), "client_secret": Path(client_secret),
-            "allowed_clients": allowed}
+    paths = {}
+    try:
+        _private_folder(allowed)
+        pairs = {name: zmq.curve_keypair() for name in ("server", "client")}
+        for name, (public, secret) in pairs.items():
+            paths[f"{name}_public"] = _write_key(out / f"{name}.key", public)
+            paths[f"{name}_secret"] = _write_key(out / f"{name}.key_secret", public, secret)
+        _write_key(allowed / "client.key", pairs["client"][0])
+    except OSError as exc:
+        raise UserError(f"cannot write keys to {out}: {exc.strerror or exc}") from None
+    return {**paths, "allowed_clients": allowed}
+
+
+def _private_folder(folder: Path) -> None:
+    """``folder`` and its missing parents created 0700 whatever the umask (a folder that
+    already exists keeps its mode: it may be the user's own)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
+        p.chmod(0o700)
+
+
+def _write_key(path: Path, public: bytes, secret: bytes | None = None) -> Path:
+    """A zmq.auth certificate file written whole or not at all: created under a temporary name
+    in the same folder with its final mode (0600 for a secret, 0644 else), then renamed."""
+    kind = "**Secret**" if secret else "Public"
+    text = (f"#   ****  Generated on {datetime.datetime.now()} by sonostream  ****\n"
+            f"#   ZeroMQ CURVE {kind} Certificate\n\nmetadata\ncurve\n"
+            f'    public-key = "{public.decode()}"\n'
+            + (f'    secret-key = "{secret.decode()}"\n' if secret else ""))
+    mode = 0o600 if secret else 0o644
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # never wider than mode
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)  # nor narrower (a umask that takes the owner's bits)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _load(path: str, secret: bool) -> tuple[bytes, bytes | None]:
@@ -146,31 +169,39 @@ def _auth():
     global _authenticator
     with _auth_lock:
         if _authenticator is None:
-            from zmq.auth.thread import ThreadAuthenticator
+            from streamer.auth_failures import Authenticator
 
-            _authenticator = ThreadAuthenticator(zmq.Context.instance(), log=log)
+            _authenticator = Authenticator(zmq.Context.instance(), log=log)
             _authenticator.start()
         return _authenticator
 
 
 def make_server(sock: zmq.Socket, keys: ServerKeys) -> None:
-    """Before bind: encrypt, and accept only clients whose public key is in ``clients_dir``."""
+    """Before bind: encrypt, accept only clients whose public key is in ``clients_dir``, and
+    count and log the handshakes that fail (streamer.auth_failures)."""
+    from streamer.auth_failures import watch
+
     domain = f"sonostream-{next(_domains)}"
-    _auth().configure_curve(domain=domain, location=keys.clients_dir)
+    _auth().allow_clients(domain, keys.clients_dir)
     public, secret = _load(keys.secret_file, secret=True)
     sock.zap_domain = domain.encode()
     sock.curve_secretkey = secret
     sock.curve_publickey = public
     sock.curve_server = True
+    watch(sock, domain)
 
 
 def make_client(sock: zmq.Socket, keys: ClientKeys) -> None:
-    """Before connect: encrypt and present the client key the server must know."""
+    """Before connect: encrypt and present the client key the server must know; a handshake
+    the publisher refuses is counted and logged (streamer.auth_failures)."""
+    from streamer.auth_failures import watch
+
     server_public, _ = _load(keys.server_public_file, secret=False)
     public, secret = _load(keys.client_secret_file, secret=True)
     sock.curve_serverkey = server_public
     sock.curve_publickey = public
     sock.curve_secretkey = secret
+    watch(sock)
 
 
 def check_remote(endpoint: str, *, encrypted: bool, insecure: bool, what: str,

@@ -1,35 +1,42 @@
-"""OpenIGTLink for 3D Slicer (OpenIGTLinkIF) and PLUS: an OpenIGTLink server (pyigtl) sending,
-per frame, the screen as a downscaled grey ``IMAGE``, one ``POINT`` per present region at its
-peak, and a ``STRING`` summary. Device names: ``<prefix>Image``, ``<prefix>Points``,
-``<prefix>Summary`` (prefix ``Sonostream`` by default).
+"""OpenIGTLink for 3D Slicer (OpenIGTLinkIF) and PLUS: an OpenIGTLink server sending, per frame,
+the screen as a downscaled grey ``IMAGE``, one ``POINT`` per present region at its peak, and a
+``STRING`` summary (messages built with pyigtl). Device names: ``<prefix>Image``,
+``<prefix>Points``, ``<prefix>Summary`` (prefix ``Sonostream`` by default).
 
 World frame: the IMAGE's ijk→world matrix is diagonal (spacing, origin 0): millimetres when the
 source knows its pixel spacing (DICOM regions), else source-frame pixels; POINT positions are
 the peaks in that same frame. A POINT's ``group`` field carries the region's score ("0.982").
 
-Like the viewer, the pipeline only hands over its latest result; a sender thread builds the
-messages while a client is connected and skips frames rather than queue them for a slow one.
+Several clients side by side (3D Slicer and PLUS), up to ``max_clients``; one more is refused
+(closed at once, a rate-limited warning). Like the viewer, the pipeline only hands over its latest
+result; a sender thread packs each frame's messages once, while a client is connected, and offers
+them to every client's own queue of QUEUED_FRAMES: a client that has not taken them skips the
+frame, and one that takes nothing for ``client_timeout`` seconds is disconnected. Each client has
+its own thread, so a slow one never holds back the others or the pipeline.
 Loopback unless ``allow_remote``: OpenIGTLink is unencrypted and frames are patient data.
 """
 
 from __future__ import annotations
 
 import logging
+import selectors
 import socketserver
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from streamer.frames import FrameResult
+from streamer.ratelimit import RateLimitedLog
 from streamer.security import is_local_host
 from streamer.sinks.base import Sink
 from streamer.sinks.viewer_render import class_colour
 
 log = logging.getLogger(__name__)
-MAX_QUEUED = 6  # messages waiting for the client (two frames' worth); more and a frame is skipped
+QUEUED_FRAMES = 2  # frames waiting for one client; more and that client skips a frame
 
 
 def _pyigtl():
@@ -48,6 +55,8 @@ class IgtlOptions:
     width: int = 320  # the IMAGE is downscaled to at most this width
     max_fps: float = 15.0
     prefix: str = "Sonostream"  # device names: <prefix>Image, <prefix>Points, <prefix>Summary
+    max_clients: int = 8  # served side by side; one more is refused with a log line
+    client_timeout: float = 5.0  # a client that takes no data for this long is disconnected
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
@@ -59,53 +68,106 @@ class IgtlOptions:
             raise ValueError("OpenIGTLink width must be in 8..4096 and max_fps > 0")
         if not self.prefix.isidentifier() or len(self.prefix) > 12:
             raise ValueError(f"OpenIGTLink device prefix must be a short identifier, got {self.prefix!r}")
+        if not 1 <= self.max_clients <= 64 or self.client_timeout <= 0:
+            raise ValueError(f"OpenIGTLink max_clients must be in 1..64 (got {self.max_clients}) "
+                             f"and client_timeout > 0 (got {self.client_timeout})")
 
 
-def _server_class():
-    """pyigtl's server without what its constructor adds for a stand-alone script (process-wide
-    SIGINT/SIGTERM handlers, a thread polling for a client): the streamer handles both."""
-    pyigtl = _pyigtl()
-    from pyigtl.comm import OpenIGTLinkBase, OpenIGTLinkServer
+class _Client:
+    """One connected client's queue of packed frames (bytes), bounded."""
 
-    class Handler(socketserver.BaseRequestHandler):
-        """One client: send what is queued, ignore what it sends, end quietly when it leaves."""
+    def __init__(self, address: str):
+        self.address = address
+        self._queue: deque[bytes] = deque()
+        self._cond = threading.Condition()
 
-        def handle(self):
-            server = self.server
-            server._connected = True
-            self.request.settimeout(0.01)
-            try:
-                while not server.communication_thread_stop_requested:
-                    try:
-                        if not self.request.recv(65536):
-                            break  # the client closed the connection
-                    except TimeoutError:
-                        pass
-                    while server._send_queued_message_from_socket(self.request):
-                        pass
-            except OSError as exc:
-                log.info("OpenIGTLink client %s left: %s", self.client_address[0], exc)
-            finally:
-                server._connected = False
-                with server.lock_outgoing_messages:
-                    server.outgoing_messages.clear()
+    def offer(self, data: bytes) -> bool:
+        with self._cond:
+            if len(self._queue) >= QUEUED_FRAMES:
+                return False
+            self._queue.append(data)
+            self._cond.notify()
+            return True
 
-    class Server(OpenIGTLinkServer):
-        def __init__(self, host: str, port: int):  # noqa: B042 - pyigtl's own init is bypassed
-            OpenIGTLinkBase.__init__(self)
-            self.host, self.port = host, port
-            self.allow_reuse_address = True
-            socketserver.TCPServer.__init__(self, (host, port), Handler)
-            self.port = self.server_address[1]
+    def take(self, timeout: float) -> bytes | None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._queue, timeout):
+                return None
+            return self._queue.popleft()
 
-        def start(self):
-            threading.Thread(target=self.serve_forever, name="igtl-server", daemon=True).start()
 
-        def queued(self) -> int:
-            with self.lock_outgoing_messages:
-                return len(self.outgoing_messages)
+class _Handler(socketserver.BaseRequestHandler):
+    """One client, in its own thread: send its queued frames, read and ignore what it sends,
+    end when it leaves, when the server closes, or when it takes nothing for client_timeout."""
 
-    return pyigtl, Server
+    def handle(self):
+        server, sock = self.server, self.request
+        client = server.add(self.client_address[0])
+        sock.settimeout(server.options.client_timeout)  # bounds each sendall
+        readable = selectors.DefaultSelector()
+        readable.register(sock, selectors.EVENT_READ)
+        try:
+            while not server.closing.is_set():
+                data = client.take(0.1)
+                if data is not None:
+                    sock.sendall(data)
+                if readable.select(0) and not sock.recv(65536):
+                    break  # the client closed the connection
+        except TimeoutError:
+            with server.lock:
+                server.dropped += 1
+            server.drops(logging.WARNING, "OpenIGTLink client %s took no data for %.1f s "
+                         "(client_timeout); disconnected", client.address,
+                         server.options.client_timeout)
+        except OSError as exc:
+            log.info("OpenIGTLink client %s left: %s", client.address, exc)
+        finally:
+            readable.close()
+            server.remove(client)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    """A thread per client, at most ``max_clients`` of them."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64  # listen backlog: clients connecting at once are all seen (or refused)
+
+    def __init__(self, options: IgtlOptions):
+        self.options = options
+        self.clients: list[_Client] = []
+        self.active = self.refused = self.dropped = 0  # dropped: took no data for client_timeout
+        self.closing = threading.Event()
+        self.lock = threading.Lock()
+        self.refusals, self.drops = RateLimitedLog(logger=log), RateLimitedLog(logger=log)
+        super().__init__((options.host, options.port), _Handler)
+
+    def verify_request(self, request, client_address) -> bool:
+        with self.lock:
+            if self.active < self.options.max_clients:
+                self.active += 1  # released when its handler ends
+                return True
+            self.refused += 1
+        self.refusals(logging.WARNING, "OpenIGTLink: refusing client %s: %d clients already "
+                      "connected (max_clients=%d)", client_address[0], self.options.max_clients,
+                      self.options.max_clients)
+        return False
+
+    def add(self, address: str) -> _Client:
+        client = _Client(address)
+        with self.lock:
+            self.clients.append(client)
+        log.info("OpenIGTLink client %s connected", address)
+        return client
+
+    def remove(self, client: _Client) -> None:
+        with self.lock:
+            self.clients.remove(client)
+            self.active -= 1
+
+    def connected(self) -> list[_Client]:
+        with self.lock:
+            return list(self.clients)
 
 
 def summary(result: FrameResult) -> str:
@@ -151,30 +213,32 @@ class IgtlSink(Sink):
     def __init__(self, spec_options: dict | None = None, **options):
         super().__init__(spec_options, **options)
         self.port = self.options.port
-        self.sent = 0  # frames handed to the server for a connected client
-        self.skipped = 0  # frames skipped because the client had not taken the last ones yet
+        self.sent = 0  # frames handed to at least one connected client
+        self.skipped = 0  # (client, frame) pairs skipped: that client had not taken the last ones
         self._latest: FrameResult | None = None
         self._wake, self._closing = threading.Event(), threading.Event()
-        self._server = self._pyigtl = self._thread = None
+        self._server: _Server | None = None
+        self._pyigtl = self._thread = None
+        self._errors = RateLimitedLog(logger=log)
 
     def _publish(self, result: FrameResult) -> None:
         self._latest = result
         self._wake.set()
 
     def _open(self) -> None:
-        pyigtl, server_class = _server_class()
+        self._pyigtl = _pyigtl()
         o = self.options
         try:
-            self._server = server_class(o.host, o.port)
+            self._server = _Server(o)
         except OSError as exc:
             raise ValueError(f"cannot serve OpenIGTLink on {o.host}:{o.port}: "
                              f"{exc.strerror or exc}") from None
-        self._pyigtl, self.port = pyigtl, self._server.port
-        self._server.start()
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name="igtl-server", daemon=True).start()
         self._thread = threading.Thread(target=self._send_loop, name="igtl-send", daemon=True)
         self._thread.start()
-        log.info("OpenIGTLink server on %s:%d (devices %sImage, %sPoints, %sSummary)", o.host,
-                 self.port, o.prefix, o.prefix, o.prefix)
+        log.info("OpenIGTLink server on %s:%d for up to %d clients (devices %sImage, %sPoints, "
+                 "%sSummary)", o.host, self.port, o.max_clients, o.prefix, o.prefix, o.prefix)
 
     def _send_loop(self) -> None:
         last_seq, next_at = None, 0.0
@@ -183,20 +247,19 @@ class IgtlSink(Sink):
                 continue
             self._wake.clear()
             result = self._latest
-            if result is None or result.seq == last_seq or not self._server.is_connected():
+            if result is None or result.seq == last_seq or not self._server.connected():
                 continue
             self._closing.wait(max(0.0, next_at - time.monotonic()))
             next_at = time.monotonic() + 1.0 / self.options.max_fps
             result, last_seq = self._latest, self._latest.seq
-            if self._server.queued() > MAX_QUEUED - 3:
-                self.skipped += 1
-                continue
-            try:
-                for message in messages(self._pyigtl, result, self.options):
-                    self._server.send_message(message, wait=False)
-                self.sent += 1
+            try:  # packed once, whatever the number of clients
+                data = b"".join(m.pack() for m in messages(self._pyigtl, result, self.options))
             except Exception as exc:  # a frame that cannot be sent must not stop the sender
-                log.warning("OpenIGTLink: cannot send frame %s: %s", result.seq, exc)
+                self._errors(logging.WARNING, "OpenIGTLink: cannot send frame %s: %s", result.seq, exc)
+                continue
+            taken = [client.offer(data) for client in self._server.connected()]
+            self.sent += any(taken)
+            self.skipped += taken.count(False)
 
     def _close(self) -> None:
         self._closing.set()
@@ -204,10 +267,14 @@ class IgtlSink(Sink):
         if self._thread is not None:
             self._thread.join(5)
         if self._server is not None:
-            self._server.communication_thread_stop_requested = True
+            self._server.closing.set()
             self._server.shutdown()
             self._server.server_close()
 
     def describe(self) -> dict:
+        server = self._server
+        clients = len(server.connected()) if server else 0
         return {**super().describe(), "bound_port": self.port, "sent": self.sent,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "clients": clients,
+                "refused": server.refused if server else 0,
+                "dropped_clients": server.dropped if server else 0}
