@@ -7,15 +7,12 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from engines.polar import SectorGeometry, estimate_geometry
-
-if TYPE_CHECKING:
-    from engines.dicom.loop import DicomLoop
 
 log = logging.getLogger(__name__)
 Rect = tuple[int, int, int, int]  # x, y, w, h
@@ -24,6 +21,16 @@ REGION_TYPES = {0: "none", 1: "tissue", 2: "colour flow", 3: "PW spectral Dopple
                 4: "CW spectral Doppler", 0xA: "ECG trace", 0xD: "grey bar", 0xE: "colour bar"}
 CM = 3  # Physical Units: centimetres
 FIT_FRAMES = 16  # frames of a loop the sector is fitted on (spread over the loop)
+
+
+class Frames(Protocol):
+    """What the sector fit reads of a loop (a DicomLoop): no import of the loop module, which
+    imports this one."""
+
+    name: str
+    frames: int
+
+    def frame(self, index: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ def tissue_region(regions: list[UsRegion], name: str = "") -> UsRegion | None:
     return best
 
 
-def brightest_frame(loop: DicomLoop) -> np.ndarray:
+def brightest_frame(loop: Frames) -> np.ndarray:
     """The per-pixel maximum (grey) of up to FIT_FRAMES frames spread through the loop."""
     out = None
     for i in np.unique(np.linspace(0, loop.frames - 1, min(FIT_FRAMES, loop.frames)).astype(int)):
@@ -141,7 +148,7 @@ def brightest_frame(loop: DicomLoop) -> np.ndarray:
     return out
 
 
-def scan_area(loop: DicomLoop, region: UsRegion, threshold: int = 8) -> ScanArea:
+def scan_area(loop: Frames, region: UsRegion, threshold: int = 8) -> ScanArea:
     """The region as the crop and its sector fitted inside it: on the brightest of frames spread
     through the loop (one frame's shadows can hide much of a fan), median-filtered (codec noise),
     then aligned on the reference pixel (the probe face's centre, on the sector's axis)."""
