@@ -1,0 +1,1 @@
+"""streamer label: label recorded loops in the browser (loops, session, suggestions, server)."""
