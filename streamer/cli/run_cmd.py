@@ -17,6 +17,7 @@ from streamer.cli.keys_cmd import add_server_key_arguments
 from streamer.protocol import DEFAULT_ENDPOINT
 
 HELP = "run the live pipeline: source → fan crop → model → results on ZMQ, metrics over HTTP"
+EXIT_RECORD = 4  # every frame ran, but results were lost on their way into the --record file
 
 
 def add_arguments(p) -> None:
@@ -28,9 +29,14 @@ def add_arguments(p) -> None:
                         "as it is)")
     p.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--server", metavar="URL", help="with --backend remote: the v2 inference "
-                                                   "server, grpc://HOST:PORT (no local model file)")
+                   "server (no local model file), grpcs://HOST:PORT (TLS) or grpc://HOST:PORT "
+                   "(plaintext: loopback, or with --insecure)")
     p.add_argument("--remote-model", metavar="NAME", help="the model's name on --server "
                                                           "(default: sonostream)")
+    p.add_argument("--tls-ca", metavar="FILE", help="grpcs:// --server: the CA (PEM) that signed "
+                   "its certificate (default: the system's roots)")
+    p.add_argument("--tls-cert", metavar="FILE", help="mutual TLS: this client's certificate (PEM)")
+    p.add_argument("--tls-key", metavar="FILE", help="mutual TLS: its private key (PEM)")
     p.add_argument("--publish", metavar="ENDPOINT", help=f"ZMQ PUB endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback publish endpoint "
                    "(needs CurveZMQ keys: --curve-secret/--curve-clients, or --insecure)")
@@ -49,7 +55,11 @@ def add_arguments(p) -> None:
                    help="what the model is fed: the fan crop (sector), the sector resampled to "
                         "beam space (polar), or as the model was trained (model, the default); "
                         "peaks and boxes always come out in source pixels"),
-    p.add_argument("--record", metavar="FILE", help="also append every result to FILE (JSON lines)")
+    p.add_argument("--record", metavar="FILE", help="also append every result to FILE (JSON lines); "
+                   "a result that cannot be written (FILE not keeping up, a full disk) is counted "
+                   "and the run exits 4")
+    p.add_argument("--record-strict", action="store_true",
+                   help="stop the run at the first result --record cannot write (exit 4)")
     live_outputs.add_arguments(p)
 
 
@@ -61,7 +71,8 @@ def config_from_args(args):
         base,
         source={"spec": args.source},
         model={"path": args.model, "backend": args.backend, "device": args.device,
-               "server": args.server, "remote_model": args.remote_model},
+               "server": args.server, "remote_model": args.remote_model,
+               "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key},
         publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
                  "stream": args.stream, "record": args.record, "curve_secret": args.curve_secret,
                  "curve_clients": args.curve_clients, "insecure": True if args.insecure else None,
@@ -145,11 +156,15 @@ def _open_parts(config, stack: contextlib.ExitStack):
     source = create_source(config.source.spec)
     m = config.model
     path = _model_path(config)
+    remote = (dict(tls_ca=m.tls_ca, tls_cert=m.tls_cert, tls_key=m.tls_key,
+                   insecure=config.publish.insecure) if m.backend == "remote" else {})
     with user_input(f"cannot load model {path}", subject=path):
         backend = create_backend(m.backend, path, BackendOptions(device=m.device, precision=m.precision,
-                                                                  threads=m.threads, spin=m.spin))
+                                                                  threads=m.threads, spin=m.spin),
+                                 **remote)
         stack.callback(backend.close)
         backend.open()
+    config.postprocess.check_classes(backend.info.classes, str(path))
     sinks = open_sinks(_sink_requests(config), stack)
     metrics, url = PipelineMetrics(config.publish.stream), None
     if config.metrics.port:
@@ -162,6 +177,20 @@ def _open_parts(config, stack: contextlib.ExitStack):
         host = config.metrics.host
         url = f"http://{f'[{host}]' if ':' in host else host}:{server.port}/metrics"
     return source, backend, sinks, metrics, url
+
+
+def check_roi(config, source) -> None:
+    """A configured roi must fit the frames of a source that knows their size before the first
+    (sim; DICOM, once its files are checked): opened here for it, the pipeline finds it open.
+    Other sources' frames are checked as they come (a frame it does not fit is counted invalid)."""
+    if config.preprocess.roi is None:
+        return
+    source.open()
+    try:
+        config.preprocess.check_frame(getattr(source, "frame_size", None))
+    except ValueError:
+        source.close()
+        raise
 
 
 def where(sinks, metrics_url: str | None) -> list[str]:
@@ -188,10 +217,12 @@ def status_line(status: dict) -> str:
             f"source {status['source']['state']}")
 
 
-def summary(counts: dict, latency: dict, seconds: float) -> str:
+def summary(counts: dict, latency: dict, seconds: float, gaps: int = 0) -> str:
     lines = [f"frames: captured {counts['captured']}, processed {counts['processed']}, "
-             f"dropped {counts['dropped']}, invalid {counts['invalid']} in {seconds:.1f} s",
-             f"{'latency ms':<20}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}"]
+             f"dropped {counts['dropped']}, invalid {counts['invalid']} in {seconds:.1f} s"]
+    if gaps:
+        lines.append(f"        {gaps} of the dropped never arrived (holes in the sender's seq)")
+    lines.append(f"{'latency ms':<20}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
     for stage, row in latency.items():
         lines.append(f"{stage:<20}" + "".join(f"{row[k]:9.2f}" for k in ("p50", "p90", "p99", "max")))
     return "\n".join(lines)
@@ -203,6 +234,39 @@ class _ClearStatusLine(logging.Filter):
     def filter(self, record) -> bool:
         print("\r" + " " * 100 + "\r", end="", file=sys.stderr, flush=True)
         return True
+
+
+def _watch_records(sinks, metrics, pipeline, strict: bool) -> list:
+    """The record sinks, their lost results counted in the metrics; strict: the first loss stops
+    the run."""
+    def lost(reason: str, n: int) -> None:
+        metrics.count_record_lost(reason, n)
+        if strict:
+            pipeline.stop()
+
+    records = [sink for sink in sinks if sink.kind == "record"]
+    for sink in records:
+        sink.on_lost = lost
+    return records
+
+
+def record_report(records, strict: bool) -> int:
+    """A line per recording (how many results it lost, and why); EXIT_RECORD and one error line
+    when any were lost."""
+    status = EXIT_OK
+    for sink in records:
+        path, lost = sink.options.path, sink.lost_total
+        if not lost:
+            print(f"record: all {sink.recorded} results written to {path}")
+            continue
+        print(f"record: {lost} of {sink.published} results not recorded in {path} "
+              f"({sink.lost['behind']} behind: the destination did not keep up; "
+              f"{sink.lost['error']} write errors)")
+        why = (f"stopped (--record-strict): {sink.first_loss} could not be recorded in {path}"
+               if strict else f"{lost} results were not recorded in {path}; first: {sink.first_loss}")
+        print(f"streamer run: error: {why}", file=sys.stderr)
+        status = EXIT_RECORD
+    return status
 
 
 def _supervise(pipeline, config) -> None:
@@ -235,13 +299,18 @@ def run(args) -> int:
     from streamer.pipeline import build_pipeline
 
     config = config_from_args(args)
+    strict = bool(getattr(args, "record_strict", False))
+    if strict and not config.publish.record:
+        raise CommandError("--record-strict needs --record FILE (or [publish] record)")
     with contextlib.ExitStack() as stack:
         source, backend, sinks, metrics, metrics_url = _open_parts(config, stack)
         sinks += open_sinks(live_outputs.sink_requests(args, config), stack)
         pipeline = build_pipeline(config, source, backend, sinks, metrics)
+        records = _watch_records(sinks, metrics, pipeline, strict)
         started = time.monotonic()
         with _signals(pipeline.stop):
             try:
+                check_roi(config, source)
                 pipeline.start()
             except Exception as exc:
                 pipeline.close()
@@ -252,8 +321,10 @@ def run(args) -> int:
                 _supervise(pipeline, config)
             finally:
                 counts = pipeline.close()
-    print(summary(counts, pipeline.latency.summary_ms(), time.monotonic() - started))
-    return exit_status(pipeline.source_state)
+    print(summary(counts, pipeline.latency.summary_ms(), time.monotonic() - started,
+                  getattr(source, "gaps", 0)))
+    recorded = record_report(records, strict)
+    return exit_status(pipeline.source_state) or recorded
 
 
 def exit_status(source_state) -> int:

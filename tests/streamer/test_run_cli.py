@@ -85,3 +85,14 @@ def test_onnx_readers_name_a_torch_checkpoint(tmp_path):
     path = _checkpoint(tmp_path / "model.pt", legacy=False)
     with pytest.raises(UserError, match="is a PyTorch checkpoint, not an ONNX model"):
         ModelInfo.from_onnx(path)
+
+
+def test_the_summary_says_how_many_dropped_frames_never_arrived():
+    """Frames lost inside ZeroMQ (holes in the sender's seq) are part of dropped, and said so."""
+    from streamer.cli.run_cmd import summary
+
+    counts = {"captured": 100, "processed": 60, "dropped": 40, "invalid": 0}
+    lines = summary(counts, {}, 2.0, gaps=25).splitlines()
+    assert lines[0] == "frames: captured 100, processed 60, dropped 40, invalid 0 in 2.0 s"
+    assert lines[1].strip() == "25 of the dropped never arrived (holes in the sender's seq)"
+    assert "never arrived" not in summary(counts, {}, 2.0)  # none: no line
