@@ -9,29 +9,15 @@ area of its frames), grey, resized; ``polar=1`` resamples a sector to polar form
 
 from __future__ import annotations
 
-import csv
 import os
 
 import cv2
 import numpy as np
 
 from engines.datasets import Sample, _index
+from engines.datasets.range_labels import read_range_labels
 from engines.dicom import DicomError, DicomLoop, ScanArea, UsRegion, brightest_frame, scan_area
 from engines.dicom import tissue_region as pick_tissue_region
-
-
-def _frame_range(text: str, frames: int, where: str) -> range:
-    text = text.strip()
-    if not text:
-        return range(frames)
-    first, dash, last = text.partition("-")
-    try:
-        a, b = int(first), int(last) if dash else int(first)
-    except ValueError:
-        raise ValueError(f"{where}: frames must be empty, N or A-B, got {text!r}") from None
-    if not 0 <= a <= b < frames:
-        raise ValueError(f"{where}: frames {text} outside the file's 0-{frames - 1}")
-    return range(a, b + 1)
 
 
 def _bright_area(loop: DicomLoop, threshold: int = 8) -> UsRegion:
@@ -62,45 +48,24 @@ class DicomDataset:
         self.root, self.input_size, self.polar = root, int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
         self.recipe = recipe_named(recipe)  # its polar shrink is the model's
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        header = [c.strip() for c in rows[0]] if rows else []
-        ranged = len(header) > 1 and header[1] == "frames"
-        if not header or header[0] != "file" or len(header) < 2 + ranged:
-            raise ValueError(f"{path}: header must be 'file', optionally 'frames', then one column "
-                             "per class")
-        self.classes = tuple(header[1 + ranged:])
+        self.classes, rows = read_range_labels(path)
         self.items: list[tuple[str, int]] = []  # (file, frame index)
         labels, self._frames, seen = [], {}, set()
-        for ln, row in enumerate(rows[1:], start=2):
-            if not row or not "".join(row).strip():
-                continue
-            where = f"{path}:{ln}"
-            if len(row) != len(header):
-                raise ValueError(f"{where}: expected {len(header)} columns, got {len(row)}")
-            file = os.path.join(root, row[0].strip())
-            y = self._labels(row[1 + ranged:], where)
-            for i in _frame_range(row[1] if ranged else "", self._count(file, where), where):
+        for row in rows:
+            where, file = row.where(path), os.path.join(root, row.file)
+            count = self._count(file, where)
+            row.check_count(count, path)
+            for i in row.frames(count):
                 if (file, i) in seen:
-                    raise ValueError(f"{where}: frame {i} of {row[0].strip()} is labelled twice")
+                    raise ValueError(f"{where}: frame {i} of {row.file} is labelled twice")
                 seen.add((file, i))
                 self.items.append((file, i))
-                labels.append(y)
+                labels.append(np.array(row.labels, np.float32))
         if not self.items:
             raise ValueError(f"{path}: no labelled frames")
         self.labels = np.array(labels, np.float32)
         self._areas: dict[str, tuple[ScanArea, object]] = {}  # file -> (area, its PolarMap)
         self._open: tuple[str, DicomLoop] | None = None
-
-    @staticmethod
-    def _labels(values: list[str], where: str) -> np.ndarray:
-        try:
-            y = [float(v) for v in values]
-        except ValueError:
-            y = [-1.0]
-        if any(v not in (0.0, 1.0) for v in y):
-            raise ValueError(f"{where}: labels must be 0 or 1, got {values}")
-        return np.array(y, np.float32)
 
     def _count(self, file: str, where: str) -> int:
         if file not in self._frames:

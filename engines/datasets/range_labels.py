@@ -14,7 +14,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_ROWS = 1_000_000  # a labels.csv is written by people and by streamer label, never this long
 MAX_BYTES = 64 << 20
@@ -26,6 +26,16 @@ class RangeLabel:
     first: int | None  # None: every frame of the file
     last: int | None
     labels: tuple[int, ...]  # 0/1 per class
+    line: int = field(default=0, compare=False)  # where it was read (0: not read from a file)
+
+    def where(self, path: str) -> str:
+        return f"{path}:{self.line}" if self.line else path
+
+    def check_count(self, count: int, path: str) -> None:
+        """A range past the loop's end is one line naming file and line."""
+        if self.last is not None and self.last >= count:
+            raise ValueError(f"{self.where(path)}: frames {self.text()} outside {self.file}'s "
+                             f"0-{count - 1}")
 
     def frames(self, count: int) -> range:
         return range(count) if self.first is None else range(self.first, self.last + 1)
@@ -83,7 +93,7 @@ def read_range_labels(path: str) -> tuple[tuple[str, ...], list[RangeLabel]]:
         if not file or os.path.isabs(file) or ".." in file.replace("\\", "/").split("/"):
             raise ValueError(f"{where}: file must be a path inside the folder")
         first_last = parse_frames(row[1], where) if ranged else (None, None)
-        out.append(RangeLabel(file, *first_last, tuple(int(v) for v in values)))
+        out.append(RangeLabel(file, *first_last, tuple(int(v) for v in values), ln))
     return classes, out
 
 

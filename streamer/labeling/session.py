@@ -12,7 +12,6 @@ the label of the run of consecutive frames around it with the same suggestion.
 from __future__ import annotations
 
 import collections
-import csv
 import os
 from collections.abc import Mapping, Sequence
 
@@ -149,8 +148,8 @@ class LabelFile:
         index = [columns.index(c) for c in classes]
         labels: dict[str, dict[int, Vector]] = {}
         kept, seen = [], {}
-        for line, row in zip(row_lines(path), rows, strict=True):
-            where = f"{path}:{line}"
+        for row in rows:
+            where = row.where(path)
             if row.file not in counts:
                 if whole_folder:
                     raise UserError(f"{where}: {row.file!r} is not a loop in {folder}")
@@ -166,19 +165,12 @@ class LabelFile:
                     raise UserError(f"{where}: frame {i} of {row.file} is labelled twice (also "
                                     f"line {seen[row.file, i]})")
                 per[i] = tuple(row.labels[j] for j in index)
-                seen[row.file, i] = line
+                seen[row.file, i] = row.line
         return cls(path, columns, kept), labels
 
     def write(self, session: LabelSession) -> None:
         write_range_labels(self.path, self.columns, session.rows(self.columns) + self.kept)
         self.writes += 1
-
-
-def row_lines(path: str) -> list[int]:
-    """The line of each row read_range_labels returns (it skips blank rows and the header)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [ln for ln, row in enumerate(csv.reader(fh), start=1)
-                if ln > 1 and row and "".join(row).strip()]
 
 
 def header_labels(classes: Sequence[str], loops) -> dict[str, dict[int, Vector]]:

@@ -58,7 +58,7 @@ def test_per_file_labels_and_polar_form(exams):
 
 
 @pytest.mark.parametrize("text, message", [
-    (f"file,frames,{CLASSES}\na.dcm,3-9,1,0,0,0,0,0\n", "outside the file's 0-4"),
+    (f"file,frames,{CLASSES}\na.dcm,3-9,1,0,0,0,0,0\n", "outside a.dcm's 0-4"),
     (f"file,frames,{CLASSES}\na.dcm,0-2,1,0,0,0,0,0\na.dcm,2,1,0,0,0,0,0\n", "labelled twice"),
     (f"file,frames,{CLASSES}\nc.dcm,,1,0,0,0,0,0\n", "'c.dcm' not found"),
     (f"file,frames,{CLASSES}\na.dcm,x,1,0,0,0,0,0\n", "frames must be empty, N or A-B"),
