@@ -1,0 +1,43 @@
+"""Files a report writes: whole or not at all, and never over one that exists unless asked."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from streamer.errors import UserError
+
+
+def check_outputs(record: Path, outputs: dict[str, Path], force: bool) -> None:
+    """Each output (by its flag) a new file in an existing folder, or an old one with --force;
+    never the record itself, nor two flags naming one file."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if not path.parent.is_dir():
+            raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise UserError(f"{flag} {path}: a folder, not a file")
+        real = path.resolve()
+        if record.exists() and real == record.resolve():
+            raise UserError(f"{flag} {path} is the record itself")
+        if real in seen:
+            raise UserError(f"{flag} and {seen[real]} name the same file {path}")
+        seen[real] = flag
+        if path.exists() and not force:
+            raise UserError(f"{flag} {path} exists: pass --force to overwrite it")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write under a temporary name in the same folder, then rename: never half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have made it
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
