@@ -13,6 +13,8 @@ def add_arguments(p) -> None:
                         "scores, latency); needs aiohttp (pip install 'sonostream[viewer]')")
     p.add_argument("--view-host", default="127.0.0.1", metavar="HOST",
                    help="address for the viewer (default 127.0.0.1; others need --allow-remote)")
+    p.add_argument("--view-clients", type=int, default=8, metavar="N",
+                   help="browsers the viewer serves at once (default 8; another gets HTTP 503)")
     p.add_argument("--igtl-port", type=int, metavar="N",
                    help="serve OpenIGTLink on 127.0.0.1:N for 3D Slicer / PLUS (18944 is the usual "
                         "port): devices SonostreamImage, SonostreamPoints, SonostreamSummary; "
@@ -30,7 +32,8 @@ def sink_requests(args, config) -> list[tuple[str, dict]]:
     requests = []
     if getattr(args, "view_port", None) is not None:
         requests.append(("view", "viewer (HTTP)", args.view_host, args.view_port,
-                         {"threshold_for": config.postprocess.threshold_for}))
+                         {"threshold_for": config.postprocess.threshold_for,
+                          "max_clients": getattr(args, "view_clients", 8)}))
     if getattr(args, "igtl_port", None) is not None:
         requests.append(("igtl", "OpenIGTLink", args.igtl_host, args.igtl_port, {}))
     for _, what, host, port, _ in requests:

@@ -33,6 +33,8 @@ def add_arguments(p) -> None:
                    help="address for the page (default 127.0.0.1; others need --allow-remote "
                         "and, as the page is plaintext HTTP, --insecure)")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    p.add_argument("--max-clients", type=int, default=8, metavar="N",
+                   help="browsers served at once (default 8; another gets HTTP 503)")
     add_client_key_arguments(p)
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
 
@@ -54,7 +56,7 @@ def remote_message(det, img) -> tuple[dict, bytes]:
     import cv2
     import numpy as np
 
-    from streamer.sinks.viewer_render import OVERLAY_ALPHA, class_colour, colour_rgb
+    from streamer.sinks.viewer_render import OVERLAY_ALPHA, PNG_PARAMS, class_colour, colour_rgb
 
     h, w = img.image.shape[:2]
     scale = img.scale
@@ -74,7 +76,7 @@ def remote_message(det, img) -> tuple[dict, bytes]:
             bgra = np.empty((h, w, 4), np.uint8)
             bgra[..., :3] = colour_rgb(colour)[::-1]
             bgra[..., 3] = (grid.astype(np.float32) * OVERLAY_ALPHA).astype(np.uint8)
-            ok, png = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            ok, png = cv2.imencode(".png", bgra, PNG_PARAMS)
             entry["overlay"] = base64.b64encode(png.tobytes()).decode("ascii") if ok else None
         classes.append(entry)
     message = {"stream": det.stream, "seq": int(det.seq), "width": w, "height": h,
@@ -115,7 +117,8 @@ def run(args) -> int:
                      allow_remote=args.allow_remote, insecure=args.insecure)
         with user_input("viewer (HTTP)", (ValueError, OSError)):
             viewer = _remote_viewer_class()(port=args.port, host=args.host,
-                                            allow_remote=args.allow_remote).open()
+                                            allow_remote=args.allow_remote,
+                                            max_clients=args.max_clients).open()
         print(f"viewer on {viewer.url} (watching {args.connect})", flush=True)
         stream, dets = args.stream, collections.OrderedDict()
         deadline = time.monotonic() + args.duration if args.duration else None

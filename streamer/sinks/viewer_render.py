@@ -20,6 +20,10 @@ CLASS_COLOURS = {
 }
 SPARE_COLOURS = ("#CC79A7", "#FFFFFF", "#8C564B", "#17BECF")
 OVERLAY_ALPHA = 0.55  # opacity of a class's overlay where its map is at its peak
+# PNG's "up" filter alone, not the adaptive choice among all five: a smooth overlay comes out as
+# small, in a third of the time (0.9 vs 2.6 ms for a 480x270 one); OpenCV < 4.11 lacks the flag
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1] + (
+    [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP] if hasattr(cv2, "IMWRITE_PNG_FILTER") else [])
 
 
 def class_colour(name: str, index: int) -> str:
@@ -104,8 +108,7 @@ def render(result: FrameResult, threshold_for: Callable[[str], float | None], *,
             entry["box"] = [round(v * scale, 1) for v in c.box]
         if c.present and result.maps is not None and result.crop is not None:
             rgba = overlay_rgba(result.maps[i], result.crop, (w, h), scale, colour)
-            entry["overlay"] = _b64(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA),
-                                    [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            entry["overlay"] = _b64(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), PNG_PARAMS)
         classes.append(entry)
     message = {"stream": result.stream, "seq": int(result.seq), "width": w, "height": h,
                "source": [int(result.frame_shape[1]), int(result.frame_shape[0])],

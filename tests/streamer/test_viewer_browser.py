@@ -92,6 +92,21 @@ def test_page_draws_the_frame_and_a_toggle_removes_the_overlay(browser):
             stop.set()
 
 
+def test_a_browser_past_max_clients_says_it_was_refused(browser):
+    """The one place is taken: the page says why it shows nothing (HTTP 503), not "reconnecting"."""
+    import urllib.request
+
+    with ViewerSink(port=0, max_clients=1) as sink:
+        holder = urllib.request.urlopen(sink.url + "events", timeout=10)
+        try:
+            browser.get(sink.url)
+            text = wait_for(browser, "document.getElementById('conn').textContent.startsWith("
+                                     "'refused') && document.getElementById('conn').textContent")
+            assert "too many browsers" in text and sink.describe()["refused"] >= 1
+        finally:
+            holder.close()
+
+
 def feed_crowd(sink, stop: threading.Event) -> None:
     def run():
         seq = 0
