@@ -6,20 +6,18 @@ SONOSTREAM_UPDATE_SCREENSHOT=1."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from streamer.labeling.session import LabelSession
+from tests.browser import headless_chromium, needs_browser
 
-webdriver = pytest.importorskip("selenium.webdriver")
+pytest.importorskip("selenium.webdriver")
 pytest.importorskip("aiohttp")
 pytest.importorskip("pydicom")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(CHROMEDRIVER is None or shutil.which("chromium") is None,
-                                reason="needs Debian's chromium and chromium-driver")
+pytestmark = needs_browser
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "label.png"  # rewritten only when asked: tests leave the tree alone
 HEADER = "file,frames,head,spine,thorax,abdomen,limbs,placenta\n"
@@ -29,18 +27,8 @@ SETTLED = "labeler.ready && labeler.pending === 0 && labeler.shown === labeler.f
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1100,780"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with headless_chromium(1100, 780) as driver:
+        yield driver
 
 
 @pytest.fixture

@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from streamer.cli import main
 from streamer.report.pdf import pdf_pages
+from tests.browser import headless_chromium, needs_browser
 from tests.streamer.report_fixtures import keyframes_from_record
 
-webdriver = pytest.importorskip("selenium.webdriver")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(CHROMEDRIVER is None or shutil.which("chromium") is None,
-                                reason="needs Debian's chromium and chromium-driver")
+pytest.importorskip("selenium.webdriver")
+pytestmark = needs_browser
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "report.png"  # rewritten only when asked: tests leave the tree alone
 SIM = {"seed": 0, "width": 640, "height": 360}
@@ -45,18 +43,8 @@ def exam(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1040,1500"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with headless_chromium(1040, 1500) as driver:
+        yield driver
 
 
 def test_the_page_renders_every_image_and_a_timeline_row_per_region(exam, browser):

@@ -6,7 +6,6 @@ docs/viewer.png (the README's) with SONOSTREAM_UPDATE_SCREENSHOT=1."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from streamer.sinks.viewer_sink import ViewerSink
+from tests.browser import headless_chromium, needs_browser
 from tests.streamer.test_viewer import (
     CROWDED,
     LABEL,
@@ -27,29 +27,17 @@ from tests.streamer.test_viewer import (
 )
 from tests.streamer.viewer_fixtures import PEAK
 
-webdriver = pytest.importorskip("selenium.webdriver")
+pytest.importorskip("selenium.webdriver")
 pytest.importorskip("aiohttp")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(CHROMEDRIVER is None or shutil.which("chromium") is None,
-                                reason="needs Debian's chromium and chromium-driver")
+pytestmark = needs_browser
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "viewer.png"  # rewritten only when asked: tests leave the tree alone
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=900,520"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with headless_chromium(900, 520) as driver:
+        yield driver
 
 
 def wait_for(driver, script: str, timeout: float = 30.0):
