@@ -60,7 +60,7 @@ def test_png_bomb_is_refused_from_its_header_before_decoding(monkeypatch):
     """A small PNG that declares 18000x18000 while the header says 480x640 (finding 2)."""
     bomb = png_declaring(18000, 18000, zlib.compress(b"\0" * 100_000))
     decoded = []
-    monkeypatch.setattr(p.cv2, "imdecode", lambda *a: decoded.append(a))  # nothing may decode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(a))  # nothing may decode
     with pytest.raises(InvalidFrame, match="png image is 18000x18000, header says"):
         p.decode_frame([b"frames", header(fmt="png", shape=[480, 640]), bomb])
     with pytest.raises(InvalidFrame, match="more than max_pixels"):  # header agrees: still too big
