@@ -29,60 +29,23 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from engines.backends.base import Backend, BackendError, BackendUnavailable
+from engines.backends.remote_target import metadata_parameters, parse_target, require_client
 from engines.backends.remote_tls import LinkSecurity
 from engines.model_info import ModelInfo
 from engines.serving.contract import (
     CONTRACT_PARAMETER,
-    DEFAULT_MODEL_NAME,
     OUTPUTS,
     contract_changes,
     info_from_parameters,
 )
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 8001
-DEFAULT_TLS_PORT = 443  # a TLS terminator (nginx, an ingress) in front of the server
-SCHEMES = ("grpc", "grpcs")
 # gRPC codes that mean "the server is not there (now)", not "the request is wrong"
 LINK_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED", "RESOURCE_EXHAUSTED")
 
 
 class ModelChanged(BackendUnavailable):
     """The server now serves a model whose contract differs from the one the stream runs with."""
-
-
-def parse_target(target: str) -> tuple[str, str]:
-    """``grpc[s]://host[:port][/model]`` → ("host:port", model)."""
-    parts = urlsplit(target)
-    if parts.scheme not in SCHEMES or not parts.hostname:
-        raise BackendError(f"remote server must be grpc://HOST:PORT[/MODEL] (or grpcs:// for "
-                           f"TLS), got {target!r}")
-    try:
-        port = parts.port or (DEFAULT_TLS_PORT if parts.scheme == "grpcs" else DEFAULT_PORT)
-    except ValueError:
-        raise BackendError(f"remote server {target!r} has a bad port") from None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{host}:{port}", parts.path.strip("/") or DEFAULT_MODEL_NAME
-
-
-INSTALL_HINT = "pip install 'sonostream[remote]' (in a checkout: pip install -e '.[remote]')"
-
-
-def require_client() -> None:
-    """The gRPC client (the ``remote`` extra) is importable, or one BackendError saying which
-    extra to install: a bare ``No module named 'tritonclient'`` does not say what to do."""
-    try:
-        import tritonclient.grpc  # noqa: F401
-    except ImportError as exc:
-        missing = getattr(exc, "name", None) or str(exc)
-        raise BackendError(f"--backend remote needs the 'remote' extra (tritonclient[grpc]; "
-                           f"no module {missing} here): {INSTALL_HINT}") from None
-
-
-def remote_target(server: str, model: str = "") -> str:
-    """The backend's target from a ``--server`` URL and an optional model name."""
-    url, default = parse_target(server)
-    return f"{urlsplit(server).scheme}://{url}/{model or default}"
 
 
 @dataclass
@@ -203,7 +166,7 @@ class RemoteBackend(Backend):
         """Triton: the model config's parameters; MLServer/`streamer serve`: the metadata's."""
         meta = self._call(lambda: self._client.get_model_metadata(self.model_name,
                                                                   client_timeout=timeout))
-        params = _metadata_parameters(meta)
+        params = metadata_parameters(meta)
         if not params:
             params = self._config_parameters(timeout)
         source = f"model {self.model_name!r} on {self.server}"
@@ -394,26 +357,3 @@ class RemoteBackend(Backend):
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-def _metadata_parameters(meta) -> dict[str, str]:
-    """The ``parameters`` map of a v2 ModelMetadataResponse (field 6, as MLServer sends it).
-
-    tritonclient's protos predate that field, so it arrives as an unknown field: each entry is a
-    map entry {1: key, 2: InferParameter}, the wire form of ModelInferRequest.ParametersEntry.
-    """
-    from google.protobuf import unknown_fields
-    from tritonclient.grpc import service_pb2
-
-    if "parameters" in meta.DESCRIPTOR.fields_by_name:  # a client whose protos know the field
-        return {k: str(getattr(v, v.WhichOneof("parameter_choice") or "string_param"))
-                for k, v in meta.parameters.items()}
-    entry_type = service_pb2.ModelInferRequest.ParametersEntry
-    out = {}
-    for field in unknown_fields.UnknownFieldSet(meta):
-        if field.field_number == 6 and isinstance(field.data, bytes):
-            entry = entry_type.FromString(field.data)
-            value = entry.value
-            kind = value.WhichOneof("parameter_choice")
-            out[entry.key] = str(getattr(value, kind)) if kind else ""
-    return out

@@ -88,7 +88,7 @@ def _model_path(config) -> Path | str:
     from engines.defaults import default_onnx
 
     if config.model.backend == "remote":  # the model lives on an inference server
-        from engines.backends.remote_backend import remote_target, require_client
+        from engines.backends.remote_target import remote_target, require_client
 
         target = remote_target(config.model.server, config.model.remote_model)
         require_client()  # a missing extra is one line naming it, not "cannot load model"

@@ -18,7 +18,8 @@ if importlib.util.find_spec("mlserver") is None:
 
 from engines.backends import BackendError, create_backend  # noqa: E402
 from engines.backends.base import BackendUnavailable  # noqa: E402
-from engines.backends.remote_backend import RemoteBackend, parse_target, remote_target  # noqa: E402
+from engines.backends.remote_backend import RemoteBackend  # noqa: E402
+from engines.backends.remote_target import parse_target, remote_target  # noqa: E402
 from engines.defaults import default_onnx  # noqa: E402
 from streamer.cli import main  # noqa: E402
 from streamer.config import Config, InferenceConfig, PublishConfig  # noqa: E402
