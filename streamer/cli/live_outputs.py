@@ -1,5 +1,5 @@
-"""``streamer run``'s live outputs beyond ZMQ: the viewer page and the OpenIGTLink server (their
-flags, and the sinks they ask for).
+"""``streamer run``'s live outputs beyond ZMQ: the viewer page, the OpenIGTLink server and the
+exam's keyframes (their flags, and the sinks they ask for).
 
 Kept apart from run_cmd so that `streamer run` without them imports none of their libraries.
 """
@@ -21,6 +21,16 @@ def add_arguments(p) -> None:
                         "needs pyigtl (pip install 'sonostream[igtl]')")
     p.add_argument("--igtl-host", default="127.0.0.1", metavar="HOST",
                    help="address for OpenIGTLink (default 127.0.0.1; others need --allow-remote)")
+    p.add_argument("--keyframes", metavar="DIR",
+                   help="keep each region's best frames under DIR/<exam>/ while it runs: the fan "
+                        "crop and an overlay (PNG) and index.json (docs/exam-summary.md)")
+    p.add_argument("--keyframes-k", type=int, metavar="N",
+                   help="frames kept per region with --keyframes (default 3)")
+    p.add_argument("--keyframes-dicom", action="store_true",
+                   help="with --keyframes and a dicom: source, also each kept frame as a DICOM "
+                        "Secondary Capture in the source's study (needs pydicom)")
+    p.add_argument("--exam", metavar="ID",
+                   help="the exam's id: its folder under --keyframes (default: the start time, UTC)")
 
 
 def sink_requests(args, config) -> list[tuple[str, dict]]:
@@ -39,5 +49,9 @@ def sink_requests(args, config) -> list[tuple[str, dict]]:
     for _, what, host, port, _ in requests:
         check_remote(f"tcp://{host}:{port}", encrypted=False, what=what, allow_remote=allow_remote,
                      insecure=bool(getattr(args, "insecure", False)))
-    return [(kind, {"port": port, "host": host, "allow_remote": allow_remote, **extra})
-            for kind, _, host, port, extra in requests]
+    sinks = [(kind, {"port": port, "host": host, "allow_remote": allow_remote, **extra})
+             for kind, _, host, port, extra in requests]
+    from streamer.sinks.keyframes_sink import keyframes_request
+
+    keyframes = keyframes_request(args, config)
+    return sinks + ([keyframes] if keyframes else [])

@@ -5,6 +5,7 @@
     record:results.jsonl,status=1
     view:8090                             (live viewer page on http://127.0.0.1:8090/)
     igtl:18944                            (OpenIGTLink server for 3D Slicer / PLUS)
+    keyframes:exams,k=3,dicom=0           (the best k frames per region, under exams/<exam>/)
 
 Each entry names where its class lives; adding a sink is one new file plus one line here.
 """
@@ -21,8 +22,10 @@ REGISTRY: dict[str, str] = {
     "record": "streamer.sinks.recording_sink:RecordingSink",
     "view": "streamer.sinks.viewer_sink:ViewerSink",
     "igtl": "streamer.sinks.igtl_sink:IgtlSink",
+    "keyframes": "streamer.sinks.keyframes_sink:KeyframesSink",
 }
-TARGETS: dict[str, str] = {"zmq": "endpoint", "record": "path", "view": "port", "igtl": "port"}
+TARGETS: dict[str, str] = {"zmq": "endpoint", "record": "path", "view": "port", "igtl": "port",
+                           "keyframes": "path"}
 
 __all__ = ["REGISTRY", "Sink", "create_sink", "parse_sink_spec", "sink_class"]
 

@@ -26,6 +26,7 @@ SINK_CASES = {  # kind -> options that work on this machine, and how to see what
                                 lambda: (tmp_path / "r.jsonl").read_text().count("\n")),
     "view": lambda tmp_path: ({"port": 0}, None),
     "igtl": lambda tmp_path: ({"port": 0}, None),
+    "keyframes": lambda tmp_path: ({"path": str(tmp_path / "kf"), "exam": "e"}, None),
 }
 
 
