@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "keys": "streamer.cli.keys_cmd",
     "ood-fit": "streamer.cli.ood_cmd",
     "fit-screen": "streamer.cli.fit_screen_cmd",
+    "label": "streamer.cli.label_cmd",
+    "report": "streamer.cli.report_cmd",
 }
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
 
