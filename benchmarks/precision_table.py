@@ -1,7 +1,7 @@
-"""README's reduced-precision table, written from the recorded precision reports (never typed).
+"""docs/precision.md's reduced-precision table, written from the recorded precision reports (never typed).
 
     python benchmarks/precision_table.py                      # print it
-    python benchmarks/precision_table.py --readme README.md   # replace the marked block
+    python benchmarks/precision_table.py --readme docs/precision.md   # replace the marked block
 
 Reads benchmarks/results/precision/default_model_<target>_target.json (``streamer calibrate
 --report``) and writes, per Q/DQ placement, what each reduced precision changed against FP32.

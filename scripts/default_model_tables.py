@@ -1,4 +1,4 @@
-"""The bundled default model's README tables, generated from its recorded reports (no typed numbers).
+"""The bundled default model's tables in docs/models.md, generated from its recorded reports (no typed numbers).
 
     python scripts/default_model_tables.py collect --before DIR --after DIR \
         [--before-name TEXT] [--after-name TEXT] [--also NAME=DIR ...]
@@ -11,7 +11,7 @@
 below (one directory per model) into engines/default_model/comparison.json. Printing reads that,
 ood.json (``streamer ood-fit --report``), the reference*/reference_frames.json records
 (scripts/reference_frame.py) and live_accuracy.json (benchmarks/live_accuracy.py --json) and
-writes the markdown the README shows.
+writes the markdown docs/models.md shows.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Python subscriber samples in README.md and docs/protocol.md, run as written (only the
+"""The Python subscriber samples in README.md and docs/, run as written (only the
 endpoint changed to a free one) against a publishing ZMQ sink: a sample that crashes or prints
 nothing turns this red."""
 
@@ -23,7 +23,7 @@ DEFAULT = "tcp://127.0.0.1:5556"
 
 def subscriber_blocks() -> list[tuple[str, str]]:
     blocks = []
-    for doc in ("README.md", "docs/protocol.md"):
+    for doc in ("README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))):
         text = (ROOT / doc).read_text(encoding="utf-8")
         for i, code in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
             if "ResultSubscriber(" in code:

@@ -1,4 +1,4 @@
-"""The README's benchmark, backbone and precision numbers are the recorded ones: regenerated from
+"""The README's benchmark table and the docs' backbone and precision numbers are the recorded ones: regenerated from
 the JSON records they name, they must read the same (a typed or stale number turns this red)."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import precision_table  # noqa: E402
 import readme_table  # noqa: E402
 
 README = (ROOT / "README.md").read_text()
+DOCS = {name: (ROOT / "docs" / f"{name}.md").read_text() for name in ("benchmarks", "precision")}
 
 
-def block(begin: str, end: str) -> str:
-    assert begin in README and end in README, f"README lost its {begin} markers"
-    return README.split(begin, 1)[1].split(end, 1)[0].strip()
+def block(begin: str, end: str, text: str = README, where: str = "README") -> str:
+    assert begin in text and end in text, f"{where} lost its {begin} markers"
+    return text.split(begin, 1)[1].split(end, 1)[0].strip()
 
 
 def test_benchmark_table_is_the_recorded_run():
@@ -34,12 +35,13 @@ def test_benchmark_table_is_the_recorded_run():
 
 def test_backbone_latencies_are_the_recorded_ones():
     record = json.loads(readme_table.BACKBONES.read_text())
-    assert block(readme_table.BACKBONES_BEGIN, readme_table.BACKBONES_END) == \
-        readme_table.backbones_markdown(record)
+    assert block(readme_table.BACKBONES_BEGIN, readme_table.BACKBONES_END, DOCS["benchmarks"],
+                 "docs/benchmarks.md") == readme_table.backbones_markdown(record)
 
 
 def test_precision_table_is_the_recorded_reports():
-    assert block(precision_table.BEGIN, precision_table.END) == precision_table.markdown()
+    assert block(precision_table.BEGIN, precision_table.END, DOCS["precision"],
+                 "docs/precision.md") == precision_table.markdown()
 
 
 def test_scanner_screens_table_is_the_recorded_runs():

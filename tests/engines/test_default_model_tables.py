@@ -1,4 +1,4 @@
-"""The README's default-model tables are generated from the recorded reports, not typed."""
+"""The default-model tables (docs/models.md) are generated from the recorded reports, not typed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_readme_shows_the_recorded_tables():
     mod = _tables()
     text = mod.tables()
     assert text.count("|---") >= 3  # simulated styles, OOD AUROC, real frames
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "models.md").read_text()
     for table in text.split("\n\n"):
         assert table in readme, table.splitlines()[0]
 
