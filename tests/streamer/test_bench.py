@@ -81,7 +81,13 @@ def test_quick_bench_writes_json_and_plot(tmp_path, model_args, capsys):
     assert targets["smoke"] and all(targets[k]["met"] is None for k in TARGETS)
     paced = model["paced_at_live_rate"]  # the model alone, one call per 30 fps interval
     assert paced["paced_fps"] == 30 and paced["calls"] >= 2
-    assert paced["wall_throughput_fps"] <= 31  # really paced: no faster than the frame rate
+    # really paced: n calls, one per 1/30 s interval, span at least n - 2 intervals between the
+    # first and the last completion even if the first call ended a whole interval late (a loaded
+    # machine), so no more than 30 (n - 1) / (n - 2) a second; unpaced they run at 1/latency,
+    # hundreds a second (8 calls: 35 against 300+)
+    n = paced["calls"]
+    if n >= 3:
+        assert paced["wall_throughput_fps"] <= 30 * (n - 1) / (n - 2)
     assert targets["model_alone_paced"]["p50"] == paced["latency_ms"]["p50"]
     assert targets["model_alone_paced"]["inference_in_pipeline_ratio"] == pytest.approx(
         runs[0]["latency_ms"]["inference"]["p50"] / paced["latency_ms"]["p50"], abs=1e-3)
