@@ -97,3 +97,4 @@ class FrameResult:
     fan: FanReport | None = None  # how the crop was found (mode, fit quality, settled)
     frozen: bool = False  # the screen has shown the same image for several frames
     doppler: bool = False  # colour Doppler inside the fan
+    exam: str | None = None  # the exam it belongs to (streamer.coverage), where one is kept

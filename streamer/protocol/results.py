@@ -31,6 +31,7 @@ def result_dict(result: FrameResult) -> dict:
                                                             result.crop.w, result.crop.h))},
         "frozen": bool(result.frozen),  # the screen shows the same image (Freeze): not live
         "doppler": bool(result.doppler),  # colour Doppler inside the fan
+        "exam": result.exam,  # the exam it belongs to (streamer.coverage), null outside one
     }
 
 

@@ -112,6 +112,8 @@ class KeyframesSink(Sink):
         self._thresholds: dict[str, float] = {}
         self._regions: tuple[str, ...] | None = None  # the model's regions, from the first result
         self._started_ns: int | None = None
+        self._exam_seen: str | None = None  # the exam the results said last (publish's side)
+        self._exam_kept: str | None = None  # ... and the worker's: a change starts a new folder
         self._best: dict[str, RegionBest] = {}
         self._records: dict[tuple[str, int], dict] = {}  # (region, id of a kept Candidate) → record
         self._study: dicom_sc.Study | None = None
@@ -148,10 +150,13 @@ class KeyframesSink(Sink):
 
     # -- the pipeline's side: arithmetic and a reference, never a wait -------------------------
     def _publish(self, result: FrameResult) -> None:
+        new_exam = result.exam is not None and result.exam != self._exam_seen
+        if new_exam:  # the next exam's first frames are worth a look whatever the last one kept
+            self._exam_seen, self._views = result.exam, {}
         if self._regions is None:  # the first result starts the index, whatever it shows
             self._started_ns = _t_ns(result)
             self._regions = tuple(c.name for c in result.classes if is_region(c.name))
-        elif not self._worth_a_look(result):
+        elif not new_exam and not self._worth_a_look(result):
             return
         with self._lock:
             if self._pending is not None:
@@ -213,6 +218,10 @@ class KeyframesSink(Sink):
         self._write(self.store.write_index)
 
     def _consider(self, result: FrameResult) -> None:
+        if result.exam is not None and result.exam != self._exam_kept:
+            if self._exam_kept is not None:  # the first exam is the one the folder was opened for
+                self._write(self._new_exam, result.exam, _t_ns(result))
+            self._exam_kept = result.exam
         if not frame_usable(result) or self._regions is None:
             return
         t, thumb, o = _t_ns(result), None, self.options
@@ -231,6 +240,23 @@ class KeyframesSink(Sink):
             started = time.perf_counter()
             self._write(self._keep, result, i, best, decision, shared)
             self.write_s += time.perf_counter() - started
+
+    def _new_exam(self, exam: str, t_ns: int) -> None:
+        """A new exam (told, or the probe back after a while without a fan): its own folder, its
+        own best frames; the last exam's folder stays as it was."""
+        try:
+            self.folder = exam_folder(Path(self.options.path), exam, self._now)
+        except UserError as exc:  # an id used before: a start-time folder rather than none
+            log.warning("keyframes: %s; using a start-time folder", exc)
+            self.folder = exam_folder(Path(self.options.path), "", self._now)
+        header = {**self.store.header, "exam": self.folder.name, "started_t_source_ns": t_ns}
+        self.store = ExamStore(self.folder, header)
+        self._best, self._records, self._started_ns = {}, {}, t_ns
+        self._series_uid = dicom_sc.new_uid() if self.options.dicom else ""
+        for region in self._regions or ():
+            self.store.regions.setdefault(region, [])
+        self.store.write_index()
+        log.info("keyframes: exam %s in %s", exam, self.folder)
 
     def _write(self, step, *args) -> None:
         """A step that writes; a failure (a full disk, a folder gone) is counted and logged."""
