@@ -94,6 +94,7 @@ class ViewerSink(Sink):
         self._latency = collections.deque(maxlen=HISTORY)
         self._fps = collections.deque(maxlen=HISTORY)
         self._source_state = ""
+        self._exam: dict | None = None
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._clients: set[asyncio.Event] = set()
@@ -122,6 +123,7 @@ class ViewerSink(Sink):
     def _publish_status(self, status: dict) -> None:
         self._fps.append(status.get("fps", 0.0))
         self._source_state = (status.get("source") or {}).get("state", "")
+        self._exam = status.get("exam")  # the exam's checklist: regions seen, how long, when last
         self._pace.engine_status(status.get("captured"), status.get("dropped"))
 
     # -- server ------------------------------------------------------------------------------
@@ -273,7 +275,7 @@ class ViewerSink(Sink):
         t0 = time.perf_counter()
         message, jpeg = self._build(result)
         message.update(latency_history=list(self._latency), fps_history=list(self._fps),
-                       source_state=self._source_state,
+                       source_state=self._source_state, exam=self._exam,
                        preview_fps=round(1.0 / self._pace.interval(), 1),
                        preview_max_fps=self.options.max_fps)
         event = b"event: frame\ndata: " + json.dumps(message, separators=(",", ":")).encode() + b"\n\n"

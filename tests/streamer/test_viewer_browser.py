@@ -196,3 +196,25 @@ def test_page_from_a_running_streamer_survives_its_restart(browser):
         assert browser.execute_script("return window.sameDocument") is True  # not reloaded
     finally:
         stop_streamer(proc)
+
+
+def test_the_exam_checklist_shows_the_regions_seen(browser):
+    """The status message's exam (streamer.coverage) becomes the checklist beside the picture."""
+    exam = {"id": "e7", "started_by": "start", "seconds": 12.0, "regions": {
+        "head": {"seconds": 4.5, "first_s": 1.0, "last_s": 9.0, "results": 135},
+        "spine": {"seconds": 0.0, "first_s": None, "last_s": None, "results": 0}}}
+    stop = threading.Event()
+    with ViewerSink(port=0, threshold_for=lambda name: 0.5) as sink:
+        sink.publish_status({"stream": "us0", "fps": 30.0, "exam": exam})
+        feed(sink, stop)
+        try:
+            browser.get(sink.url)
+            wait_for(browser, "window.viewer.exam && window.viewer.exam.id === 'e7'")
+            rows = browser.execute_script(
+                "return Array.from(document.querySelectorAll('#checklist .row'))"
+                ".map(r => [r.className, r.textContent])")
+            assert rows == [["row seen-yes", "✓ head 4.5 s · last at 9 s"],
+                            ["row seen-no", "· spine 0.0 s"]]
+            assert browser.find_element("id", "exam").text == "e7"
+        finally:
+            stop.set()
