@@ -9,9 +9,12 @@ or when the fan comes back after NO_FAN_S seconds without one (the probe was put
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
+
+from streamer.errors import UserError
 
 MAX_STEP_S = 1.0  # the longest one result may stand for (a pause, a gap, a stalled source)
 NO_FAN_S = 120.0  # this long with no fan in view, and the next fan starts a new exam
@@ -30,8 +33,19 @@ class Seen:
                 "last_s": r(self.last_s), "results": self.results}
 
 
+EXAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # it names a folder: never a path
+
+
+def check_exam_id(exam: str | None) -> str | None:
+    """An exam id given by a person or a request (None or empty: none given)."""
+    if exam and not EXAM_ID.fullmatch(exam):
+        raise UserError(f"exam id {exam[:80]!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit (it names a folder)")
+    return exam
+
+
 def exam_id(now: float | None = None) -> str:
-    """An exam named by its start (UTC), when nobody named it."""
+    """An exam named by its start (UTC), when nobody named it: 20261204T235900Z."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
 
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "fit-screen": "streamer.cli.fit_screen_cmd",
     "label": "streamer.cli.label_cmd",
     "report": "streamer.cli.report_cmd",
+    "exam": "streamer.cli.exam_cmd",
 }
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,23 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamer.coverage import exam_id
 from streamer.errors import UserError
 
 INDEX_VERSION = 1
-EXAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a folder name, never a path
-
-
-def check_exam_id(exam: str) -> None:
-    if exam and not EXAM_ID.fullmatch(exam):
-        raise UserError(f"keyframes exam id {exam!r} must be 1-64 letters, digits, '.', '_' or "
-                        "'-' (it names a folder)")
-
-
-def start_time_id(now: Callable[[], float] = time.time) -> str:
-    """The exam id when none is given: the start time, UTC (20261204T235900Z)."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now()))
-
-
 def exam_folder(root: Path, exam: str, now: Callable[[], float] = time.time) -> Path:
     """A new folder for the exam under ``root``; a given id already used is refused, a start time
     already used (two runs in one second) gets -2, -3 ..."""
@@ -46,7 +32,7 @@ def exam_folder(root: Path, exam: str, now: Callable[[], float] = time.time) -> 
                             "exam id or folder")
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-    base = start_time_id(now)
+    base = exam_id(now())
     for n in range(1, 1000):
         folder = root / (base if n == 1 else f"{base}-{n}")
         try:

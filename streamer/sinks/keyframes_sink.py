@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.classes import is_region
+from streamer.coverage import check_exam_id
 from streamer.errors import UserError
 from streamer.frames import FrameResult
 from streamer.keyframes import dicom_sc
@@ -38,7 +39,6 @@ from streamer.keyframes.select import (
 from streamer.keyframes.store import (
     INDEX_VERSION,
     ExamStore,
-    check_exam_id,
     encode_png,
     exam_folder,
     write_png,
