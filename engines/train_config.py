@@ -29,6 +29,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     lr_step: int = field(default=5, metadata={"help": "epochs between lr ×gamma"})
     lr_gamma: float = 0.1
+    patience: int = field(default=0, metadata={
+        "help": "early stopping: stop after this many epochs without a better validation score "
+                "(mean accuracy, ties to the lower loss); the best epoch is kept (0: off)"})
     balanced: bool = field(default=True, metadata={"help": "class-balanced sampling",
                                                    "off": "--no-balance"})
     hflip: bool = field(default=True, metadata={"help": "random horizontal flips",
@@ -36,6 +39,9 @@ class TrainConfig:
     augment: float = field(default=0.0, metadata={
         "help": "photometric augmentation strength in [0, 1]: each pass redraws every frame's "
                 "gamma, contrast, gain, blur and noise (0: off, the paper's recipe)"})
+    keep_start: bool = field(default=False, metadata={
+        "help": "fine-tuning: score the starting weights as epoch 0 and keep them unless an "
+                "epoch does better on validation"})
     seed: int = 0
     threads: int = field(default=0, metadata={"help": "torch threads (0: default)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/last.pt"})
@@ -51,6 +57,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "lr_step", "input_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1")
+        if self.patience < 0:
+            raise ValueError(f"patience must be ≥ 0, got {self.patience}")
         if self.lr <= 0 or not 0 < self.lr_gamma <= 1:
             raise ValueError("lr must be > 0 and lr_gamma in (0, 1]")
         if not 0.0 <= self.augment <= 1.0:

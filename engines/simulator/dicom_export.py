@@ -2,6 +2,7 @@
 recorded exams for tests, demos and benchmarks, with the scanner's Sequence of Ultrasound Regions.
 
     python -m engines.simulator.dicom_export loop.dcm --frames 30 --width 1920 --height 1080
+    python -m engines.simulator.dicom_export other.dcm --style heldout --fps 2   # a slow sweep, another look
 
 Without --width/--height the loop is 640x360 (30 frames uncompressed: about 21 MB; 1080p is
 about 187 MB, or 3 MB with --jpeg). DICOM files are patient data: .gitignore keeps *.dcm out of git.
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from engines.simulator.feed import LIVE_STYLES
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
@@ -43,12 +46,14 @@ class Cine:
 
 
 def simulated_cine(frames: int, width: int = 640, height: int = 360, seed: int = 0,
-                   depth_cm: float = 15.0) -> Cine:
+                   depth_cm: float = 15.0, style: str = "classic", fps: float = 30.0) -> Cine:
     """Frames of the simulated scanner's screen and the tissue region its fan lies in (reference
-    pixel at the probe face's centre, spacing from the imaged depth)."""
+    pixel at the probe face's centre, spacing from the imaged depth). ``style``: the sweep's look
+    (a live style: classic, or heldout, which no shipped model trained on); ``fps``: the sweep's
+    frame rate (frame i shows the sweep at i/fps s)."""
     from engines.simulator import LiveFeed
 
-    feed = LiveFeed(seed=seed, width=width, height=height)
+    feed = LiveFeed(seed=seed, fps=fps, width=width, height=height, style=style)
     shots = [feed.frame_at(i) for i in range(frames)]
     x, y, w, h = shots[0].fan_roi
     g = feed.geom
@@ -59,6 +64,26 @@ def simulated_cine(frames: int, width: int = 640, height: int = 360, seed: int =
                     cm_per_px=(cm * sy / sx, cm))
     return Cine([s.image for s in shots], [region], [s.boxes for s in shots],
                 [s.labels for s in shots])
+
+
+def write_labelled_loops(folder, seeds, frames: int, *, width: int = 640, height: int = 360,
+                         style: str = "classic", fps: float = 30.0, jpeg: bool = False) -> dict:
+    """One simulated loop per seed (``loop_<seed>.dcm``) and a labels.csv of the simulator's own
+    labels over frame ranges, as ``streamer label`` writes it; {file name: its Cine}."""
+    from engines.classes import REGIONS
+    from engines.datasets.range_labels import RangeLabel, runs, write_range_labels
+
+    os.makedirs(folder, exist_ok=True)
+    cines, rows = {}, []
+    for seed in seeds:
+        name = f"loop_{seed}.dcm"
+        cine = cines[name] = simulated_cine(frames, width, height, seed, style=style, fps=fps)
+        write_dicom(os.path.join(folder, name), cine.frames, regions=cine.regions, jpeg=jpeg,
+                    frame_time_ms=round(1000 / fps, 3))
+        per_frame = {i: y.astype(int) for i, y in enumerate(cine.labels)}
+        rows += [RangeLabel(name, a, b, y) for a, b, y in runs(per_frame)]
+    write_range_labels(os.path.join(folder, "labels.csv"), REGIONS, rows)
+    return cines
 
 
 def write_dicom(path, frames: list[np.ndarray], *, regions: list[Region] = (),
@@ -165,13 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=640, help="default 640 (a scanner's screen: 1920)")
     p.add_argument("--height", type=int, default=360, help="default 360 (a scanner's: 1080)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", choices=LIVE_STYLES, default="classic",
+                   help="the sweep's look (heldout: one no shipped model trained on)")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--jpeg", action="store_true", help="baseline JPEG frames (YBR_FULL_422)")
     p.add_argument("--no-regions", action="store_true", help="leave out the ultrasound regions")
     a = p.parse_args(argv)
-    cine = simulated_cine(a.frames, a.width, a.height, a.seed)
+    if not (math.isfinite(a.fps) and a.fps > 0):
+        p.error(f"--fps must be a positive number, got {a.fps}")
+    cine = simulated_cine(a.frames, a.width, a.height, a.seed, style=a.style, fps=a.fps)
     write_dicom(a.out, cine.frames, regions=[] if a.no_regions else cine.regions, jpeg=a.jpeg,
-                frame_time_ms=round(1000 / a.fps, 3) if math.isfinite(a.fps) and a.fps > 0 else None)
+                frame_time_ms=round(1000 / a.fps, 3))
     size = os.path.getsize(a.out) / 1e6
     print(f"wrote {a.out}: {a.frames} frames {a.width}x{a.height}, {size:.1f} MB")
     return 0

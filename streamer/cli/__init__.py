@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "keys": "streamer.cli.keys_cmd",
     "ood-fit": "streamer.cli.ood_cmd",
     "fit-screen": "streamer.cli.fit_screen_cmd",
+    "adapt": "streamer.cli.adapt_cmd",
     "label": "streamer.cli.label_cmd",
     "report": "streamer.cli.report_cmd",
     "exam": "streamer.cli.exam_cmd",

@@ -27,6 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--triton-repo", metavar="DIR", help="also write a Triton model repository for "
                    "that ONNX (or the bundled model without --out): see docs/deploy.md")
     p.add_argument("--plan", help="with --triton-repo: serve this TensorRT plan (built from it)")
+    p.add_argument("--model", metavar="ONNX|DIR", help="with --triton-repo and no --out: this ONNX "
+                   "model, or a folder streamer adapt wrote (default: the bundled model)")
 
 
 def _triton_repo(args, onnx) -> None:
@@ -40,10 +42,14 @@ def _triton_repo(args, onnx) -> None:
 def run(args) -> int:
     if args.plan and not args.triton_repo:
         raise UserError("--plan goes with --triton-repo")
+    if args.model and (args.out or not args.triton_repo):
+        raise UserError("--model goes with --triton-repo, without --out")
     if not args.out:
         if not args.triton_repo:
             raise UserError("--out is required (or --triton-repo for the bundled model)")
-        _triton_repo(args, None)
+        from streamer.cli.inputs import model_file
+
+        _triton_repo(args, model_file(args.model) if args.model else None)
         return 0
     try:
         from engines.export import export_onnx

@@ -18,6 +18,23 @@ def existing(path: str | Path, what: str) -> Path:
     return p
 
 
+def model_file(path: str | Path | None) -> Path:
+    """The model file a --model names: a file as it is; a folder streamer adapt wrote, its
+    model.onnx; nothing, the bundled model. Whether the file reads is its loader's to say."""
+    from engines.adapt.folder import MODEL
+    from engines.defaults import default_onnx
+
+    if not path:
+        return default_onnx()
+    p = Path(path)
+    if p.is_dir():
+        if not (p / MODEL).is_file():
+            raise UserError(f"{p} is a folder without {MODEL}: give a model file, or a folder "
+                            "streamer adapt wrote")
+        return p / MODEL
+    return p
+
+
 def model_info(path: str | Path):
     """ModelInfo of an ONNX model, or one line saying why the file is not one."""
     from engines.model_info import ModelInfo

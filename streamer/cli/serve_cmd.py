@@ -9,13 +9,13 @@ import os
 import sys
 from pathlib import Path
 
-from streamer.cli import CommandError
+from streamer.cli import CommandError, inputs
 
 HELP = "host the model on a v2 inference server (MLServer) that batches many streamers' frames"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--model", help="model file, or a folder streamer adapt wrote (default: the bundled model)")
     p.add_argument("--name", default=None, help="model name clients ask for (default: sonostream)")
     p.add_argument("--backend", help="backend that runs it (default: by the file's suffix)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
@@ -38,12 +38,11 @@ def add_arguments(p) -> None:
 
 
 def _options(args):
-    from engines.defaults import default_onnx
     from engines.serving.contract import DEFAULT_MODEL_NAME
     from engines.serving.mlserver_server import ServeOptions
 
     _check_host(args)
-    path = Path(args.model) if args.model else default_onnx()
+    path = inputs.model_file(args.model)
     if not path.is_file():
         raise CommandError(f"model file not found: {path}")
     ports = (args.grpc_port, args.http_port, args.metrics_port)

@@ -68,15 +68,17 @@ def _file_settings(path: str) -> dict:
 
 
 def run(args) -> int:
-    from engines.training import train
+    from engines.training import train, validation_columns
     from streamer.cli import inputs
 
     cfg = train_config(args)
-    # a bad spec or folder, or classes that differ, is one line before any training
+    # a bad spec or folder, or a class only validation names, is one line before any training;
+    # validation may lack a class (none of its frames shows it)
     train_set, val_set = (inputs.dataset(spec, "", cfg.input_size) for spec in (cfg.data, cfg.val))
-    if tuple(val_set.classes) != tuple(train_set.classes):
-        raise UserError(f"the validation classes {list(val_set.classes)} differ from the "
-                        f"training classes {list(train_set.classes)}")
+    try:
+        validation_columns(val_set.classes, train_set.classes)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if cfg.arch not in _arches():
         raise UserError(f"unknown --arch {cfg.arch!r}; choose one of {', '.join(_arches())}")
     path = train(cfg)
