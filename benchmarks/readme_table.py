@@ -82,7 +82,64 @@ def markdown(result: dict, source: str, note: str = "") -> str:
                          f"{bound['x_baseline']:.2f}× the baseline.")
     elif t.get("smoke"):
         lines.append("A smoke run (`--quick`): too short for a verdict.")
-    return "\n".join(lines)
+    return "\n".join(lines + bound_lines(result) + streams_lines(result, source))
+
+
+def _verdict(row: dict) -> str:
+    if row.get("noise"):
+        return "no verdict (below zero: measurement noise)"
+    return {True: "met", False: "not met", None: "no verdict (smoke run)"}[row["met"]]
+
+
+def bound_lines(result: dict) -> list[str]:
+    """The goals judged against the bounds the same run measured, one sentence each."""
+    rows = (result.get("targets") or {}).get("against_bounds")
+    if not rows:
+        return []
+    out = []
+    sat = rows["saturation_x_bound"]
+    for precision, r in sat["by_precision"].items():
+        if r["x_bound"] is not None:
+            out.append(f"{precision.upper()} saturation {r['fps']:.0f} frames/s = "
+                       f"{100 * r['x_bound']:.0f}% of the model alone's {r['bound_fps']:.0f} "
+                       f"({r['bound_run']})")
+    text = "; ".join(out) + (f" (goal ≥ {100 * sat['goal']:.0f}% for FP32): {_verdict(sat)}"
+                             if out else "")
+    lines = [f"Against the bounds this run measured: {text}."] if text else []
+    over, tail = rows.get("overhead_vs_paced_p50_ms"), rows.get("p99_x_p50")
+    if over and over["value"] is not None:
+        lines.append(f"At {over['at']}: p50 {over['e2e_p50']:.2f} ms − the paced model alone's "
+                     f"{over['paced_model_p50']:.2f} ms = {over['value']:.2f} ms (goal ≤ "
+                     f"{over['goal']} ms): {_verdict(over)}; p99 {tail['e2e_p99']:.2f} ms = "
+                     f"{tail['value']:.2f}× p50 (goal ≤ {tail['goal']:g}×): {_verdict(tail)}.")
+    streams = rows.get("streams_x_bound")
+    if streams and streams["value"] is not None:
+        lines.append(f"Streams held: {streams['held']} of the {streams['bound_streams']:.1f} the "
+                     f"model alone allows at 30 fps ({100 * streams['value']:.0f}%; goal ≥ "
+                     f"{100 * streams['goal']:.0f}%): {_verdict(streams)}.")
+    return ["", *lines] if lines else []
+
+
+def streams_lines(result: dict, source: str = "") -> list[str]:
+    """The streams curve as a table, and its plot beside the recorded JSON (run_suite's)."""
+    section = result.get("streams")
+    if not section:
+        return []
+    lines = ["", f"Streams of 1080p at {section['fps']:g} fps through one process and one model "
+             f"(simulated scanners replaying {section['screen_replay']} screens each; after a "
+             f"{section['warmup_s']:g} s warm-up; held: every stream's p99 < "
+             f"{section['budget_ms']:g} ms and none dropped):", "",
+             "| streams | p50 (median stream) | p99 (median stream) | p99 (worst stream) | "
+             "dropped | cores busy | held |", "|---|---|---|---|---|---|---|"]
+    for p in section["curve"]:
+        lines.append(f"| {p['streams']} | {_ms(p['p50_median_ms'])} | {_ms(p['p99_median_ms'])} | "
+                     f"{_ms(p['p99_worst_ms'])} | {p['dropped']} | "
+                     f"{p['cpu']['cpu_cores_busy']:.2f} | {'yes' if p['held'] else 'no'} |")
+    plot = Path(__file__).resolve().parent / source.replace(".json", "-streams.png")
+    if source and plot.is_file():
+        lines += ["", f"![capture→publish p99 against the number of streams]"
+                      f"(benchmarks/{source.replace('.json', '-streams.png')})"]
+    return lines
 
 
 BACKBONES = Path(__file__).resolve().parent / "results" / "model_latency.json"

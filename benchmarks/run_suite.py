@@ -4,6 +4,7 @@
     python benchmarks/run_suite.py                 # the bundled model (+ fp16/int8 variants)
     python benchmarks/run_suite.py --model m.onnx --checkpoint m.pt --duration 10
     python benchmarks/run_suite.py --readme README.md --note "quiet machine"   # + README's table
+    python benchmarks/run_suite.py --streams 1,8,16 --out-dir /tmp/bench        # another curve
 
 Without the bundled model it benchmarks a random-init compact model (same arithmetic, so the
 speed figures hold; the md says so). FP16/INT8 variants are built from the ONNX model with the
@@ -124,7 +125,9 @@ def write_markdown(result: dict, path: Path, note: str) -> None:
             f"load average at start {m['load_average_at_start']}. {note}", "",
             "## Headline", "", *headline(result), "",
             "## Table", "", "```", table(result), "```", "",
-            f"Plot: `{path.with_suffix('.png').name}`; every figure: `{path.with_suffix('.json').name}`.", ""]
+            f"Plot: `{path.with_suffix('.png').name}`"
+            + (f", streams: `{path.stem}-streams.png`" if result.get("streams") else "")
+            + f"; every figure: `{path.with_suffix('.json').name}`.", ""]
     path.write_text("\n".join(text))
 
 
@@ -137,6 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--note", default="", help="conditions to record (e.g. 'CPU shared with training')")
     p.add_argument("--quick", action="store_true", help="a smoke run of the driver itself")
     p.add_argument("--readme", type=Path, help="also write README's benchmark table from this run")
+    p.add_argument("--streams", default="1,4,8,12,16,20",
+                   help="numbers of 30 fps streams through one pipeline (the curve; '' skips it)")
     args = p.parse_args(argv)
 
     from engines.defaults import DEFAULT_CHECKPOINT, DEFAULT_ONNX
@@ -153,6 +158,7 @@ def main(argv=None) -> int:
         onnx_path, checkpoint = random_model(work)
         note += " Model: random-init compact (the bundled model was absent; same arithmetic)."
     bench = ["bench", "--model", str(onnx_path), "--duration", str(args.duration)]
+    bench += ["--streams", args.streams] if args.streams and not args.quick else []
     bench += ["--checkpoint", str(checkpoint)] if checkpoint else []
     if not args.no_variants and not args.quick:
         for precision, path in build_variants(onnx_path, work).items():

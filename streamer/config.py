@@ -29,6 +29,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 MAX_SIDE = 16384
 """Pixels: no frame side this project takes comes near it (DICOM: 8192; ZMQ frames: 4096)."""
+MAX_STREAMS = 64
+"""Streams in one process: each has three threads of its own (source, preprocess, fan search)."""
 
 
 def _check(condition: bool, message: str) -> None:
@@ -86,11 +88,26 @@ class SourceConfig:
     retry_initial_s: float = bounded(0.5, 0, 3600, open_low=True)
     # the backoff's ceiling (at most an hour: a device that is back is found within an hour)
     retry_max_s: float = bounded(10.0, 0, 3600, open_low=True)
+    # several streams in one process and one model, stream name = source spec, e.g.
+    # { bay1 = "capture:/dev/video0", bay2 = "capture:/dev/video2" } (at most 64; empty: the
+    # one stream [publish] stream reading spec); every other section applies to each stream
+    streams: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        from streamer.protocol import check_stream_name
+
         _check(bool(self.spec.strip()), "[source] spec must not be empty")
         _check_bounds(self, "source")
         _check(self.retry_initial_s <= self.retry_max_s, "[source] retry_initial_s must be ≤ retry_max_s")
+        _check(len(self.streams) <= MAX_STREAMS,
+               f"[source] streams: at most {MAX_STREAMS} streams, got {len(self.streams)}")
+        for name, spec in self.streams.items():
+            try:
+                check_stream_name(name)
+            except UserError as exc:
+                raise UserError(f"[source] streams: {exc}") from None
+            _check(isinstance(spec, str) and bool(spec.strip()),
+                   f"[source] streams: stream {name} needs a source spec, got {spec!r}")
 
 
 @dataclass(frozen=True)
@@ -102,8 +119,9 @@ class InferenceConfig:
     backend: str = "onnxruntime"  # onnxruntime, tensorrt, torch or remote
     device: str = "cpu"  # cpu or cuda[:N]
     precision: str = "fp32"  # the torch backend runs fp32 or (on cuda) fp16; a model file carries its own
-    # 0: the runtime's default; at most 256, the hardware threads of a large two-socket server
-    # (beyond the cores, more threads only wait)
+    # 0: the runtime's default (with several streams on a CPU: 1, for each of the two inference
+    # workers); at most 256, the hardware threads of a large two-socket server (beyond the
+    # cores, more threads only wait)
     threads: int = bounded(0, 0, 256)
     # ONNX Runtime's worker threads spin between calls: at a live frame rate each call then starts
     # warm (benchmarks/paced_model.py), for some CPU spent spinning
@@ -261,9 +279,21 @@ class PipelineConfig:
     # and the prepared queue max(queue_size, max_batch) more: at 16, about 200 MB at 1080p.
     queue_size: int = bounded(2, 1, 16)
     max_batch: int = bounded(4, 1, 16)  # the most waiting frames one model call takes (non-live)
+    # threads that call the model side by side, each handing its frames on in the order taken
+    # (ONNX Runtime on a CPU only; others take one call at a time): 2 with [model] threads = 1
+    # keeps two cores busy on two batches, where one call on two threads leaves both waiting on
+    # the slower core; 0: 2 for several streams, else 1
+    inference_workers: int = bounded(0, 0, 8)
     # preprocess in the source thread, one hop fewer; off by default: a source that works hard
     # itself (decoding, rendering) then delays it (measured: 30 fps p50 ~10 vs ~6 ms, sim source)
     preprocess_in_source: bool = False
+    # the most of one core the background fan searches (find the fan, fit and confirm its
+    # sector: ~5 ms each at 1080p) take, every stream together; beyond it each stream's looks
+    # come less often (a layout change is still seen at once by the edge watch on every frame)
+    fan_search_share: float = bounded(0.25, 0, 1, open_low=True)
+    # preprocess in the inference thread, just before the model: one hand-over and one thread
+    # per stream fewer; several inference workers preprocess in turn, one while another infers
+    preprocess_in_inference: bool = False
     duration_s: float = bounded(0.0, 0, 366 * 86400)  # 0: until interrupted (or the source ends)
     max_frames: int = bounded(0, 0, 10**12)  # stop after this many processed frames (0: no limit)
     # how long stopping waits for the threads (each loop looks at the stop every 50 ms)
@@ -282,6 +312,10 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def stream_specs(self) -> dict[str, str]:
+        """Stream name → source spec: ``[source] streams``, else the one stream."""
+        return dict(self.source.streams) or {self.publish.stream: self.source.spec}
 
     def __post_init__(self):
         from streamer.security import is_local_host

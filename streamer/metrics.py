@@ -89,6 +89,23 @@ class PipelineMetrics:
     def set_backend_model_changed(self, changed: bool) -> None:
         self.backend_model_changed.labels(self.stream).set(1 if changed else 0)
 
+    def for_stream(self, stream: str) -> PipelineMetrics:
+        """The same registry and metrics, labelled with another stream (several streams in one
+        process, one HTTP endpoint); its series present from the start, at 0."""
+        import copy
+
+        other = copy.copy(self)
+        other.stream = stream
+        other.ood_frames.labels(stream)
+        for outcome in OUTCOMES:
+            other.frames.labels(stream, outcome)
+        for stage in STAGES:
+            other.latency.labels(stream, stage)
+        for reason in ("behind", "error"):
+            other.record_lost.labels(stream, reason)
+        other.backend_model_changed.labels(stream)
+        return other
+
 
 class MetricsServer:
     """prometheus-client's HTTP endpoint for one registry, on loopback by default."""

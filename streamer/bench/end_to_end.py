@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def source_spec(plan: BenchPlan, fps: float | None) -> str:
     return f"sim:seed=0,fps={fps:g},realtime=1,replay={REPLAY_FRAMES},{size}"
 
 
-def _config(plan: BenchPlan, spec: str, threads: int):
+def _config(plan: BenchPlan, spec: str, threads: int, workers: int = 1):
     from streamer.config import (
         Config,
         InferenceConfig,
@@ -73,7 +74,8 @@ def _config(plan: BenchPlan, spec: str, threads: int):
     return Config(source=SourceConfig(spec=spec), publish=PublishConfig(endpoint=ENDPOINT, stream="bench"),
                   metrics=MetricsConfig(port=0), model=InferenceConfig(threads=threads, spin=plan.spin),
                   pipeline=PipelineConfig(max_frames=limit, max_batch=plan.max_batch, queue_size=queue,
-                                          preprocess_in_source=plan.preprocess_in_source))
+                                          preprocess_in_source=plan.preprocess_in_source,
+                                          inference_workers=workers))
 
 
 def stage_breakdown(stages: dict[str, list[float]], skip: int) -> dict:
@@ -103,19 +105,21 @@ def _drive(pipeline, plan: BenchPlan, tick) -> dict:
     return running
 
 
-def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None, threads: int = 0) -> dict:
+def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None, threads: int = 0,
+                 workers: int = 1, model: Path | None = None) -> dict:
     """fps None: saturation. Latency figures leave out the first ``plan.warmup`` frames.
-    ``threads``: ONNX Runtime's intra-op threads (0: its default)."""
+    ``threads``: ONNX Runtime's intra-op threads (0: its default); ``workers``: threads calling
+    the model side by side; ``model``: another ONNX file than the plan's (INT8)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.pipeline import build_pipeline
     from streamer.sinks.zmq_sink import ZmqSink
     from streamer.sources import create_source
 
     spec = source_spec(plan, fps)
-    config = _config(plan, spec, threads)
+    config = _config(plan, spec, threads, workers)
     rss = RssMeter()
-    backend = create_backend("onnxruntime", plan.onnx, BackendOptions(threads=threads,
-                                                                      spin=plan.spin)).open()
+    backend = create_backend("onnxruntime", model or plan.onnx, BackendOptions(
+        threads=threads, spin=plan.spin)).open()
     described = backend.describe()
     zmq_sink = ZmqSink(endpoint=ENDPOINT, maps=config.postprocess.maps).open()
     timings = TimingSink()
@@ -130,14 +134,18 @@ def run_pipeline(plan: BenchPlan, fps: float | None, tick=lambda: None, threads:
     latency = {s: summarise_ms(v[w:]) for s, v in timings.stages.items()}
     latency["capture_to_sent"] = summarise_ms(timings.to_sent[w:])
     inference_p50 = latency["inference"].get("p50", 0.0)
+    label = f"{fps:g} fps" if fps else "saturation"
+    precision = described.get("precision", "fp32")
     return {
-        "label": f"{fps:g} fps" if fps else "saturation", "fps": fps, "realtime": fps is not None,
+        "label": label if precision == "fp32" else f"{label} {precision}", "fps": fps,
+        "realtime": fps is not None,
         "source": spec, "backend": described, "publish_maps": config.postprocess.maps,
         "counts": counts, "dropped_while_running": running["dropped"],
         "latency_ms": latency, "latency_excludes_first": w,
         "pipeline_overhead_ms_p50": round(latency["capture_to_publish"].get("p50", 0.0) - inference_p50, 4),
         "stages_ms": stage_breakdown(timings.stages, w),
         "threads": threads or "onnxruntime default", "max_batch": pipeline.max_batch,
+        "inference_workers": pipeline.inference.workers,
         "preprocess": "source thread" if plan.preprocess_in_source else "own thread",
         "batches": {str(k): v for k, v in sorted(pipeline.batch_sizes.items())},
         "throughput_fps": round(rate(timings.sent_at[w:]), 2),

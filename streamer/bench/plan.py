@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamer.config import MAX_STREAMS
+
 
 @dataclass(frozen=True)
 class ModelRun:
@@ -37,6 +39,7 @@ class BenchPlan:
     smoke: bool = False  # too short for a verdict: the report says so instead of judging
     preprocess_in_source: bool = False  # True: the pipeline preprocesses in the source thread
     spin: bool = False  # ONNX Runtime's worker threads spin between calls (model alone and pipelines)
+    streams: tuple[int, ...] = ()  # numbers of 30 fps streams through one pipeline (the curve)
 
     def __post_init__(self):
         if self.duration_s <= 0 or self.frames < 0 or self.warmup < 0:
@@ -47,6 +50,8 @@ class BenchPlan:
             raise ValueError("--batches must list batch sizes ≥ 1")
         if self.max_batch < 1 or any(t < 0 for t in self.threads):
             raise ValueError("--max-batch must be ≥ 1 and --threads ≥ 0")
+        if any(n < 1 or n > MAX_STREAMS for n in self.streams):
+            raise ValueError(f"--streams takes stream counts from 1 to {MAX_STREAMS}")
 
     def thread_candidates(self) -> tuple[int, ...]:
         import os

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from streamer.bench.streams_report import bound_target_lines, streams_lines
 from streamer.frames import PARTS
 
 
@@ -168,6 +169,8 @@ def table(result: dict) -> str:
     lines += _stage_lines(result["end_to_end"], result["baseline"])
     lines += ["", f"saturation throughput vs baseline: {_x(result['speedup_vs_baseline'])}"]
     lines += _target_lines(result.get("targets"))
+    streams = streams_lines(result.get("streams"))
+    lines += ([""] + streams if streams else []) + bound_target_lines(result.get("targets"))
     return "\n".join(lines)
 
 

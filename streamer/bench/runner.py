@@ -7,7 +7,7 @@ import logging
 import time
 from contextlib import contextmanager
 
-from streamer.bench import baseline, end_to_end, machine, model_only
+from streamer.bench import baseline, bounds, end_to_end, machine, model_only, streams
 from streamer.bench.flops import count_flops
 from streamer.bench.plan import BenchPlan, ModelRun
 
@@ -58,10 +58,21 @@ def _quiet_logs():
             lg.setLevel(level)
 
 
+def saturation_configs(candidates: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(intra-op threads, inference workers) to try at saturation: one model call at a time on
+    each thread count, and (where there are two threads to give) two calls side by side on one
+    thread each."""
+    configs = [(t, 1) for t in candidates]
+    return configs + ([(1, 2)] if max(candidates) >= 2 else [])
+
+
 def run_bench(plan: BenchPlan, progress: bool = True) -> dict:
     runs = plan.model_runs()
     candidates = plan.thread_candidates()
-    bar = Progress(3 + len(runs) + 2 * len(candidates) + len(plan.fps), progress)
+    configs = saturation_configs(candidates)
+    int8 = plan.extra_onnx.get("int8")
+    bar = Progress(3 + len(runs) + len(candidates) + len(configs) + len(plan.fps)
+                   + 2 * bool(int8) + len(set(plan.streams)), progress)
     try:
         with _quiet_logs():
             with bar.step("machine"):
@@ -78,20 +89,41 @@ def run_bench(plan: BenchPlan, progress: bool = True) -> dict:
                           threads=latency_threads, pace_fps=plan.fps[0])
             e2e = [_step(bar, f"pipeline {f:g} fps", end_to_end.run_pipeline, plan, f,
                          threads=latency_threads) for f in plan.fps]
-            saturation = [_step(bar, f"pipeline saturation, {t or 'default'} threads",
-                                end_to_end.run_pipeline, plan, None, threads=t) for t in candidates]
+            saturation = [_step(bar, f"pipeline saturation, {t or 'default'} threads x {w}",
+                                end_to_end.run_pipeline, plan, None, threads=t, workers=w)
+                          for t, w in configs]
+            best = max(saturation, key=lambda r: r["throughput_fps"])
+            e2e.append(best)
+            if int8:  # the same pipeline on the INT8 model: live latency and saturation
+                e2e += [_step(bar, f"pipeline {plan.fps[0]:g} fps int8", end_to_end.run_pipeline,
+                              plan, plan.fps[0], threads=latency_threads, model=int8),
+                        _step(bar, "pipeline saturation int8", end_to_end.run_pipeline, plan, None,
+                              threads=_threads_of(best), workers=best["inference_workers"],
+                              model=int8)]
             base = _step(bar, "baseline", baseline.run_baseline, plan)
+            points = streams.curve(plan, lambda n: _step(
+                bar, f"{n} streams at 30 fps", streams.run_streams, plan, n)) if plan.streams else []
     finally:
         bar.close()
-    best = max(saturation, key=lambda r: r["throughput_fps"])
     threads = {"candidates": list(candidates), "latency": latency_threads,
-               "saturation": best["threads"] if best["threads"] != "onnxruntime default" else 0,
+               "saturation": _threads_of(best), "saturation_workers": best["inference_workers"],
                "model_b1_p50_ms": {str(r["threads_requested"]): r["latency_ms"]["p50"] for r in sweep},
-               "saturation_fps": {str(r["threads"]): r["throughput_fps"] for r in saturation},
+               "saturation_fps": {f"{r['threads']}x{r['inference_workers']}": r["throughput_fps"]
+                                  for r in saturation},
                "chosen_by": "lowest model-only p50 at batch 1 (latency runs); highest pipeline "
-                            "frames/s at saturation (saturation run)"}
+                            "frames/s at saturation (saturation run), over intra-op threads x "
+                            "inference workers"}
     standalone = next(r for r in sweep if r["threads_requested"] == latency_threads)
-    return assemble(plan, host, flops, model, [*e2e, best], base, threads, standalone, paced)
+    result = assemble(plan, host, flops, model, e2e, base, threads, standalone, paced)
+    if points:
+        bound = result["targets"].get("saturation_bound") or {}
+        result["streams"] = streams.streams_section(plan, points, bound.get("model_alone_fps"))
+        result["targets"]["against_bounds"] = bounds.against_bounds(result, plan.smoke)
+    return result
+
+
+def _threads_of(run: dict) -> int:
+    return run["threads"] if run["threads"] != "onnxruntime default" else 0
 
 
 def _step(bar: Progress, label: str, fn, *args, **kwargs):
@@ -205,11 +237,11 @@ def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, b
                        "at saturation: a paced run's frames/s is its source's frame rate"}
     saturation = next(r for r in e2e if not r["realtime"])
     speedup = _ratio(saturation["throughput_fps"], base["throughput_fps"])
-    host["bench"] = {"duration_s": plan.duration_s, "frames": plan.frames, "warmup": plan.warmup,
+    host["bench"] = {"duration_s": plan.duration_s, "streams": list(plan.streams), "frames": plan.frames, "warmup": plan.warmup,
                      "fps": list(plan.fps), "batches": list(plan.batches),
                      "screen": f"{plan.width}x{plan.height}", "max_batch": plan.max_batch,
                      "smoke": plan.smoke, "onnxruntime_threads": threads}
-    return {
+    result = {
         "machine": host,
         "model_only": {"model": {"onnx": str(plan.onnx), "checkpoint": _str(plan.checkpoint),
                                  "extra_onnx": {k: str(v) for k, v in plan.extra_onnx.items()},
@@ -222,6 +254,8 @@ def assemble(plan: BenchPlan, host: dict, flops: dict, model: list, e2e: list, b
         "speedup_vs_baseline": speedup,
         "targets": targets(plan, e2e, standalone or model[0], speedup, paced, model, base),
     }
+    result["targets"]["against_bounds"] = bounds.against_bounds(result, plan.smoke)
+    return result
 
 
 def _str(path) -> str | None:

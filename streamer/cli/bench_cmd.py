@@ -29,6 +29,10 @@ def add_arguments(p) -> None:
                    "the source thread instead of a thread of its own (to compare the two)")
     p.add_argument("--spin", action="store_true", help="ONNX Runtime's worker threads spin between "
                    "calls ([model] spin), in every run: the model alone and the pipelines")
+    p.add_argument("--streams", metavar="N[,N...]", help="also run N simulated 1080p 30 fps "
+                   "scanners through one pipeline (one model), for each N: every stream's p50, "
+                   "p99 and drops, the curve of p99 against N and the most streams held "
+                   "(docs/many-streams.md)")
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds: tiny counts, "
                    "one frame rate, batch 1, no thread sweep; too short for a verdict")
     p.add_argument("--json", metavar="FILE", help="write every figure and the machine description")
@@ -91,7 +95,8 @@ def plan_from_args(args):
                "fps": _numbers(args.fps, float, "--fps"), "batches": _numbers(args.batches, int, "--batches"),
                "max_batch": args.max_batch, "threads": _numbers(args.threads, int, "--threads"),
                "preprocess_in_source": True if args.preprocess_in_source else None,
-               "spin": True if args.spin else None}
+               "spin": True if args.spin else None,
+               "streams": _numbers(args.streams, int, "--streams")}
     with user_input("bench", (ValueError,)):  # the plan validates the flags
         return replace(plan, **{k: v for k, v in changes.items() if v is not None})
 
@@ -99,6 +104,7 @@ def plan_from_args(args):
 def run(args) -> int:
     from streamer.bench.report import plot, table, write_json
     from streamer.bench.runner import run_bench
+    from streamer.bench.streams_report import plot_streams, streams_plot_path
 
     plan = plan_from_args(args)
     result = run_bench(plan, progress=sys.stderr.isatty())
@@ -107,4 +113,6 @@ def run(args) -> int:
         print(f"wrote {write_json(result, args.json)}")
     if args.plot:
         print(f"wrote {plot(result, args.plot)}")
+        if result.get("streams"):
+            print(f"wrote {plot_streams(result, streams_plot_path(args.plot))}")
     return 0

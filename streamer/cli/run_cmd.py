@@ -12,8 +12,16 @@ from pathlib import Path
 
 from engines.backends import REGISTRY
 from engines.model_info import REPRESENTATIONS
-from streamer.cli import EXIT_INTERNAL, EXIT_OK, EXIT_SOURCE, CommandError, live_outputs
+from streamer.cli import EXIT_OK, CommandError, inputs, live_outputs
 from streamer.cli.keys_cmd import add_server_key_arguments
+from streamer.cli.run_streams import (
+    create_sources,
+    exit_status_of,
+    model_threads,
+    stream_overrides,
+    streams_line,
+    streams_summary,
+)
 from streamer.protocol import DEFAULT_ENDPOINT
 
 HELP = "run the live pipeline: source → fan crop → model → results on ZMQ, metrics over HTTP"
@@ -21,9 +29,11 @@ EXIT_RECORD = 4  # every frame ran, but results were lost on their way into the 
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--source", help="sim[:key=value,...], a video file, capture:<N>, zmq:<endpoint> "
-                                    "or dicom:<file or folder> (default: sim)")
-    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--source", action="append", metavar="SPEC",
+                   help="sim[:key=value,...], a video file, capture:<N>, zmq:<endpoint> or "
+                        "dicom:<file or folder> (default: sim); repeat it, each with its --stream "
+                        "NAME, for several streams through one model (docs/many-streams.md)")
+    p.add_argument("--model", help="model file, or a folder streamer adapt wrote (default: the bundled model)")
     p.add_argument("--backend", choices=sorted(REGISTRY),
                    help="inference backend (default onnxruntime; torch runs a PyTorch checkpoint "
                         "as it is)")
@@ -46,7 +56,9 @@ def add_arguments(p) -> None:
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
     p.add_argument("--config", metavar="FILE", help="TOML config (flags override it)")
-    p.add_argument("--stream", help="stream name used in topics and metrics (default: main)")
+    p.add_argument("--stream", action="append", metavar="NAME",
+                   help="stream name used in topics and metrics (default: main); with several "
+                        "--source, one distinct name each, in the same order")
     p.add_argument("--no-maps", action="store_true", help="do not publish class maps")
     p.add_argument("--preview", action="store_true",
                    help="also publish a downscaled frame with its maps on img.<stream> (for "
@@ -67,14 +79,15 @@ def config_from_args(args):
     from streamer.config import Config, load_config, override
 
     base = load_config(args.config) if args.config else Config()
+    streams = stream_overrides(args.source, args.stream, base.source.streams)
     return override(
         base,
-        source={"spec": args.source},
+        source=streams["source"],
         model={"path": args.model, "backend": args.backend, "device": args.device,
                "server": args.server, "remote_model": args.remote_model,
                "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key},
         publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
-                 "stream": args.stream, "record": args.record, "curve_secret": args.curve_secret,
+                 **streams["publish"], "record": args.record, "curve_secret": args.curve_secret,
                  "curve_clients": args.curve_clients, "insecure": True if args.insecure else None,
                  "preview": True if args.preview else None},
         metrics={"port": args.metrics_port},
@@ -85,7 +98,6 @@ def config_from_args(args):
 
 
 def _model_path(config) -> Path | str:
-    from engines.defaults import default_onnx
 
     if config.model.backend == "remote":  # the model lives on an inference server
         from engines.backends.remote_target import remote_target, require_client
@@ -94,7 +106,7 @@ def _model_path(config) -> Path | str:
         require_client()  # a missing extra is one line naming it, not "cannot load model"
         return target
 
-    path = Path(config.model.path) if config.model.path else default_onnx()
+    path = inputs.model_file(config.model.path)
     if not path.is_file():
         raise CommandError(f"model file not found: {path}")
     return path
@@ -145,28 +157,28 @@ def open_sinks(requests: list[tuple[str, dict]], stack: contextlib.ExitStack) ->
 
 
 def _open_parts(config, stack: contextlib.ExitStack):
-    """Source (validated, unopened), opened backend and sinks, metrics and the URL they are
-    served on (None: not served)."""
+    """Sources by stream (validated, unopened), opened backend and sinks, metrics (one registry
+    for every stream) and the URL they are served on (None: not served)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.errors import user_input
     from streamer.metrics import MetricsServer, PipelineMetrics
     from streamer.security import check_remote
-    from streamer.sources import create_source
 
-    source = create_source(config.source.spec)
+    sources = create_sources(config)
     m = config.model
     path = _model_path(config)
     remote = (dict(tls_ca=m.tls_ca, tls_cert=m.tls_cert, tls_key=m.tls_key,
                    insecure=config.publish.insecure) if m.backend == "remote" else {})
     with user_input(f"cannot load model {path}", subject=path):
-        backend = create_backend(m.backend, path, BackendOptions(device=m.device, precision=m.precision,
-                                                                  threads=m.threads, spin=m.spin),
+        options = BackendOptions(device=m.device, precision=m.precision, spin=m.spin,
+                                 threads=model_threads(config, len(sources)))
+        backend = create_backend(m.backend, path, options,
                                  **remote)
         stack.callback(backend.close)
         backend.open()
     config.postprocess.check_classes(backend.info.classes, str(path))
     sinks = open_sinks(_sink_requests(config), stack)
-    metrics, url = PipelineMetrics(config.publish.stream), None
+    metrics, url = PipelineMetrics(next(iter(sources))), None
     if config.metrics.port:
         check_remote(f"tcp://{config.metrics.host}:{config.metrics.port}", encrypted=False,
                      insecure=config.publish.insecure, what="metrics (HTTP)",
@@ -176,7 +188,7 @@ def _open_parts(config, stack: contextlib.ExitStack):
         stack.callback(server.stop)
         host = config.metrics.host
         url = f"http://{f'[{host}]' if ':' in host else host}:{server.port}/metrics"
-    return source, backend, sinks, metrics, url
+    return sources, backend, sinks, metrics, url
 
 
 def check_roi(config, source) -> None:
@@ -203,7 +215,8 @@ def where(sinks, metrics_url: str | None) -> list[str]:
             lines.append(f"results  {sink.endpoint}   (another terminal: streamer tap{tap})")
     if metrics_url:
         lines.append(f"metrics  {metrics_url}")
-    return lines + [f"viewer   {sink.url}" for sink in sinks if sink.kind == "view"]
+    return (lines + [f"viewer   {sink.url}" for sink in sinks if sink.kind == "view"]
+            + [f"keyframes {sink.folder}" for sink in sinks if sink.kind == "keyframes"])
 
 
 def _fmt(ms) -> str:
@@ -286,7 +299,8 @@ def _supervise(pipeline, config) -> None:
             pipeline.stop()
         if now >= next_line:
             next_line = now + (1.0 if live else 10.0)
-            line = status_line(pipeline.status())
+            line = (status_line(pipeline.status()) if len(pipeline.lanes) == 1
+                    else streams_line(pipeline.statuses()))
             print("\r" + line.ljust(100) if live else line, end="" if live else "\n",
                   file=sys.stderr, flush=True)
     if live:
@@ -303,18 +317,17 @@ def run(args) -> int:
     if strict and not config.publish.record:
         raise CommandError("--record-strict needs --record FILE (or [publish] record)")
     with contextlib.ExitStack() as stack:
-        source, backend, sinks, metrics, metrics_url = _open_parts(config, stack)
-        sinks += open_sinks(live_outputs.sink_requests(args, config), stack)
-        pipeline = build_pipeline(config, source, backend, sinks, metrics)
+        sources, backend, sinks, metrics, metrics_url = _open_parts(config, stack)
+        shown = open_sinks(live_outputs.sink_requests(args, config), stack)  # the first stream's
+        first = next(iter(sources))
+        pipeline = build_pipeline(config, sources, backend, sinks, metrics, {first: shown})
+        sinks += shown
         records = _watch_records(sinks, metrics, pipeline, strict)
         started = time.monotonic()
+        if len(sources) > 1:  # log lines say which stream they are about
+            _tag_streams(stack)
         with _signals(pipeline.stop):
-            try:
-                check_roi(config, source)
-                pipeline.start()
-            except Exception as exc:
-                pipeline.close()
-                raise CommandError(f"cannot open source {config.source.spec!r}: {exc}") from None
+            _start(pipeline, config, sources)
             for line in where(sinks, metrics_url):
                 print(line, flush=True)
             try:
@@ -322,19 +335,40 @@ def run(args) -> int:
             finally:
                 counts = pipeline.close()
     print(summary(counts, pipeline.latency.summary_ms(), time.monotonic() - started,
-                  getattr(source, "gaps", 0)))
+                  sum(getattr(source, "gaps", 0) for source in sources.values())))
+    if len(sources) > 1:
+        print(streams_summary(pipeline))
     recorded = record_report(records, strict)
-    return exit_status(pipeline.source_state) or recorded
+    return exit_status_of({name: lane.reader.state for name, lane in pipeline.streams.items()}) \
+        or recorded
+
+
+def _tag_streams(stack: contextlib.ExitStack) -> None:
+    from streamer.pipeline.stream_log import StreamTag
+
+    tag = StreamTag()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(tag)
+        stack.callback(handler.removeFilter, tag)
+
+
+def _start(pipeline, config, sources: dict) -> None:
+    """Check each roi and start; a source that does not open is one line naming it (and its
+    stream, with several)."""
+    name = next(iter(sources))
+    try:
+        for name in sources:  # the stream whose roi is refused is named below
+            check_roi(config, sources[name])
+        pipeline.start()
+    except Exception as exc:
+        pipeline.close()
+        name = getattr(exc, "stream", name)
+        spec = config.stream_specs()[name]
+        which = f" of stream {name}" if len(sources) > 1 else ""
+        raise CommandError(f"cannot open source {spec!r}{which}: {exc}") from None
 
 
 def exit_status(source_state) -> int:
     """0 for a requested stop or a source that ended as expected; otherwise one line and 3 (the
     source ended early) or 1 (a bug stopped the source; its traceback is in the log)."""
-    if source_state.state == "incomplete":
-        print(f"streamer run: error: source ended early: {source_state.error}", file=sys.stderr)
-        return EXIT_SOURCE
-    if source_state.state == "failed":
-        print(f"streamer run: internal error: the source failed: {source_state.error}",
-              file=sys.stderr)
-        return EXIT_INTERNAL
-    return EXIT_OK
+    return exit_status_of({"main": source_state})

@@ -1,5 +1,5 @@
-"""Preprocessing off the source thread (fan crop, grey, resample; stamped), and the fan-search
-thread that finds the fan and fits its sector off the served frames."""
+"""Preprocessing off the source thread (fan crop, grey, resample; stamped); the fan is searched
+for off the served frames by the fan-search thread (``fan_search.py``)."""
 
 from __future__ import annotations
 
@@ -55,44 +55,3 @@ class PreprocessWorker:
                     break
         finally:
             self.done.set()
-
-
-class FanSearch:
-    """The fan-search thread: runs the preprocessor's searches off the hot path, the latest
-    request first (an older one not yet started is merged into it)."""
-
-    def __init__(self, preprocessor: Preprocessor, stop: threading.Event):
-        self.preprocessor, self._stop = preprocessor, stop
-        self._slot = FrameSlot(1, lossless=False)
-        self.searches = 0
-        self._thread: threading.Thread | None = None
-
-    def request(self, image, detect: bool, fit: bool) -> None:
-        evicted = self._slot.put((image, detect, fit), 0)[1]
-        if evicted is not None and evicted[1] and not detect:  # keep a pending detection
-            self._slot.drain()
-            self._slot.put((image, True, fit), 0)
-
-    def start(self) -> FanSearch:
-        self.preprocessor.request_search = self.request
-        self._thread = threading.Thread(target=self._loop, name="streamer-fan-search", daemon=True)
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            item = self._slot.get(POLL_S)
-            if item is None:
-                continue
-            try:
-                self.preprocessor.search(*item)
-                self.searches += 1
-            except Exception as exc:  # a search that fails leaves the geometry as it was
-                log.warning("fan search failed: %s", exc)
-
-    def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def __len__(self) -> int:
-        return len(self._slot)

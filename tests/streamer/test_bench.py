@@ -369,3 +369,98 @@ def test_plot_labels_do_not_overlap(paced_p50, alone_p50):
             assert not _overlaps({f"{t.get_text()} @{t.get_position()}": t.get_window_extent(renderer)
                                   for t in labels})
     assert not _overlaps({ax.get_title(): ax.get_tightbbox(renderer) for ax in fig.axes[:4]})
+
+
+# Many streams, INT8 in the pipeline and the goals against the bounds the run measured.
+
+def test_streams_curve_in_the_json_and_its_plot(tmp_path, model_args, capsys):
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    assert main(["bench", "--quick", "--streams", "2,1", *model_args, "--json", str(out),
+                 "--plot", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert "most streams held" in printed and "targets against the bounds" in printed
+    result = json.loads(out.read_text())
+    section = result["streams"]
+    assert [p["streams"] for p in section["curve"]] == [1, 2]
+    for point in section["curve"]:
+        assert set(point["per_stream"]) == {f"s{i + 1}" for i in range(point["streams"])}
+        for row in point["per_stream"].values():
+            assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
+            assert row["counts"]["processed"] > 0
+        assert point["p99_worst_ms"] == max(r["latency_ms"]["p99"] for r in point["per_stream"].values())
+        assert point["held"] == (point["p99_worst_ms"] < 33 and point["dropped"] == 0)
+    bound = result["targets"]["saturation_bound"]["model_alone_fps"]
+    assert section["bound_streams"] == pytest.approx(bound / 30, abs=0.01)
+    assert section["held_x_bound"] == pytest.approx(section["held"] / (bound / 30), abs=1e-3)
+    rows = result["targets"]["against_bounds"]
+    assert set(rows) == {"saturation_x_bound", "overhead_vs_paced_p50_ms", "p99_x_p50",
+                         "streams_x_bound"} and all(r["met"] is None for r in rows.values())
+    assert (tmp_path / "bench-streams.png").stat().st_size > 10_000
+
+
+def test_the_streams_curve_is_refined_between_held_and_not_held():
+    from pathlib import Path
+
+    from streamer.bench.plan import BenchPlan
+    from streamer.bench.streams import curve
+
+    measured = []
+
+    def measure(n):
+        measured.append(n)
+        return {"streams": n, "held": n <= 9}
+
+    points = curve(BenchPlan(Path("m.onnx"), streams=(16, 1, 4)), measure, refine=2)
+    assert measured == [1, 4, 16, 10, 7]  # the list, then halfway between 4 and 16, then 4 and 10
+    assert [p["streams"] for p in points] == [1, 4, 7, 10, 16]
+
+
+def test_int8_runs_through_the_pipeline_as_its_own_rows(tmp_path, model_args):
+    import numpy as np
+
+    from calibration.int8 import quantize_int8
+
+    onnx_path = model_args[1] if model_args else str(DEFAULT_ONNX)
+    frames = np.random.default_rng(0).random((8, 1, 224, 224)).astype(np.float32)
+    int8 = quantize_int8(onnx_path, frames, tmp_path / "q.onnx", method="minmax", progress=False,
+                         target="cpu")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", *model_args, "--onnx-int8", str(int8), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = {r["label"]: r for r in result["end_to_end"]["runs"]}
+    assert {"30 fps int8", "saturation int8"} <= set(rows)
+    assert all(rows[k]["backend"]["precision"] == "int8" for k in ("30 fps int8", "saturation int8"))
+    by_precision = result["targets"]["against_bounds"]["saturation_x_bound"]["by_precision"]
+    assert by_precision["int8"]["bound_run"] == "onnxruntime int8 b1"
+    assert by_precision["int8"]["x_bound"] == pytest.approx(
+        rows["saturation int8"]["throughput_fps"] / by_precision["int8"]["bound_fps"], abs=1e-3)
+    assert result["speedup_vs_baseline"] == pytest.approx(  # judged on the FP32 saturation row
+        rows["saturation"]["throughput_fps"] / result["baseline"]["throughput_fps"], abs=1e-3)
+
+
+@pytest.mark.parametrize("sat, e2e_p50, e2e_p99, held, met", [
+    (470.0, 2.4, 4.7, 15, {"saturation_x_bound": True, "overhead_vs_paced_p50_ms": True,
+                           "p99_x_p50": True, "streams_x_bound": True}),
+    (450.0, 2.6, 5.3, 14, {"saturation_x_bound": False, "overhead_vs_paced_p50_ms": False,
+                           "p99_x_p50": False, "streams_x_bound": False}),
+])
+def test_goals_are_judged_against_the_bounds_of_the_same_run(sat, e2e_p50, e2e_p99, held, met):
+    """Model alone 540 frames/s (bound: 18 streams at 30 fps), paced alone p50 2.0 ms:
+    saturation ≥ 459 (85%), live p50 ≤ 2.5 ms, p99 ≤ 2 × p50, ≥ 14.4 streams held."""
+    from streamer.bench.bounds import against_bounds
+
+    fp32 = {"backend": "onnxruntime", "precision": "fp32"}
+    result = {
+        "model_only": {"runs": [{"label": "onnxruntime fp32 b1", **fp32, "throughput_fps": 500.0},
+                                {"label": "onnxruntime fp32 b8", **fp32, "throughput_fps": 540.0}],
+                       "paced_at_live_rate": {"latency_ms": {"p50": 2.0}}},
+        "end_to_end": {"runs": [
+            {"label": "30 fps", "realtime": True, "backend": fp32, "throughput_fps": 30.0,
+             "latency_ms": {"capture_to_publish": {"p50": e2e_p50, "p99": e2e_p99}}},
+            {"label": "saturation", "realtime": False, "backend": fp32, "throughput_fps": sat}]},
+        "streams": {"held": held, "bound_streams": 18.0, "held_x_bound": held / 18},
+    }
+    rows = against_bounds(result)
+    assert {k: rows[k]["met"] for k in met} == met
+    assert rows["saturation_x_bound"]["by_precision"]["fp32"]["bound_run"] == "onnxruntime fp32 b8"
+    assert rows["overhead_vs_paced_p50_ms"]["value"] == pytest.approx(e2e_p50 - 2.0)
