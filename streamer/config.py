@@ -19,6 +19,7 @@ from pathlib import Path
 
 from engines.backends import REGISTRY
 from engines.model_info import PRECISIONS, REPRESENTATIONS
+from streamer.config_bounds import _check_bounds, bounded
 from streamer.errors import UserError
 from streamer.protocol import DEFAULT_ENDPOINT
 
@@ -36,47 +37,6 @@ MAX_STREAMS = 64
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise UserError(message)
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """The values a numeric field (or each item of a tuple field) may take: finite, low..high,
-    either end excluded where ``open`` says so."""
-
-    low: float
-    high: float
-    open_low: bool = False
-    open_high: bool = False
-
-    def __contains__(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return False
-        above = self.low < value if self.open_low else self.low <= value
-        return above and (value < self.high if self.open_high else value <= self.high)
-
-    def __str__(self) -> str:
-        if isinstance(self.low, int) and isinstance(self.high, int) and not (
-                self.open_low or self.open_high):
-            return f"{self.low}..{self.high}"
-        return (f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
-                f"{')' if self.open_high else ']'}")
-
-
-def bounded(default, low: float, high: float, *, open_low: bool = False, open_high: bool = False):
-    """A dataclass field whose value (each item, for a tuple) must lie in the bounds."""
-    return field(default=default, metadata={"bounds": Bounds(low, high, open_low, open_high)})
-
-
-def _check_bounds(config, section: str) -> None:
-    """Every bounded field of ``config`` in its bounds: one line naming the first that is not."""
-    for f in dataclasses.fields(config):
-        bounds, value = f.metadata.get("bounds"), getattr(config, f.name)
-        if bounds is None or value is None:
-            continue
-        for item in value if isinstance(value, tuple) else (value,):
-            shown = f"{item:g}" if isinstance(item, float) else repr(item)
-            _check(item in bounds, f"[{section}] {f.name} must be in {bounds}"
-                   f"{' (each value)' if isinstance(value, tuple) else ''}, got {shown}")
 
 
 @dataclass(frozen=True)
@@ -196,7 +156,6 @@ class PreprocessConfig:
 
     def sector_geometry(self):
         """The configured sector relative to the roi (None without one)."""
-        import math
 
         from engines.polar import SectorGeometry
 
@@ -253,11 +212,16 @@ class PublishConfig:
     status_interval_s: float = bounded(1.0, 0.05, 60)  # seconds between status messages
     record: str = ""  # a file to append every result (JSON lines) to; empty: no recording
     preview: bool = False  # also publish a downscaled frame on img.<stream> (streamer view)
+    exam: str = ""  # the exam's id (its keyframes folder's name); empty: the start time, UTC
+    control: str = ""  # a loopback endpoint for control requests (streamer exam); empty: none
 
     def __post_init__(self):
         from streamer.protocol import check_stream_name
 
         check_stream_name(self.stream)  # the endpoint is checked (loopback unless allowed) on bind
+        from streamer.coverage import check_exam_id
+
+        check_exam_id(self.exam)
         _check(bool(self.curve_secret) == bool(self.curve_clients),
                "[publish] CurveZMQ needs both curve_secret and curve_clients")
         _check_bounds(self, "publish")

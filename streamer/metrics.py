@@ -57,6 +57,9 @@ class PipelineMetrics:
             "stopped, frames dropped", ["stream"], registry=r)
         self.backend_model_changed.labels(stream)
         r.register(AuthFailureCollector(stream))  # streamer_auth_failures_total{stream,socket}
+        self.region_seen = Counter("streamer_region_seen_seconds", "Seconds each region was in "
+                                   "view this run (present on a familiar, unfrozen image; "
+                                   "streamer.coverage)", ["stream", "region"], registry=r)
 
     def count(self, outcome: str, n: int = 1) -> None:
         self.frames.labels(self.stream, outcome).inc(n)
@@ -85,6 +88,9 @@ class PipelineMetrics:
 
     def count_record_lost(self, reason: str, n: int = 1) -> None:
         self.record_lost.labels(self.stream, reason).inc(n)
+
+    def count_seen(self, region: str, seconds: float) -> None:
+        self.region_seen.labels(self.stream, region).inc(seconds)
 
     def set_backend_model_changed(self, changed: bool) -> None:
         self.backend_model_changed.labels(self.stream).set(1 if changed else 0)

@@ -70,6 +70,9 @@ def add_arguments(p) -> None:
     p.add_argument("--record", metavar="FILE", help="also append every result to FILE (JSON lines); "
                    "a result that cannot be written (FILE not keeping up, a full disk) is counted "
                    "and the run exits 4")
+    p.add_argument("--control", metavar="ENDPOINT",
+                   help="listen for control requests on this loopback endpoint, e.g. "
+                        "tcp://127.0.0.1:5557 (streamer exam: start a new exam while running)")
     p.add_argument("--record-strict", action="store_true",
                    help="stop the run at the first result --record cannot write (exit 4)")
     live_outputs.add_arguments(p)
@@ -89,7 +92,8 @@ def config_from_args(args):
         publish={"endpoint": args.publish, "allow_remote": True if args.allow_remote else None,
                  **streams["publish"], "record": args.record, "curve_secret": args.curve_secret,
                  "curve_clients": args.curve_clients, "insecure": True if args.insecure else None,
-                 "preview": True if args.preview else None},
+                 "preview": True if args.preview else None,
+                 "exam": getattr(args, "exam", None), "control": args.control},
         metrics={"port": args.metrics_port},
         pipeline={"duration_s": args.duration, "max_frames": args.max_frames},
         postprocess={"maps": False if args.no_maps else None},
@@ -323,6 +327,12 @@ def run(args) -> int:
         pipeline = build_pipeline(config, sources, backend, sinks, metrics, {first: shown})
         sinks += shown
         records = _watch_records(sinks, metrics, pipeline, strict)
+        if config.publish.control:  # streamer exam: a new exam while it runs
+            from streamer.control import ControlServer
+
+            control = ControlServer(config.publish.control, {
+                name: lane.stages.publish.coverage for name, lane in pipeline.streams.items()})
+            stack.callback(control.close)
         started = time.monotonic()
         if len(sources) > 1:  # log lines say which stream they are about
             _tag_streams(stack)

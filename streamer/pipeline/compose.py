@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from engines.ood import load as load_ood
 from streamer.config import Config
+from streamer.coverage import ExamCoverage
 from streamer.metrics import LatencyRecord, PipelineMetrics
 from streamer.pipeline.fan_search import FanSearches
 from streamer.pipeline.inference_worker import InferenceWorker
@@ -248,7 +249,9 @@ def _stages(config: Config, backend, infer: InferenceStage, sinks: list, ood,
         preprocess=Preprocessor.for_model(config.preprocess, info),
         infer=infer,
         postprocess=Postprocessor(info.classes, info.activation, config.postprocess, ood=ood),
-        publish=PublishStage(list(sinks), metrics, LatencyRecord()),
+        publish=PublishStage(list(sinks), metrics, LatencyRecord(),
+                             ExamCoverage(info.classes, exam=config.publish.exam or None,
+                                          on_seen=metrics.count_seen)),
     )
 
 

@@ -106,6 +106,8 @@ class Lane:
             "queues": self.queues(),
             "fan_searches": self.fan_search.searches,
             **self.stages.preprocess.screen_status(),
+            **({} if self.stages.publish.coverage is None
+               else {"exam": self.stages.publish.coverage.status()}),
         }
 
     def queues(self) -> dict[str, int]:

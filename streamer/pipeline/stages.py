@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamer.coverage import ExamCoverage
 from streamer.frames import FrameResult
 from streamer.metrics import LatencyRecord, PipelineMetrics
 from streamer.postprocess import Postprocessor
@@ -36,11 +37,15 @@ class InferenceStage:
 class PublishStage:
     """Stage: a finished FrameResult → every sink, the metrics and the latency record."""
 
-    def __init__(self, sinks: list, metrics: PipelineMetrics, latency: LatencyRecord):
+    def __init__(self, sinks: list, metrics: PipelineMetrics, latency: LatencyRecord,
+                 coverage: ExamCoverage | None = None):
         self.sinks, self.metrics, self.latency = sinks, metrics, latency
+        self.coverage = coverage  # the exam's checklist; each result is told its exam
         self._errors = RateLimitedLog(logger=log)
 
     def process(self, result: FrameResult) -> None:
+        if self.coverage is not None:
+            result.exam = self.coverage.update(result)
         result.timing.publish = time.monotonic_ns()
         for sink in self.sinks:
             try:

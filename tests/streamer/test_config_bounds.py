@@ -10,7 +10,8 @@ import typing
 import pytest
 
 from streamer.cli import main
-from streamer.config import SECTIONS, Bounds, load_config
+from streamer.config import SECTIONS, load_config
+from streamer.config_bounds import Bounds
 from streamer.errors import UserError
 
 RUN = ["run", "--publish", "", "--metrics-port", "0"]
