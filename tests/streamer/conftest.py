@@ -158,3 +158,19 @@ class FakeSink:
 @pytest.fixture
 def screen():
     return make_screen()
+
+
+@pytest.fixture
+def kept_metrics(monkeypatch):
+    """Every PipelineMetrics a run makes, kept for the test to read after the run."""
+    import streamer.metrics
+
+    made = []
+
+    class Kept(streamer.metrics.PipelineMetrics):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(streamer.metrics, "PipelineMetrics", Kept)
+    return made

@@ -183,24 +183,11 @@ def test_preprocess_crops_the_scan_area_instead_of_searching(cine, tmp_path):
     assert (full.x, full.y, full.w, full.h) == (0, 0, 640, 360)
 
 
-@pytest.fixture
-def keep_metrics(monkeypatch):
-    import streamer.metrics
-
-    made = []
-
-    class Kept(streamer.metrics.PipelineMetrics):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(streamer.metrics, "PipelineMetrics", Kept)
-    return made
 
 
 @pytest.mark.parametrize("representation", ["sector", "polar"])
 def test_run_reports_mm_per_px_peaks_in_the_region_and_no_patient_data(
-        cine, tmp_path, capsys, caplog, keep_metrics, representation):
+        cine, tmp_path, capsys, caplog, kept_metrics, representation):
     from prometheus_client import generate_latest
 
     path = write_dicom(tmp_path / "exam.dcm", cine.frames, regions=cine.regions, patient=PATIENT)
@@ -220,7 +207,7 @@ def test_run_reports_mm_per_px_peaks_in_the_region_and_no_patient_data(
         for c in r["classes"].values():
             assert x0 <= c["peak"][0] <= x1 and y0 <= c["peak"][1] <= y1
     everything = (record.read_text() + out + err + caplog.text
-                  + generate_latest(keep_metrics[0].registry).decode())
+                  + generate_latest(kept_metrics[0].registry).decode())
     assert "the tissue region" in caplog.text  # the logs did speak about the file
     from engines.dicom import DicomLoop
 

@@ -3,9 +3,6 @@ streamer_record_lost_total and in its exit status (4); `--record-strict` stops a
 
 import re
 
-import pytest
-
-import streamer.metrics
 from streamer.cli import main
 
 
@@ -14,21 +11,9 @@ def run_args(random_onnx, *extra):
             "--publish", "tcp://127.0.0.1:*", "--metrics-port", "0", *extra]
 
 
-@pytest.fixture
-def metrics(monkeypatch):
-    """The run's PipelineMetrics, kept for the test to read after the run."""
-    made = []
-
-    class Kept(streamer.metrics.PipelineMetrics):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(streamer.metrics, "PipelineMetrics", Kept)
-    return made
 
 
-def test_results_lost_on_a_full_disk_are_counted_said_and_exit_4(random_onnx, capsys, metrics):
+def test_results_lost_on_a_full_disk_are_counted_said_and_exit_4(random_onnx, capsys, kept_metrics):
     code = main(run_args(random_onnx, "--max-frames", "5", "--record", "/dev/full"))
     out, err = capsys.readouterr()
     assert code == 4, (out, err)
@@ -38,7 +23,7 @@ def test_results_lost_on_a_full_disk_are_counted_said_and_exit_4(random_onnx, ca
     assert len(err) == 1 and re.fullmatch(
         r"streamer run: error: 5 results were not recorded in /dev/full; first: result seq \d+ "
         r"\(No space left on device\)", err[0]), err
-    lost = metrics[0].registry.get_sample_value("streamer_record_lost_total",
+    lost = kept_metrics[0].registry.get_sample_value("streamer_record_lost_total",
                                                 {"stream": "main", "reason": "error"})
     assert lost == 5
 

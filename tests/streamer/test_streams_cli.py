@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-import streamer.metrics
 from streamer.cli import main
 
 SIM = "sim:seed={},realtime=0,width=160,height=120"
@@ -18,17 +17,6 @@ def run_args(random_onnx, *extra):
             "--metrics-port", "0", *extra]
 
 
-@pytest.fixture
-def metrics(monkeypatch):
-    made = []
-
-    class Kept(streamer.metrics.PipelineMetrics):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(streamer.metrics, "PipelineMetrics", Kept)
-    return made
 
 
 def recorded(path) -> dict[str, list[int]]:
@@ -40,7 +28,7 @@ def recorded(path) -> dict[str, list[int]]:
     return seqs
 
 
-def test_repeated_source_and_stream_run_every_stream(random_onnx, tmp_path, capsys, metrics):
+def test_repeated_source_and_stream_run_every_stream(random_onnx, tmp_path, capsys, kept_metrics):
     record = tmp_path / "results.jsonl"
     code = main(run_args(random_onnx, "--source", SIM.format(1), "--stream", "bay1",
                          "--source", SIM.format(2), "--stream", "bay2", "--max-frames", "6",
@@ -51,7 +39,7 @@ def test_repeated_source_and_stream_run_every_stream(random_onnx, tmp_path, caps
     assert set(seqs) == {"bay1", "bay2"}
     assert all(s == sorted(s) and len(s) >= 6 for s in seqs.values())
     assert "stream bay1: captured" in out and "stream bay2: captured" in out
-    registry = metrics[0].registry  # one registry for both streams
+    registry = kept_metrics[0].registry  # one registry for both streams
     for name in ("bay1", "bay2"):
         assert registry.get_sample_value("streamer_frames_total",
                                          {"stream": name, "outcome": "processed"}) == len(seqs[name])
