@@ -61,7 +61,7 @@ def pixel(driver, x: float, y: float) -> list[int]:
 def test_page_draws_the_frame_and_a_toggle_removes_the_overlay(browser):
     stop = threading.Event()
     with ViewerSink(port=0, threshold_for=lambda name: 0.5) as sink:
-        feed(sink, stop)
+        feeder = feed(sink, stop)
         try:
             browser.get(sink.url)
             wait_for(browser, "window.viewer.frames > 0 && window.viewer.drawnOverlays.includes('head')")
@@ -78,6 +78,7 @@ def test_page_draws_the_frame_and_a_toggle_removes_the_overlay(browser):
             assert browser.execute_script("return window.viewer.drawnOverlays") == []
         finally:
             stop.set()
+            feeder.join(5)  # no publish after the sink closes
 
 
 def test_a_browser_past_max_clients_says_it_was_refused(browser):
@@ -95,14 +96,16 @@ def test_a_browser_past_max_clients_says_it_was_refused(browser):
             holder.close()
 
 
-def feed_crowd(sink, stop: threading.Event) -> None:
+def feed_crowd(sink, stop: threading.Event) -> threading.Thread:
     def run():
         seq = 0
         while not stop.is_set():
             sink.publish(crowded_result(seq))
             seq += 1
             time.sleep(0.05)
-    threading.Thread(target=run, daemon=True).start()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
 
 
 GEOMETRY = """const c = document.getElementById('frame'), r = c.getBoundingClientRect();
@@ -119,13 +122,14 @@ def test_the_frame_fills_the_width_beside_the_panel_and_labels_stay_clear(browse
     browser.set_window_size(1280, 1000)
     try:
         with ViewerSink(port=0) as sink:
-            feed_crowd(sink, stop)
+            feeder = feed_crowd(sink, stop)
             browser.get(sink.url)
             try:
                 wait_for(browser, "window.viewer.frames > 1 && window.viewer.labels.length === 7")
                 g = browser.execute_script(GEOMETRY)  # css: inside the 1 px border
             finally:
                 stop.set()
+                feeder.join(5)
     finally:
         browser.set_window_size(900, 520)
     (w, h), (bw, bh) = g["css"], g["backing"]
@@ -206,7 +210,7 @@ def test_the_exam_checklist_shows_the_regions_seen(browser):
     stop = threading.Event()
     with ViewerSink(port=0, threshold_for=lambda name: 0.5) as sink:
         sink.publish_status({"stream": "us0", "fps": 30.0, "exam": exam})
-        feed(sink, stop)
+        feeder = feed(sink, stop)
         try:
             browser.get(sink.url)
             wait_for(browser, "window.viewer.exam && window.viewer.exam.id === 'e7'")
@@ -218,3 +222,4 @@ def test_the_exam_checklist_shows_the_regions_seen(browser):
             assert browser.find_element("id", "exam").text == "e7"
         finally:
             stop.set()
+            feeder.join(5)  # no publish after the sink closes
