@@ -10,11 +10,10 @@ after every step.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from engines.atomic import write_atomic
 from engines.errors import UserError
 
 MODEL = "model.onnx"  # FP32, with the OOD statistics of the user's frames: what streamer run loads
@@ -45,10 +44,7 @@ def read_state(out: str | Path) -> dict | None:
 def write_state(out: str | Path, state: dict) -> None:
     path = state_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh, indent=1, default=float)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(state, indent=1, default=float).encode())
 
 
 def _differences(old: dict, new: dict) -> str:

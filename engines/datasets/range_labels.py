@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from engines.atomic import write_atomic
 
 MAX_ROWS = 1_000_000  # a labels.csv is written by people and by streamer label, never this long
 MAX_BYTES = 64 << 20
@@ -117,15 +118,4 @@ def write_range_labels(path: str, classes: Iterable[str], rows: Iterable[RangeLa
     writer.writerow(["file", "frames", *classes])
     for r in rows:
         writer.writerow([r.file, r.text(), *r.labels])
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".labels-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, buf.getvalue().encode("utf-8"))

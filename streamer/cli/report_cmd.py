@@ -48,10 +48,11 @@ def thresholds(config: str | None, classes) -> tuple[dict[str, float], str]:
 
 
 def run(args) -> int:
+    from engines.atomic import write_atomic
     from streamer.cli import CommandError
     from streamer.report.coverage import summarise
     from streamer.report.keyframes import choose_exams
-    from streamer.report.output import check_outputs, write_atomic
+    from streamer.report.output import check_outputs
     from streamer.report.page import render_page
     from streamer.report.pdf import find_chromium, print_pdf
     from streamer.report.records import read_record

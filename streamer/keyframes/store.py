@@ -10,7 +10,6 @@ deleted only after it no longer does: the index never names a file that is not t
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engines.atomic import write_atomic
 from streamer.coverage import exam_id
 from streamer.errors import UserError
 
@@ -41,23 +41,6 @@ def exam_folder(root: Path, exam: str, now: Callable[[], float] = time.time) -> 
         except FileExistsError:
             continue
     raise UserError(f"keyframes: no free exam folder for {base} under {root}")
-
-
-def _sync_replace(tmp: Path, path: Path, data: bytes) -> None:
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, whole or not at all (temporary file, fsync, rename)."""
-    _sync_replace(path.with_name(f".{path.name}.tmp"), path, data)
 
 
 def encode_png(image: np.ndarray) -> bytes:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from streamer.errors import UserError
@@ -26,18 +24,3 @@ def check_outputs(record: Path, outputs: dict[str, Path], force: bool) -> None:
         seen[real] = flag
         if path.exists() and not force:
             raise UserError(f"{flag} {path} exists: pass --force to overwrite it")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write under a temporary name in the same folder, then rename: never half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have made it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,8 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from engines.atomic import write_atomic
 from streamer.errors import UserError
-from streamer.report.output import write_atomic
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 TIMEOUT_S = 120.0

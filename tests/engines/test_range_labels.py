@@ -56,3 +56,12 @@ def test_bad_rows_are_one_line_naming_file_and_line(tmp_path, body, message):
     with pytest.raises(ValueError, match=message) as err:
         read_range_labels(str(path))
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_rewrite_keeps_the_mode_a_plain_write_gives(tmp_path):
+    """The temporary file is made 0600; the labels a colleague opens next must not be."""
+    path = tmp_path / "labels.csv"
+    umask = os.umask(0o022)
+    os.umask(umask)  # the process's own, as open() applies it
+    write_range_labels(str(path), CLASSES, [RangeLabel("x.dcm", 0, 1, (1, 0, 0))])
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask != 0o600

@@ -17,7 +17,6 @@ import pytest
 from streamer.crop import Crop, FanReport
 from streamer.errors import UserError
 from streamer.frames import ClassResult, FrameResult, Timing
-from streamer.keyframes import store as store_module
 from streamer.sinks import keyframes_sink as sink_module
 from streamer.sinks import parse_sink_spec, sink_class
 
@@ -183,14 +182,14 @@ def test_a_failed_index_write_leaves_the_previous_index_whole(sink_for, monkeypa
             raise OSError(28, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(store_module.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     publish(sink, result(1, 5.0, head=0.9))
     assert (sink.folder / "index.json").read_bytes() == before  # whole, and the old one
     assert json.loads(before)["regions"]["head"][0]["seq"] == 0
     assert sink.failed == 1 and sink.kept == 1
     assert on_disk(sink.folder) == {"head": {"head/0.png", "head/0_overlay.png"}}  # 1's files gone
     assert not [p for p in sink.folder.rglob("*") if p.name.endswith(".tmp")]
-    monkeypatch.setattr(store_module.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     publish(sink, result(2, 10.0, head=0.95))  # the next write goes through
     index = json.loads((sink.folder / "index.json").read_text())
     assert [r["seq"] for r in index["regions"]["head"]] == [2, 0]
