@@ -54,10 +54,10 @@ class CoverageSink:
         pass
 
 
-def check_seed(seed: int, seconds: float) -> dict:
+def check_seed(seed: int, seconds: float, model: Path) -> dict:
     frames = int(seconds * FPS)
     sink = CoverageSink()
-    with create_backend("onnxruntime", default_onnx(), BackendOptions()) as backend:
+    with create_backend("onnxruntime", model, BackendOptions()) as backend:
         pipeline = build_pipeline(Config(), create_source(f"sim:seed={seed},realtime=0,"
                                                           f"frames={frames}"), backend, [sink])
         pipeline.start()
@@ -88,25 +88,31 @@ def table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def measure(seeds: list[int], seconds: float, model: Path) -> dict:
+    """The record: every seed's regions, the totals and how many regions agree within 5%."""
+    load = round(os.getloadavg()[0], 1)
+    rows = [check_seed(s, seconds, model) for s in seeds]
+    labelled = sum(r["labelled_s"] for s in rows for r in s["regions"])
+    seen = sum(r["seen_s"] for s in rows for r in s["regions"])
+    within = [abs(r["relative"]) <= TOLERANCE for s in rows for r in s["regions"]
+              if r["relative"] is not None and r["labelled_s"] >= 10]
+    return {"benchmark": "coverage_check", "date": time.strftime("%Y-%m-%d"),
+            "machine": machine(), "load_at_start": load, "model": model.name,
+            "seconds_per_seed": seconds, "seeds": rows,
+            "total": {"labelled_s": round(labelled, 1), "seen_s": round(seen, 1),
+                      "difference_s": round(seen - labelled, 1),
+                      "relative": round((seen - labelled) / labelled, 4)},
+            "regions_within_5pct": f"{sum(within)} of {len(within)} (regions in view ≥ 10 s)"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--seconds", type=float, default=120.0, help="seconds of sweep per seed")
+    ap.add_argument("--model", type=Path, default=default_onnx(), help="ONNX model (default: bundled)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    load = round(os.getloadavg()[0], 1)
-    seeds = [check_seed(int(s), args.seconds) for s in args.seeds.split(",")]
-    labelled = sum(r["labelled_s"] for s in seeds for r in s["regions"])
-    seen = sum(r["seen_s"] for s in seeds for r in s["regions"])
-    within = [abs(r["relative"]) <= TOLERANCE for s in seeds for r in s["regions"]
-              if r["relative"] is not None and r["labelled_s"] >= 10]
-    record = {"benchmark": "coverage_check", "date": time.strftime("%Y-%m-%d"),
-              "machine": machine(), "load_at_start": load, "model": default_onnx().name,
-              "seconds_per_seed": args.seconds, "seeds": seeds,
-              "total": {"labelled_s": round(labelled, 1), "seen_s": round(seen, 1),
-                        "difference_s": round(seen - labelled, 1),
-                        "relative": round((seen - labelled) / labelled, 4)},
-              "regions_within_5pct": f"{sum(within)} of {len(within)} (regions in view ≥ 10 s)"}
+    record = measure([int(s) for s in args.seeds.split(",")], args.seconds, args.model)
     print(table(record))
     print(record["regions_within_5pct"])
     if args.out:

@@ -63,10 +63,11 @@ class TimedSink:
         self.sink.close()
 
 
-def run(source_spec: str, seconds: float | None, keyframes_dir: Path | None) -> dict:
+def run(source_spec: str, seconds: float | None, keyframes_dir: Path | None,
+        model: Path | None = None) -> dict:
     """One pipeline run (to the source's end, or for ``seconds``), with or without the sink."""
     config = Config()
-    with create_backend("onnxruntime", default_onnx(), BackendOptions()) as backend:
+    with create_backend("onnxruntime", model or default_onnx(), BackendOptions()) as backend:
         sink = timed = None
         if keyframes_dir is not None:
             sink = KeyframesSink({"path": str(keyframes_dir), "k": K, "exam": "check",
@@ -140,11 +141,11 @@ def labelled_seconds(feed: LiveFeed, frames: int) -> dict[str, float]:
     return {r: round(n / feed.fps, 1) for r, n in count.items()}
 
 
-def check_seed(seed: int, seconds: float) -> dict:
+def check_seed(seed: int, seconds: float, model: Path | None = None) -> dict:
     frames = int(seconds * FPS)
     spec = f"sim:seed={seed},realtime=0,frames={frames}"
     with tempfile.TemporaryDirectory() as tmp:
-        row = run(spec, None, Path(tmp))
+        row = run(spec, None, Path(tmp), model)
         index = json.loads((Path(tmp) / "check" / "index.json").read_text())
     feed = LiveFeed(seed=seed, fps=FPS)
     in_view = labelled_seconds(feed, frames)
@@ -176,17 +177,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=120.0, help="seconds of sweep per seed")
     ap.add_argument("--paced-seconds", type=float, default=60.0,
                     help="each of the two 30 fps runs (without, with the sink)")
+    ap.add_argument("--model", type=Path, default=default_onnx(), help="ONNX model (default: bundled)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     load = round(os.getloadavg()[0], 1)
-    checks = [check_seed(s, args.seconds) for s in seeds]
+    checks = [check_seed(s, args.seconds, args.model) for s in seeds]
     paced = f"sim:seed={seeds[0]},fps={FPS:g}"
     with tempfile.TemporaryDirectory() as tmp:
-        cost = {"without": run(paced, args.paced_seconds, None),
-                "with": run(paced, args.paced_seconds, Path(tmp))}
+        cost = {"without": run(paced, args.paced_seconds, None, args.model),
+                "with": run(paced, args.paced_seconds, Path(tmp), args.model)}
     record = {"benchmark": "keyframes_check", "date": time.strftime("%Y-%m-%d"),
-              "machine": machine(), "load_at_start": load, "model": default_onnx().name,
+              "machine": machine(), "load_at_start": load, "model": args.model.name,
               "k": K, "seconds_per_seed": args.seconds, "seeds": checks,
               "paced": {"source": paced, "seconds": args.paced_seconds, **cost}}
     text = json.dumps(record, indent=1)

@@ -18,3 +18,16 @@ def test_the_coverage_table_is_the_recorded_run():
     text = doc.split(coverage_check.BEGIN, 1)[1].split(coverage_check.END, 1)[0].strip()
     record = json.loads((ROOT / "benchmarks/results/coverage/2026-12-05-cpu2.json").read_text())
     assert text == coverage_check.table(record)
+
+
+def test_the_adapted_models_table_is_the_recorded_runs():
+    import coverage_adapted
+
+    doc = (ROOT / "docs" / "exam-summary.md").read_text()
+    assert coverage_adapted.BEGIN in doc and coverage_adapted.END in doc
+    text = doc.split(coverage_adapted.BEGIN, 1)[1].split(coverage_adapted.END, 1)[0].strip()
+    bundled = {"coverage": json.loads(coverage_adapted.BUNDLED[0].read_text()),
+               "keyframes": json.loads(coverage_adapted.BUNDLED[1].read_text())}
+    runs = [json.loads((ROOT / f"benchmarks/results/coverage/2026-12-05-adapted-{n}-sweeps.json")
+                       .read_text()) for n in (40, 80)]
+    assert text == coverage_adapted.table(bundled, runs)
