@@ -33,7 +33,7 @@ def state(best_epoch: int, stopped: bool) -> dict:
 
 
 def test_the_card_says_when_no_epoch_beat_the_starting_model_and_how_familiar_frames_were():
-    cfg = AdaptConfig(out="models/bay 1", data="dicom:/exams", rehearse="sim:n=600")
+    cfg = AdaptConfig(out="models/bay 1", data="dicom:/exams", rehearse="sim:n=600", patience=4)
     inputs = SimpleNamespace(start=SimpleNamespace(cfg=SimpleNamespace(classes=("head",))),
                              commands=None, read_seconds=10.0)
     text = card.markdown(cfg, state(0, True), inputs)
