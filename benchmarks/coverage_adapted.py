@@ -52,6 +52,7 @@ def adapt(work: Path, loops: int, per_loop: int, span_s: float) -> dict:
             "seeds": f"{FIRST_SEED}-{FIRST_SEED + loops - 1}",
             "command": "streamer adapt --data LOOPS --out MODEL",
             "split": {k: card["split"][k] for k in ("train_frames", "val_frames")},
+            "recipe": {k: card["settings"][k] for k in ("lr", "epochs", "patience", "rehearse")},
             "train": {k: steps["train"][k] for k in ("epochs", "best_epoch", "rehearsal_frames")},
             "validation": {"before": steps["before"]["validation"]["mean_accuracy"],
                            "after": steps["after"]["validation"]["mean_accuracy"]},
