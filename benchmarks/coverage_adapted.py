@@ -81,7 +81,8 @@ def table(bundled: dict, records: list[dict]) -> str:
     """docs/exam-summary.md's section: the bundled model (coverage_check and keyframes_check
     records) beside each adapted one, per region and in sum."""
     cover = [bundled["coverage"]] + [r["coverage"] for r in records]
-    names = ["bundled"] + [f"{r['adapt']['loops']} sweeps" for r in records]
+    names = ["bundled"] + [f"{r['adapt']['loops']} sweeps, lr {r['adapt']['recipe']['lr']:g}"
+                           for r in records]
     lines = [f"| seed | region | labelled in view (s) | {' | '.join(names)} |",
              "|---|---|---|" + "---|" * len(names)]
     for i, seed in enumerate(cover[0]["seeds"]):
@@ -100,7 +101,7 @@ def table(bundled: dict, records: list[dict]) -> str:
               f"| {kf[0][1]} of {kf[0][2]} |"]
     for r, (shows, on, n) in zip(records, kf[1:], strict=True):
         a = r["adapt"]
-        lines.append(f"| adapted | {a['loops']} ({a['split']['train_frames']} + "
+        lines.append(f"| adapted, lr {a['recipe']['lr']:g} | {a['loops']} ({a['split']['train_frames']} + "
                      f"{a['split']['val_frames']} validation) | "
                      f"{a['validation']['before'] * 100:.1f} → {a['validation']['after'] * 100:.1f}% | "
                      f"{a['in_style']['before'] * 100:.1f} → {a['in_style']['after'] * 100:.1f}% | "

@@ -28,6 +28,6 @@ def test_the_adapted_models_table_is_the_recorded_runs():
     text = doc.split(coverage_adapted.BEGIN, 1)[1].split(coverage_adapted.END, 1)[0].strip()
     bundled = {"coverage": json.loads(coverage_adapted.BUNDLED[0].read_text()),
                "keyframes": json.loads(coverage_adapted.BUNDLED[1].read_text())}
-    runs = [json.loads((ROOT / f"benchmarks/results/coverage/2026-12-05-adapted-{n}-sweeps.json")
-                       .read_text()) for n in (40, 80)]
+    runs = [json.loads((ROOT / f"benchmarks/results/coverage/2026-12-05-adapted-{name}.json")
+                       .read_text()) for name in ("40-sweeps", "80-sweeps", "40-sweeps-lr0.001")]
     assert text == coverage_adapted.table(bundled, runs)
