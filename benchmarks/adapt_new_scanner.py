@@ -41,6 +41,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from readme_table import replace_between_markers  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "adapt"
 BEGIN, END = "<!-- adapt-table:begin -->", "<!-- adapt-table:end -->"
 LOOPS, SPAN_S = 20, 10.0
@@ -280,13 +284,6 @@ def records() -> list[dict]:
     return [json.loads(p.read_text()) for p in record_paths()]
 
 
-def replace_between_markers(text: str, table: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"the README has no {BEGIN} … {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--style", choices=("heldout", "scatter", "heldout-frames"))
@@ -308,7 +305,7 @@ def main(argv=None) -> int:
                 print(f"wrote {path}: {json.dumps(result['targets'])}", flush=True)
     table = markdown(records())
     if args.readme:
-        args.readme.write_text(replace_between_markers(args.readme.read_text(), table))
+        args.readme.write_text(replace_between_markers(args.readme.read_text(), table, BEGIN, END))
     elif not styles:
         print(table)
     return 0

@@ -172,9 +172,9 @@ def table(record: dict, source: str) -> str:
 
 
 def write_doc(record: dict, source: str, doc: Path = DOC) -> None:
-    text = doc.read_text()
-    head, rest = text.split(BEGIN, 1)
-    doc.write_text(f"{head}{BEGIN}\n{table(record, source)}\n{END}{rest.split(END, 1)[1]}")
+    from readme_table import replace_between_markers
+
+    doc.write_text(replace_between_markers(doc.read_text(), table(record, source), BEGIN, END))
 
 
 def main(argv=None) -> int:

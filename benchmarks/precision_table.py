@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from readme_table import replace_between_markers  # noqa: E402
+
 REPORTS = {"TensorRT": ROOT / "benchmarks/results/precision/default_model_tensorrt_target.json",
            "CPU (ONNX Runtime)": ROOT / "benchmarks/results/precision/default_model_cpu_target.json"}
 BEGIN, END = "<!-- precision-table:begin -->", "<!-- precision-table:end -->"
@@ -47,20 +51,13 @@ def markdown(reports: dict[str, Path] = REPORTS) -> str:
     return "\n".join(lines)
 
 
-def replace_between_markers(text: str, table: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"the README has no {BEGIN} … {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--readme", type=Path, help="rewrite the marked block of this README")
     args = p.parse_args(argv)
     table = markdown()
     if args.readme:
-        args.readme.write_text(replace_between_markers(args.readme.read_text(), table))
+        args.readme.write_text(replace_between_markers(args.readme.read_text(), table, BEGIN, END))
     else:
         sys.stdout.write(table + "\n")
     return 0

@@ -160,7 +160,7 @@ def backbones_markdown(record: dict) -> str:
 
 def replace_between_markers(text: str, table: str, begin: str = BEGIN, end: str = END) -> str:
     if begin not in text or end not in text:
-        raise ValueError(f"the README has no {begin} … {end} markers")
+        raise ValueError(f"the file has no {begin} … {end} markers")
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{begin}\n{table}\n{end}{tail}"
