@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timed_sink import TimedSink
 
 from engines.backends import BackendOptions, create_backend
 from engines.defaults import default_onnx
@@ -23,24 +24,6 @@ from streamer.config import Config
 from streamer.pipeline import build_pipeline
 from streamer.sinks.viewer_sink import ViewerSink
 from streamer.sources import create_source
-
-
-class TimedSink:
-    """Wraps a sink, recording how long each publish() call takes the pipeline's thread."""
-
-    def __init__(self, sink):
-        self.sink, self.calls = sink, []
-
-    def publish(self, result):
-        t0 = time.perf_counter_ns()
-        self.sink.publish(result)
-        self.calls.append(time.perf_counter_ns() - t0)
-
-    def publish_status(self, status):
-        self.sink.publish_status(status)
-
-    def close(self):
-        self.sink.close()
 
 
 def run_once(mode: str, seconds: float, source_spec: str) -> dict:
