@@ -65,7 +65,7 @@ def pydicom_module():
 
 
 _CODE = re.compile(r"[A-Z0-9_ ]{1,16}")  # a code string (CS): what Modality and the like hold
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")  # a unique identifier (UI), at most 64 characters
+UID = re.compile(r"[0-9]+(\.[0-9]+)*")  # a unique identifier (UI), at most 64 characters
 
 
 def tag_name(keyword: str) -> str:
@@ -126,7 +126,7 @@ class DicomLoop:
         except (OSError, ValueError, EOFError) as exc:
             raise DicomError(f"unreadable DICOM file ({type(exc).__name__})") from None
         self.ds = ds
-        sop, modality = _code(ds, "SOPClassUID", _UID), _code(ds, "Modality")
+        sop, modality = _code(ds, "SOPClassUID", UID), _code(ds, "Modality")
         if sop not in US_SOP_CLASSES and modality != "US":
             said = [_corrupt(k, kind) if v is None else f"{label} {v or 'missing'}"
                     for k, v, label, kind in (("Modality", modality, "Modality", "code string"),
@@ -155,7 +155,7 @@ class DicomLoop:
         self.syntax = ds.file_meta.get("TransferSyntaxUID")
         if self.syntax is None:
             raise DicomError("has no Transfer Syntax UID in its file meta information")
-        if _code(ds.file_meta, "TransferSyntaxUID", _UID) is None:
+        if _code(ds.file_meta, "TransferSyntaxUID", UID) is None:
             raise DicomError(_corrupt("TransferSyntaxUID", "UID"))
         self._check_decoder(pydicom)
         self._check_length(pydicom)

@@ -11,13 +11,13 @@ the exam it belongs to. Conversion type WSD (a workstation made it). pydicom is 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from engines.dicom.loop import EXTRA, UID, DicomError, pydicom_module
 from streamer.errors import UserError
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
@@ -26,18 +26,15 @@ STUDY_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"
                     "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID")
 MODALITY = "US"
 SERIES_DESCRIPTION = "sonostream keyframes"
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
-EXTRA = "pip install 'sonostream[dicom]'"
 
 
 def _pydicom():
+    """pydicom, its value checks silenced as the loop reader has them (they would warn with the
+    value itself, a patient's name); a one-line error naming the extra when it is missing."""
     try:
-        import pydicom
-    except ImportError:
+        return pydicom_module()
+    except DicomError:
         raise UserError(f"keyframes dicom=1 needs pydicom, an optional extra: {EXTRA}") from None
-    # pydicom's checks of a value warn with the value itself (a patient's name): never shown
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-    return pydicom
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ def read_study(path: str, copy: bool) -> Study | None:
             uid = str(ds.get("StudyInstanceUID", "") or "").strip(" \0")
         except Exception:  # a corrupt element: named by keyword alone, its bytes never shown
             raise UserError(f"keyframes: {Path(name).name}: StudyInstanceUID cannot be read") from None
-        if not (uid and len(uid) <= 64 and _UID.fullmatch(uid)):
+        if not (uid and len(uid) <= 64 and UID.fullmatch(uid)):
             if not copy:
                 return None
             raise UserError(f"keyframes dicom=1: {Path(name).name} has no valid StudyInstanceUID "

@@ -102,3 +102,13 @@ def test_captures_need_one_study_said_in_one_line(tmp_path, opened):
     sink = open_sink(f"keyframes:{tmp_path / 'out'},exam=ok,source=dicom:{folder}", opened)
     assert json.loads((sink.folder / "index.json").read_text())["source"] == \
         {"kind": "dicom", "study_uid": None}
+
+
+def test_without_pydicom_the_keyframes_dicom_option_says_which_extra(monkeypatch):
+    import sys
+
+    from streamer.keyframes import dicom_sc
+
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    with pytest.raises(UserError, match=r"keyframes dicom=1 needs pydicom.*sonostream\[dicom\]"):
+        dicom_sc._pydicom()
