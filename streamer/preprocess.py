@@ -158,7 +158,11 @@ class Preprocessor:
             state = self._states.get(image.shape[:2])
             if state is None:
                 return
-            state.geometry = g = self._model_geometry(state.tracker.look(image, detect, fit))
+            g = self._model_geometry(state.tracker.look(image, detect, fit))
+            old = state.geometry
+            if old is not None and g.crop == old.crop:  # the same fan: its tables are kept
+                g = dataclasses.replace(g, crop=old.crop)
+            state.geometry = g
             if detect:  # a look apart from the last: marks stay still, the image moves
                 state.annotations.look(image, g.crop)
 

@@ -108,6 +108,20 @@ def test_polar_mode_resamples_the_sector_and_maps_back(screen):
     assert pre.process(Frame(1, image)).crop.polar is crop.polar  # fitted once per fan position
 
 
+def test_a_look_that_finds_the_fan_where_it_was_keeps_its_crop_and_tables(screen):
+    """The crop carries the tables postprocess maps peaks and boxes through (~0.5 ms of Python
+    to build at 1080p, on the inference thread) and the Doppler check's fan mask: the looks
+    every few frames that find the same fan must not make them anew."""
+    image, _ = screen
+    pre = Preprocessor(PreprocessConfig(representation="polar"), input_size=64)
+    first = pre.process(Frame(0, image)).crop
+    grid = first.source_grid(8)
+    for detect, fit in ((True, False), (True, True), (False, True)):
+        pre.search(image, detect, fit)
+    out = pre.process(Frame(1, image))
+    assert out.crop is first and out.crop.source_grid(8) is grid
+
+
 def test_polar_mode_falls_back_to_a_plain_crop():
     rng = np.random.default_rng(0)
     image = np.zeros((120, 160), np.uint8)
