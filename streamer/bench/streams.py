@@ -78,9 +78,10 @@ def _config(plan: BenchPlan, first: str, threads: int, workers: int):
 
 
 def run_streams(plan: BenchPlan, n: int, tick=lambda: None, threads: int = 1,
-                workers: int = 0) -> dict:
+                workers: int = 0, window=lambda: None) -> dict:
     """N streams for WARMUP_S + the plan's duration; figures from the frames captured after the
-    warm-up, drops counted while running (not the frames in flight at the stop)."""
+    warm-up, drops counted while running (not the frames in flight at the stop). ``window`` is
+    called as the measured span starts and as it ends (a benchmark's own meters)."""
     from engines.backends import BackendOptions, create_backend
     from streamer.bench.end_to_end import ENDPOINT
     from streamer.pipeline import build_pipeline
@@ -98,7 +99,9 @@ def run_streams(plan: BenchPlan, n: int, tick=lambda: None, threads: int = 1,
         pipeline.start()
         try:
             warm, start_ns = _wait(pipeline, warmup_s(plan), tick)
+            window()
             end, _ = _wait(pipeline, plan.duration_s, tick)
+            window()
         finally:
             pipeline.close()
     per_stream = {name: _stream_row(sink.after(name, start_ns), warm[name], end[name])
