@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from json_record import emit
 
 from engines.backends import BackendOptions, create_backend
 from engines.defaults import default_onnx
@@ -108,10 +109,7 @@ def main() -> None:
               "bound_from": str(args.bench), "model_alone_1_thread_ms_per_frame": model_ms,
               "budget": budget(bound_fps, model_ms, cores),
               "points": [measure(plan, int(n)) for n in args.streams.split(",")]}
-    text = json.dumps(record, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ publish stage and capture→publish latency, the fps, and the viewer's own rende
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+from json_record import emit
 from timed_sink import TimedSink
 
 from engines.backends import BackendOptions, create_backend
@@ -71,10 +71,7 @@ def main() -> None:
     record = {"benchmark": "viewer_cost", "source": args.source, "seconds": args.seconds,
               "machine": platform.processor() or platform.machine(),
               "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    text = json.dumps(record, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from json_record import emit
 
 STAGES = ("capture_to_publish", "preprocess", "inference", "postprocess", "publish")
 
@@ -345,10 +346,7 @@ def main() -> None:
     record = run(args) if args.clients else {"benchmark": "viewer_load", "date": time.strftime("%Y-%m-%d")}
     if args.flood:
         record["flood"] = flood(args)
-    text = json.dumps(record, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,13 @@
+"""A benchmark's record: printed, and written (indented JSON, one trailing newline) when asked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def emit(record: dict, out: Path | None) -> None:
+    text = json.dumps(record, indent=1)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
