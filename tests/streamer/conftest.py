@@ -52,7 +52,8 @@ def make_screen(seed: int = 0, size=(1080, 1920), apex=(960, 120), r0=60, r1=820
 
 @dataclass
 class FakeBackend:
-    """The Backend interface with a fixed output; ``delay`` makes it deliberately slow."""
+    """The Backend interface with a fixed output; ``delay`` makes it deliberately slow;
+    ``batches`` holds the size of every batch it was called with."""
 
     classes: tuple = ("head", "spine", "thorax", "abdomen", "limbs", "placenta")
     activation: str = "sigmoid"
@@ -63,6 +64,7 @@ class FakeBackend:
     def __post_init__(self):
         self.info = ModelInfo(self.classes, self.activation, self.input_size, arch="fake")
         self.calls = 0
+        self.batches: list[int] = []
 
     def open(self):
         return self
@@ -70,6 +72,7 @@ class FakeBackend:
     def infer(self, batch: np.ndarray) -> Inference:
         assert batch.dtype == np.float32 and batch.shape[1:] == (1, self.input_size, self.input_size)
         self.calls += 1
+        self.batches.append(batch.shape[0])
         if self.delay:
             time.sleep(self.delay)
         c, b = len(self.classes), batch.shape[0]

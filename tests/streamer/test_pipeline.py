@@ -205,26 +205,20 @@ def test_preprocessing_follows_the_models_representation_unless_told_and_its_rec
         PreprocessConfig(representation="doppler")
 
 
-class BatchRecorder(FakeBackend):
-    def infer(self, batch):
-        self.sizes = [*getattr(self, "sizes", []), batch.shape[0]]
-        return super().infer(batch)
-
-
 def test_frames_waiting_for_the_model_go_in_as_one_batch():
-    backend = BatchRecorder(delay=0.01)
+    backend = FakeBackend(delay=0.01)
     p, c, sink = run(FakeSource(live=False, count=40), backend, queue_size=8, max_batch=4)
     assert c["processed"] == 40 and [r.seq for r in sink.results] == list(range(1, 41))
-    assert max(backend.sizes) == 4 and sum(backend.sizes) == 40  # never more than max_batch
+    assert max(backend.batches) == 4 and sum(backend.batches) == 40  # never more than max_batch
     first = {r.timing.inference_start for r in sink.results}
-    assert len(first) == len(backend.sizes)  # one stamp per batch, shared by its frames
-    live = BatchRecorder(delay=0.01)  # a live feed: latency mode, one frame at a time
+    assert len(first) == len(backend.batches)  # one stamp per batch, shared by its frames
+    live = FakeBackend(delay=0.01)  # a live feed: latency mode, one frame at a time
     run(FakeSource(live=True, count=30, period=0.001), live, max_batch=4)
-    assert set(live.sizes) == {1}
+    assert set(live.batches) == {1}
 
 
 def test_a_batch_the_model_refuses_is_retried_frame_by_frame():
-    class Picky(BatchRecorder):
+    class Picky(FakeBackend):
         def infer(self, batch):
             if batch.shape[0] > 1 or abs(batch[0, 0, 0, 0] * 255 - 7) < 1e-3:  # frame 7
                 raise ValueError("cannot take it")
@@ -263,7 +257,7 @@ def test_preprocessing_in_either_thread_keeps_every_contract(in_source):
     """Preprocessing on its own thread (default) or in the source thread: the same accounting,
     order, stamps and drops."""
     threads = set()
-    backend = BatchRecorder(delay=0.005)
+    backend = FakeBackend(delay=0.005)
     p = build_pipeline(config(preprocess_in_source=in_source, queue_size=4),
                        FakeSource(live=False, count=30),
                        backend, [sink := FakeSink()], PipelineMetrics("t"))

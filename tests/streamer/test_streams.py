@@ -65,16 +65,8 @@ def test_each_stream_publishes_under_its_own_name_with_its_own_counts_status_and
                                          {"stream": name, "stage": "capture_to_publish"}) == n
 
 
-class Recorder(FakeBackend):
-    """Which frames went into each model call: (stream tag, pixel value) per row."""
-
-    def infer(self, batch):
-        self.batches = [*getattr(self, "batches", []), batch.shape[0]]
-        return super().infer(batch)
-
-
 def test_frames_of_several_non_live_streams_go_in_as_one_batch_fairly():
-    backend = Recorder(delay=0.01)
+    backend = FakeBackend(delay=0.01)
     p, sink = run({"a": FakeSource(live=False, count=24), "b": FakeSource(live=False, count=24)},
                   backend, queue_size=4, max_batch=4)
     assert max(backend.batches) > 1 and max(backend.batches) <= 4 and sum(backend.batches) == 48
@@ -142,7 +134,7 @@ def test_a_lost_stream_never_holds_up_another():
 
 
 def test_a_bad_frame_is_counted_in_its_own_stream_only():
-    class Picky(Recorder):
+    class Picky(FakeBackend):
         """Refuses any batch holding stream b's frame 5 (pixel value 5 + 100)."""
 
         def infer(self, batch):
