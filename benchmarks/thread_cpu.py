@@ -104,10 +104,10 @@ def main() -> None:
     onnx = default_onnx()
     plan = BenchPlan(onnx, duration_s=args.duration)
     model_ms = model_alone_ms(onnx)
-    cores = len(os.sched_getaffinity(0))
-    record = {"benchmark": "thread_cpu", "date": time.strftime("%Y-%m-%d"), "machine": describe(),
+    machine = describe()
+    record = {"benchmark": "thread_cpu", "date": time.strftime("%Y-%m-%d"), "machine": machine,
               "bound_from": str(args.bench), "model_alone_1_thread_ms_per_frame": model_ms,
-              "budget": budget(bound_fps, model_ms, cores),
+              "budget": budget(bound_fps, model_ms, machine["cores_usable"]),
               "points": [measure(plan, int(n)) for n in args.streams.split(",")]}
     emit(record, args.out)
 
