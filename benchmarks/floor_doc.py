@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from readme_table import replace_between_markers
+
 from streamer.config import PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,11 +107,10 @@ def main() -> None:
     if not args.doc:
         print(text)
         return
-    doc = args.doc.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{args.doc} has no {BEGIN} ... {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    args.doc.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    try:
+        args.doc.write_text(replace_between_markers(args.doc.read_text(), text, BEGIN, END))
+    except ValueError as exc:
+        raise SystemExit(f"{args.doc}: {exc}") from None
 
 
 if __name__ == "__main__":
