@@ -144,8 +144,6 @@ def main() -> None:
     args = ap.parse_args()
     seeds = [check_seed(int(s), args.seconds, args.model) for s in args.seeds.split(",")]
     rows = [r for s in seeds for r in s["regions"]]
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
     emit({"benchmark": "coverage_boundary", "date": time.strftime("%Y-%m-%d"),
           "machine": machine(), "model": args.model.name, "seconds_per_seed": args.seconds,
           "rule": f"labelled in view: at least {MIN_VISIBLE:.0%} of the part inside the fan",

@@ -112,8 +112,6 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=default_onnx())
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
     emit(measure(args.model, args.calls, args.rounds), args.out)
 
 

@@ -148,8 +148,6 @@ def main() -> None:
         print(f"{procs} x {scanners}: {row['cpu_ms_per_frame']} = {row['total_ms']} ms, "
               f"{row['streams_at_full_cpu']} streams at full CPU", flush=True)
         runs.append(row)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
     emit({"benchmark": "serial_floor", "date": time.strftime("%Y-%m-%d"), "machine": machine,
           "model": args.model.name, "fps": FPS, "runs": runs}, args.out)
 

@@ -93,8 +93,6 @@ def main() -> None:
                   f"{row['p99_worst_ms']} ms, dropped {row['dropped']}, cores {row['cores_busy']}",
                   flush=True)
             runs.append(row)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
     emit({"benchmark": "streams_processes", "date": time.strftime("%Y-%m-%d"), "machine": machine,
           "model": onnx.name, "duration_s": args.duration, "runs": runs}, args.out)
 
