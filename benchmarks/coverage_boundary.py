@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 from json_record import emit
-from keyframes_check import FPS, machine
+from keyframes_check import FPS, machine, visible_shares
 
 from engines.backends import BackendOptions, create_backend
 from engines.classes import REGIONS
 from engines.defaults import default_onnx
 from engines.simulator import LiveFeed
-from engines.simulator.anatomy import Placed, compose
-from engines.simulator.scanner import MIN_VISIBLE, visibility
+from engines.simulator.scanner import MIN_VISIBLE
 from streamer.config import Config
 from streamer.pipeline import build_pipeline
 from streamer.sources import create_source
@@ -56,16 +55,6 @@ class SeenSink:
 
     def close(self) -> None:
         pass
-
-
-def visible_shares(feed: LiveFeed, frames: int) -> np.ndarray:
-    """[frames, REGIONS]: the share of each part inside the fan (the labels' quantity)."""
-    out = np.zeros((frames, len(REGIONS)))
-    for seq in range(frames):
-        m, _ = feed.view(seq / feed.fps)
-        for part, mw in feed.parts:
-            out[seq, REGIONS.index(part.name)] = visibility(Placed(part, compose(m, mw)), feed.fan)[0]
-    return out
 
 
 def region_row(region: str, shares: np.ndarray, seen: np.ndarray, fps: float = FPS) -> dict:

@@ -108,16 +108,22 @@ def check_frame(feed: LiveFeed, region: str, entry: dict) -> dict:
             "peak_to_mask_px": None if distance is None else round(distance, 1)}
 
 
-def labelled_seconds(feed: LiveFeed, frames: int) -> dict[str, float]:
-    """Per region, how long the simulator labels it in view over the sweep (as frame_at does:
-    at least MIN_VISIBLE of the part inside the fan), without rendering the frames."""
-    count = dict.fromkeys(REGIONS, 0)
+def visible_shares(feed: LiveFeed, frames: int) -> np.ndarray:
+    """[frames, REGIONS]: the share of each part inside the fan, frame by frame (the labels'
+    quantity), without rendering the frames."""
+    out = np.zeros((frames, len(REGIONS)))
     for seq in range(frames):
         m, _ = feed.view(seq / feed.fps)
         for part, mw in feed.parts:
-            if visibility(Placed(part, compose(m, mw)), feed.fan)[0] >= MIN_VISIBLE:
-                count[part.name] += 1
-    return {r: round(n / feed.fps, 1) for r, n in count.items()}
+            out[seq, REGIONS.index(part.name)] = visibility(Placed(part, compose(m, mw)), feed.fan)[0]
+    return out
+
+
+def labelled_seconds(feed: LiveFeed, frames: int) -> dict[str, float]:
+    """Per region, how long the simulator labels it in view over the sweep (as frame_at does:
+    at least MIN_VISIBLE of the part inside the fan)."""
+    labelled = (visible_shares(feed, frames) >= MIN_VISIBLE).sum(axis=0)
+    return {r: round(int(n) / feed.fps, 1) for r, n in zip(REGIONS, labelled, strict=True)}
 
 
 def check_seed(seed: int, seconds: float, model: Path | None = None) -> dict:
