@@ -22,15 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from json_record import emit
+from serial_floor import settled_preprocessor
 
 from engines.backends import BackendOptions, create_backend
 from engines.defaults import default_onnx
 from engines.polar import PolarMap
 from engines.simulator import LiveFeed, ReplayFeed
 from streamer.bench.machine import describe
-from streamer.config import PreprocessConfig
 from streamer.frames import Frame
-from streamer.preprocess import Preprocessor
 
 SCREENS = 16  # distinct simulated screens
 COPIES = 8  # buffers of each: 128 frames of 6.2 MB, far beyond any cache
@@ -63,22 +62,13 @@ def cpu_ms(fn, frames: list, calls: int) -> dict:
     return {"mean_ms": round(float(ms.mean()), 4), "p50_ms": round(float(np.median(ms)), 4)}
 
 
-def settled_preprocessor(onnx: Path, screens: list) -> Preprocessor:
-    """The bundled model's preprocessor after its start-up looks, its background looks off."""
-    with create_backend("onnxruntime", onnx, BackendOptions(threads=1)) as backend:
-        pre = Preprocessor.for_model(PreprocessConfig(), backend.info)
-    for i in range(70):
-        pre.process(Frame(i, screens[i % len(screens)]))
-    pre.request_search = lambda *args: None
-    return pre
-
-
 def measure(onnx: Path, calls: int, rounds: int) -> dict:
     cv2.setNumThreads(1)
     feed = ReplayFeed(LiveFeed(seed=0, width=1920, height=1080), SCREENS)
     screens = [feed.next().image for _ in range(SCREENS)]
     cold = [s.copy() for _ in range(COPIES) for s in screens]
-    pre = settled_preprocessor(onnx, screens)
+    with create_backend("onnxruntime", onnx, BackendOptions(threads=1)) as backend:
+        pre = settled_preprocessor(backend.info, screens)
     crop = pre.state.geometry.crop
     maps = fused_maps(crop.polar)
 

@@ -17,15 +17,13 @@ targets are measured against.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import os
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 from json_record import emit
-from streams_processes import parse_configs
+from streams_processes import at_once, parse_configs
 
 from engines.backends import BackendOptions, create_backend
 from engines.defaults import default_onnx
@@ -59,6 +57,16 @@ def summarise(spent: dict[str, list[float]]) -> dict:
             "total_ms": round(sum(mean.values()), 4)}
 
 
+def settled_preprocessor(info, screens: list) -> Preprocessor:
+    """A model's preprocessor past its start-up looks (SETTLE frames of ``screens``, looked at
+    inline), with its background looks off: what the hot path alone costs."""
+    pre = Preprocessor.for_model(PreprocessConfig(), info)
+    for i in range(SETTLE):
+        pre.process(Frame(i, screens[i % len(screens)]))
+    pre.request_search = lambda *args: None
+    return pre
+
+
 def run_lanes(onnx: str, seeds: list[int], frames_per_lane: int, width: int = 1920,
               height: int = 1080) -> dict:
     """One thread: each scanner's frames in turn through every stage, each stage's thread CPU."""
@@ -71,10 +79,7 @@ def run_lanes(onnx: str, seeds: list[int], frames_per_lane: int, width: int = 19
     for seed in seeds:
         feed = ReplayFeed(LiveFeed(seed=seed, width=width, height=height), SCREENS)
         screens = [feed.next().image for _ in range(SCREENS)]
-        pre = Preprocessor.for_model(PreprocessConfig(), info)
-        for i in range(SETTLE):
-            pre.process(Frame(i, screens[i % SCREENS]))
-        pre.request_search = lambda *args: None  # the background looks are not the hot path
+        pre = settled_preprocessor(info, screens)
         post = Postprocessor(info.classes, info.activation, PostprocessConfig(), ood=ood)
         lanes.append((f"s{seed + 1}", pre, post, screens))
     spent: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -108,26 +113,17 @@ def _in_process(onnx: str, seeds: list[int], frames_per_lane: int, results) -> N
     results.put(run_lanes(onnx, seeds, frames_per_lane))
 
 
-def run_config(onnx: Path, procs: int, scanners: int, frames_per_lane: int) -> dict:
+def run_config(onnx: Path, procs: int, scanners: int, frames_per_lane: int, cores: int) -> dict:
     """``scanners`` split over ``procs`` processes running at once (one: in this process)."""
     if procs == 1:
         parts = [run_lanes(str(onnx), list(range(scanners)), frames_per_lane)]
     else:
-        ctx = mp.get_context("spawn")
-        results = ctx.Queue()
-        split = [list(range(scanners))[p::procs] for p in range(procs)]
-        workers = [ctx.Process(target=_in_process, args=(str(onnx), seeds, frames_per_lane,
-                                                          results)) for seeds in split]
-        for w in workers:
-            w.start()
-        parts = [results.get(timeout=900) for _ in workers]
-        for w in workers:
-            w.join()
+        parts = at_once(_in_process, [(str(onnx), list(range(scanners))[p::procs], frames_per_lane)
+                                      for p in range(procs)])
     frames = sum(p["frames"] for p in parts)
     mean = {s: round(sum(p["cpu_ms_per_frame"][s] * p["frames"] for p in parts) / frames, 4)
             for s in STAGES}
     total = round(sum(mean.values()), 4)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"processes": procs, "scanners": scanners, "frames": frames, "cpu_ms_per_frame": mean,
             "total_ms": total, "streams_at_full_cpu": round(streams_at_full_cpu(cores, total), 2),
             "per_process": parts}
@@ -144,7 +140,7 @@ def main() -> None:
     machine = describe()
     runs = []
     for procs, scanners in parse_configs(args.configs):
-        row = run_config(args.model, procs, scanners, args.frames)
+        row = run_config(args.model, procs, scanners, args.frames, machine["cores_usable"])
         print(f"{procs} x {scanners}: {row['cpu_ms_per_frame']} = {row['total_ms']} ms, "
               f"{row['streams_at_full_cpu']} streams at full CPU", flush=True)
         runs.append(row)

@@ -62,17 +62,22 @@ def combine(procs: int, points: list[dict]) -> dict:
             "cores_busy": round(sum(p["cores_busy"] for p in points), 3), "per_process": points}
 
 
-def run_config(onnx: Path, procs: int, streams: int, duration_s: float) -> dict:
+def at_once(target, calls: list[tuple], timeout_s: float = 900.0) -> list:
+    """``target(*args, results)`` for each args of ``calls``, each in a fresh process, all at
+    once; what each put on ``results``, in the order they finished."""
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    workers = [ctx.Process(target=_one, args=(str(onnx), streams, duration_s, results))
-               for _ in range(procs)]
+    workers = [ctx.Process(target=target, args=(*args, results)) for args in calls]
     for w in workers:
         w.start()
-    points = [results.get(timeout=600) for _ in workers]
+    out = [results.get(timeout=timeout_s) for _ in workers]
     for w in workers:
         w.join()
-    return combine(procs, points)
+    return out
+
+
+def run_config(onnx: Path, procs: int, streams: int, duration_s: float) -> dict:
+    return combine(procs, at_once(_one, [(str(onnx), streams, duration_s)] * procs))
 
 
 def main() -> None:
