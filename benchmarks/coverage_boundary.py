@@ -20,17 +20,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from coverage_check import sweep
 from json_record import emit
 from keyframes_check import FPS, machine, visible_shares
 
-from engines.backends import BackendOptions, create_backend
 from engines.classes import REGIONS
 from engines.defaults import default_onnx
 from engines.simulator import LiveFeed
 from engines.simulator.scanner import MIN_VISIBLE
-from streamer.config import Config
-from streamer.pipeline import build_pipeline
-from streamer.sources import create_source
 
 TOLERANCE = 0.05  # the issue's: seen seconds within 5% of the labelled seconds
 MIN_LABELLED_S = 10.0  # regions in view at least this long are judged (as coverage_check does)
@@ -41,14 +38,14 @@ END = "<!-- end coverage_boundary table -->"
 
 
 class SeenSink:
-    """Per frame (seq), the regions the model called present on a trusted image."""
+    """Per frame (seq), each region the model called present on a trusted image."""
 
-    def __init__(self, classes: tuple[str, ...]):
-        self.classes, self.seen = classes, {}
+    def __init__(self):
+        self.seen: dict[int, dict[str, bool]] = {}
 
     def publish(self, result) -> None:
         trusted = result.familiar is not False and not result.frozen
-        self.seen[result.seq] = [bool(trusted and c.present) for c in result.classes]
+        self.seen[result.seq] = {c.name: bool(trusted and c.present) for c in result.classes}
 
     def publish_status(self, status) -> None:
         pass
@@ -80,17 +77,12 @@ def region_row(region: str, shares: np.ndarray, seen: np.ndarray, fps: float = F
 
 def check_seed(seed: int, seconds: float, model: Path) -> dict:
     frames = int(seconds * FPS)
-    with create_backend("onnxruntime", model, BackendOptions()) as backend:
-        sink = SeenSink(backend.info.classes)
-        pipeline = build_pipeline(Config(), create_source(
-            f"sim:seed={seed},realtime=0,frames={frames}"), backend, [sink])
-        pipeline.start()
-        pipeline.wait()
-        counts = pipeline.close()
+    sink = SeenSink()
+    counts = sweep(seed, frames, model, sink)
     shares = visible_shares(LiveFeed(seed=seed, fps=FPS), frames)
     seen = np.zeros((frames, len(REGIONS)), bool)
     for seq, flags in sink.seen.items():
-        for name, flag in zip(sink.classes, flags, strict=True):
+        for name, flag in flags.items():
             if name in REGIONS and seq < frames:
                 seen[seq, REGIONS.index(name)] = flag
     rows = [region_row(r, shares[:, i], seen[:, i]) for i, r in enumerate(REGIONS)]

@@ -54,15 +54,21 @@ class CoverageSink:
         pass
 
 
-def check_seed(seed: int, seconds: float, model: Path) -> dict:
-    frames = int(seconds * FPS)
-    sink = CoverageSink()
+def sweep(seed: int, frames: int, model: Path, sink) -> dict:
+    """``frames`` of the seed's simulated sweep through ``model``, lossless, into ``sink``;
+    the pipeline's counts."""
     with create_backend("onnxruntime", model, BackendOptions()) as backend:
         pipeline = build_pipeline(Config(), create_source(f"sim:seed={seed},realtime=0,"
                                                           f"frames={frames}"), backend, [sink])
         pipeline.start()
         pipeline.wait()
-        counts = pipeline.close()
+        return pipeline.close()
+
+
+def check_seed(seed: int, seconds: float, model: Path) -> dict:
+    frames = int(seconds * FPS)
+    sink = CoverageSink()
+    counts = sweep(seed, frames, model, sink)
     labelled = labelled_seconds(LiveFeed(seed=seed, fps=FPS), frames)
     rows = []
     for region in REGIONS:

@@ -42,8 +42,8 @@ def test_a_region_never_in_view_has_no_relative_error():
 @pytest.mark.parametrize("familiar, frozen, counted", [
     (True, False, True), (None, False, True), (False, False, False), (True, True, False)])
 def test_only_a_trusted_image_counts_as_seen(familiar, frozen, counted):
-    sink = coverage_boundary.SeenSink(("head",))
-    present = SimpleNamespace(present=True)
-    sink.publish(SimpleNamespace(seq=4, familiar=familiar, frozen=frozen, classes=(present,)))
-    assert sink.seen == {4: [counted]}
+    sink = coverage_boundary.SeenSink()
+    head, spine = SimpleNamespace(name="head", present=True), SimpleNamespace(name="spine", present=False)
+    sink.publish(SimpleNamespace(seq=4, familiar=familiar, frozen=frozen, classes=(head, spine)))
+    assert sink.seen == {4: {"head": counted, "spine": False}}
 
