@@ -108,15 +108,26 @@ def check_frame(feed: LiveFeed, region: str, entry: dict) -> dict:
             "peak_to_mask_px": None if distance is None else round(distance, 1)}
 
 
-def visible_shares(feed: LiveFeed, frames: int) -> np.ndarray:
-    """[frames, REGIONS]: the share of each part inside the fan, frame by frame (the labels'
-    quantity), without rendering the frames."""
-    out = np.zeros((frames, len(REGIONS)))
+def visible_parts(feed: LiveFeed, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """[frames, REGIONS] twice, without rendering the frames: the share of each part inside the
+    fan (the labels' quantity), and the area of the part inside the fan in units of the fan's depth
+    squared (what the screen shows of it, at the screen's own scale)."""
+    shares, areas = np.zeros((frames, len(REGIONS))), np.zeros((frames, len(REGIONS)))
+    depth2 = float(feed.geom.depth_px) ** 2
     for seq in range(frames):
         m, _ = feed.view(seq / feed.fps)
         for part, mw in feed.parts:
-            out[seq, REGIONS.index(part.name)] = visibility(Placed(part, compose(m, mw)), feed.fan)[0]
-    return out
+            placed, i = Placed(part, compose(m, mw)), REGIONS.index(part.name)
+            shares[seq, i] = visibility(placed, feed.fan)[0]
+            if shares[seq, i] > 0:
+                areas[seq, i] = shares[seq, i] * cv2.countNonZero(placed.footprint()[0]) / depth2
+    return shares, areas
+
+
+def visible_shares(feed: LiveFeed, frames: int) -> np.ndarray:
+    """[frames, REGIONS]: the share of each part inside the fan, frame by frame (the labels'
+    quantity), without rendering the frames."""
+    return visible_parts(feed, frames)[0]
 
 
 def labelled_seconds(feed: LiveFeed, frames: int) -> dict[str, float]:

@@ -12,11 +12,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import coverage_check  # noqa: E402
 
 
-def _block(module) -> str:
-    """The text between ``module``'s markers in docs/exam-summary.md."""
+def _block(module, begin: str = "BEGIN", end: str = "END") -> str:
+    """The text between ``module``'s markers (its constants named ``begin`` and ``end``) in
+    docs/exam-summary.md."""
     doc = (ROOT / "docs" / "exam-summary.md").read_text()
-    assert module.BEGIN in doc and module.END in doc, "the doc lost its markers"
-    return doc.split(module.BEGIN, 1)[1].split(module.END, 1)[0].strip()
+    begin, end = getattr(module, begin), getattr(module, end)
+    assert begin in doc and end in doc, "the doc lost its markers"
+    return doc.split(begin, 1)[1].split(end, 1)[0].strip()
 
 
 def _record(name: str) -> dict:
@@ -43,3 +45,17 @@ def test_the_boundary_table_is_the_recorded_run():
 
     text = _block(coverage_boundary)
     assert text == coverage_boundary.table(_record("2026-12-05-boundary.json"))
+
+
+def test_the_models_near_the_rule_are_the_recorded_runs():
+    import coverage_boundary
+
+    text = _block(coverage_boundary, "MODELS_BEGIN", "MODELS_END")
+    assert text == coverage_boundary.comparison(coverage_boundary.model_records())
+
+
+def test_the_observer_table_is_the_recorded_run():
+    import coverage_observer
+
+    bundled = json.loads(coverage_observer.BUNDLED.read_text())
+    assert _block(coverage_observer) == coverage_observer.table(_record("2026-12-05-observer.json"), bundled)
