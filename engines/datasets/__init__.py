@@ -7,6 +7,8 @@ Specs:
       ``style=A+B`` mixes styles: frame i has style i mod k (each style its own frames).
       ``speckles=N`` draws the speckle from N textures (cell size, statistics) instead of the
       style's own few (widened 12, others 6); without it the frames are as they always were.
+      ``slant=P`` turns a share P of the placentas to cross the fan at a slant (0.2-0.8 rad), as
+      a live sweep shows them; without it (0) the frames are as they always were.
   ``folder:/dir`` (or a bare directory holding ``labels.csv``)  images plus a CSV whose columns
       are ``image`` (file name relative to the directory) then one 0/1 column per class.
   ``fetal_planes:/dir[,split=train|test]``  the public FETAL_PLANES_DB layout:
@@ -79,7 +81,8 @@ class SimDataset:
     classes = REGIONS
 
     def __init__(self, n: int = 1000, seed: int = 0, style: str = "train", input_size: int = 224,
-                 polar: bool = False, recipe: str = "sonostream", speckles: int = 0):
+                 polar: bool = False, recipe: str = "sonostream", speckles: int = 0,
+                 slant: float = 0.0):
         from engines.input_recipe import recipe_named
         from engines.simulator import ScannerSimulator, SimConfig
 
@@ -87,7 +90,7 @@ class SimDataset:
             raise ValueError(f"sim dataset size n must be >= 1, got {n}")
         self.n, self.input_size, self.polar = int(n), int(input_size), bool(polar)
         self.representation = "polar" if self.polar else "sector"
-        self.sims = [ScannerSimulator(SimConfig(seed=seed, style=s, speckles=speckles))
+        self.sims = [ScannerSimulator(SimConfig(seed=seed, style=s, speckles=speckles, slant=slant))
                      for s in style.split("+")]
         self.recipe = recipe_named(recipe)
 
@@ -246,7 +249,7 @@ def open_dataset(spec: str, input_size: int = 224) -> Dataset:
     kind, colon, rest = spec.partition(":")
     if kind == "sim":
         opts = spec_options(spec, rest, {"n": int, "seed": int, "style": str, "polar": bool,
-                                         "recipe": str, "speckles": int})
+                                         "recipe": str, "speckles": int, "slant": float})
         from engines.simulator.render import STYLES
 
         if not set(opts.get("style", "train").split("+")) <= set(STYLES):

@@ -42,6 +42,7 @@ class SimConfig:
     size: tuple[int, int] = (360, 480)  # native fan image (height, width)
     style: str = "train"  # one of render.STYLES
     speckles: int = 0  # speckle textures (cell size, statistics) to draw from; 0: the style's own
+    slant: float = 0.0  # share of placentas turned to cross the fan at a slant, as a sweep shows them
 
     def __post_init__(self):
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
@@ -57,6 +58,10 @@ class SimConfig:
             raise ValueError(f"SimConfig.speckles must be within 0..1024, got {self.speckles!r}")
         if self.style not in STYLES:
             raise ValueError(f"SimConfig.style must be one of {STYLES}, got {self.style!r}")
+        if (not isinstance(self.slant, (int, float, np.integer, np.floating)) or isinstance(self.slant, bool)
+                or not 0.0 <= self.slant <= 1.0):
+            raise ValueError(f"SimConfig.slant must be within 0..1, got {self.slant!r}")
+        object.__setattr__(self, "slant", float(self.slant))
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "speckles", int(self.speckles))
         object.__setattr__(self, "size", (h, w))
@@ -101,6 +106,12 @@ def visibility(p: Placed, fan: np.ndarray) -> tuple[float, tuple[float, float, f
         return 0.0, None
     x, y, w, h = cv2.boundingRect(vis)
     return n / total, (float(ax + x), float(ay + y), float(ax + x + w), float(ay + y + h))
+
+
+def rotation_about(angle: float, x: float, y: float) -> np.ndarray:
+    """2x3 affine: a turn by ``angle`` (radians) about the point (x, y)."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, x - c * x + s * y], [s, c, y - s * x - c * y]])
 
 
 def footprint_mask(p: Placed, shape: tuple[int, int]) -> np.ndarray:
@@ -200,7 +211,7 @@ class ScannerSimulator:
         for name in chosen:
             for _ in range(8):
                 if name == "placenta":
-                    p = self._placenta(rng, geom, wall, tone)
+                    p = self._placenta(rng, geom, wall, tone, self.config.slant)
                     r = None
                 else:
                     lo, hi = SIZES[name]
@@ -227,7 +238,11 @@ class ScannerSimulator:
         return placed, boxes
 
     @staticmethod
-    def _placenta(rng, geom: FanGeometry, wall: Wall, tone) -> Placed:
+    def _placenta(rng, geom: FanGeometry, wall: Wall, tone, slant: float = 0.0) -> Placed:
+        """A band concentric with the probe, as a still frame centred on it shows it; with
+        probability ``slant`` turned about its middle by 0.2-0.8 rad, as a sweep shows a placenta
+        concentric with the uterus crossing the fan. No draw is made for the turn when ``slant`` is
+        0, so the frames are as they always were."""
         (cx, cy), r_face, half, depth = geom.curvature()
         thick = rng.uniform(0.08, 0.16) * depth
         anterior = rng.random() < 0.5
@@ -239,7 +254,12 @@ class ScannerSimulator:
         mid = rng.uniform(-0.6, 0.6) * half
         part = anatomy.placenta(rng, tone, (cx, cy), r_in, thick, mid - span, mid + span,
                                 fluid_side_inner=not anterior)
-        return Placed(part, np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+        m = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+        if slant > 0 and rng.random() < slant:
+            turn = rng.uniform(0.2, 0.8) * rng.choice((-1.0, 1.0))
+            r_mid = r_in + thick / 2
+            m = rotation_about(turn, cx + r_mid * np.sin(mid), cy + r_mid * np.cos(mid))
+        return Placed(part, m)
 
     @staticmethod
     def _background(rng, geom: FanGeometry, look: Look, wall: Wall, tone, placed, hs):
