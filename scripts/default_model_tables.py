@@ -3,6 +3,8 @@
     python scripts/default_model_tables.py collect --before DIR --after DIR \
         [--before-name TEXT] [--after-name TEXT] [--also NAME=DIR ...]
                                                           (writes comparison.json, then prints)
+    python scripts/default_model_tables.py add --also NAME=DIR ...   (more rows in comparison.json,
+                                                          the rows before kept; then prints)
     python scripts/default_model_tables.py stages STYLE=DIR ...   (history.json of a model trained
                                                           in stages, then prints)
     python scripts/default_model_tables.py                (prints the tables)
@@ -42,6 +44,19 @@ def collect(roots: dict[str, Path], names: dict[str, str]) -> dict:
                 row[label] = {"mean_accuracy": r["mean_accuracy"], "pointing_game": r["pointing_game"],
                               "frames": r["frames"], "data": r["data"]}
         out[name] = row
+    return out
+
+
+def add(comp: dict, roots: dict[str, Path]) -> dict:
+    """``comp`` with one more row per (name → eval root), after the rows it has."""
+    n = sum(key.startswith("also") for key in comp["models"])
+    keys = {f"also{n + i}": (name, root) for i, (name, root) in enumerate(roots.items())}
+    more = collect({k: root for k, (_, root) in keys.items()}, {k: name for k, (name, _) in keys.items()})
+    out = {name: dict(row) for name, row in comp.items()}
+    out["models"].update(more["models"])
+    for name in SETS:
+        out.setdefault(name, {"what": SETS[name][1]}).update(
+            {k: v for k, v in more[name].items() if k != "what"})
     return out
 
 
@@ -197,7 +212,7 @@ def tables() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", nargs="?", default="print", choices=("print", "collect", "stages"))
+    ap.add_argument("command", nargs="?", default="print", choices=("print", "collect", "add", "stages"))
     ap.add_argument("stage", nargs="*", metavar="STYLE=DIR",
                     help="stages: each training stage's style and work directory, in order")
     ap.add_argument("--before", type=Path)
@@ -219,6 +234,12 @@ def main() -> int:
             name, _, root = item.partition("=")
             roots[f"also{i}"], names[f"also{i}"] = Path(root), name
         (DEST / "comparison.json").write_text(json.dumps(collect(roots, names), indent=1))
+    if args.command == "add":
+        if not args.also:
+            raise SystemExit("add needs --also NAME=DIR")
+        more = {name: Path(root) for name, _, root in (a.partition("=") for a in args.also)}
+        comp = json.loads((DEST / "comparison.json").read_text())
+        (DEST / "comparison.json").write_text(json.dumps(add(comp, more), indent=1))
     print(tables())
     return 0
 

@@ -43,6 +43,24 @@ def test_collect_reads_eval_reports(tmp_path):
     assert "| B | – / – | – / – | 75.0 / 37.5 | – / – | 4 |" in table.splitlines()
 
 
+def test_add_puts_new_rows_after_the_recorded_ones(tmp_path):
+    mod = _tables()
+    for model, acc in (("a", 0.5), ("b", 0.75), ("c", 0.25)):
+        d = tmp_path / model / "classic"
+        d.mkdir(parents=True)
+        (d / "report.json").write_text(json.dumps(
+            {"mean_accuracy": acc, "pointing_game": acc, "frames": 4, "data": "sim:n=4"}))
+    comp = mod.collect({"before": tmp_path / "a", "after": tmp_path / "b"}, {"before": "A", "after": "B"})
+    once = mod.add(comp, {"C": tmp_path / "c"})
+    twice = mod.add(once, {"A again": tmp_path / "a"})
+    assert list(twice["models"].values()) == ["A", "B", "C", "A again"]
+    assert twice["classic style"]["also0"]["mean_accuracy"] == 0.25
+    assert twice["classic style"]["also1"]["mean_accuracy"] == 0.5
+    assert "also0" not in comp["models"]  # the record it was given is left as it was
+    rows = mod.simulated_table(twice).splitlines()
+    assert rows[-2].startswith("| C | 25.0 / 25.0 |") and rows[-1].startswith("| A again | 50.0 / 50.0 |")
+
+
 def test_live_accuracy_table_names_each_model_with_its_recorded_figures():
     mod = _tables()
     table = mod.live_table({"what": "sweeps", "results": [
