@@ -106,7 +106,8 @@ def within(rows: list[dict], key: str) -> str:
     return f"{sum(abs(r[key]) <= TOLERANCE for r in judged)} of {len(judged)}"
 
 
-def _pct(v: float | None, signed: bool = True) -> str:
+def percent(v: float | None, signed: bool = True) -> str:
+    """A share as the coverage tables print it: +1.2% (signed) or 12%, – for none."""
     return "–" if v is None else f"{v * 100:+.1f}%" if signed else f"{v * 100:.0f}%"
 
 
@@ -120,9 +121,9 @@ def table(record: dict) -> str:
             if r["labelled_s"] < MIN_LABELLED_S:
                 continue
             lines.append(f"| {s['seed']} | {r['region']} | {r['labelled_s']:.1f} | "
-                         f"{_pct(r['just_in_share'], False)} | {_pct(r['just_out_share'], False)} | "
-                         f"{_pct(r['relative'])} | {r['clear_labelled_s']:.1f} | "
-                         f"{_pct(r['clear_relative'])} |")
+                         f"{percent(r['just_in_share'], False)} | {percent(r['just_out_share'], False)} | "
+                         f"{percent(r['relative'])} | {r['clear_labelled_s']:.1f} | "
+                         f"{percent(r['clear_relative'])} |")
     lines.append(f"\nWithin 5%: {record['within_5pct_all_frames']} over every frame, "
                  f"{record['within_5pct_clear_frames']} over the clear frames.")
     return "\n".join(lines)
@@ -147,7 +148,7 @@ def comparison(records: dict[str, dict]) -> str:
                 continue
             key = (s["seed"], r["region"])
             lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(
-                f"{_pct(rows[n][key]['relative'])} / {_pct(rows[n][key]['clear_relative'])}" for n in names) + " |")
+                f"{percent(rows[n][key]['relative'])} / {percent(rows[n][key]['clear_relative'])}" for n in names) + " |")
     lines.append("| **within 5%** | | " + " | ".join(
         f"**{records[n]['within_5pct_all_frames']} / {records[n]['within_5pct_clear_frames']}**" for n in names) + " |")
     return "\n".join(lines)

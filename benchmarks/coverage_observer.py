@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from coverage_boundary import MIN_LABELLED_S, TOLERANCE
+from coverage_boundary import MIN_LABELLED_S, TOLERANCE, percent
 from json_record import emit
 from keyframes_check import FPS, machine, visible_parts
 
@@ -111,10 +111,6 @@ def band_summary(bands: dict[str, list[tuple[float, float]]]) -> dict:
     return out
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:+.1f}%"
-
-
 def table(record: dict, bundled: dict) -> str:
     """The regions judged (in view at least MIN_LABELLED_S), with the bundled model's error from
     benchmarks/coverage_boundary.py's record beside the observer's."""
@@ -127,8 +123,8 @@ def table(record: dict, bundled: dict) -> str:
                 continue
             lo, hi = r["rule_band"]
             lines.append(f"| {s['seed']} | {r['region']} | {r['labelled_s']:.1f} | "
-                         f"{lo * 100:.1f}–{hi * 100:.1f}% inside | {_pct(r['observer_relative'])} | "
-                         f"{_pct(model[(s['seed'], r['region'])])} |")
+                         f"{lo * 100:.1f}–{hi * 100:.1f}% inside | {percent(r['observer_relative'])} | "
+                         f"{percent(model[(s['seed'], r['region'])])} |")
     lines.append(f"\nWithin 5%: the screen-perfect observer {record['within_5pct_observer']}, "
                  f"the bundled model {bundled['within_5pct_all_frames']}.")
     lines += ["", f"Over all {record['band_sweeps']} sweeps, judged and fitted on, every region "
