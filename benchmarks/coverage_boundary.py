@@ -46,6 +46,7 @@ MODELS = {  # the doc's comparison: column heading -> record
     "adapted, 40 sweeps, lr 0.001": "2026-12-05-boundary-adapted-40-sweeps-lr0.001.json",
     "stage 7, half the placentas slanted": "2026-12-05-boundary-slant.json",
     "stage 7, none slanted (control)": "2026-12-05-boundary-slant-control.json",
+    "stage 7 slanted, then adapted on 40 sweeps": "2026-12-05-boundary-slant-adapted-40-sweeps.json",
 }
 
 
