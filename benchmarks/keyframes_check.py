@@ -30,7 +30,7 @@ from engines.classes import REGIONS
 from engines.defaults import default_onnx
 from engines.simulator import LiveFeed
 from engines.simulator.anatomy import Placed, compose
-from engines.simulator.scanner import MIN_VISIBLE, footprint_mask, visibility
+from engines.simulator.scanner import MIN_VISIBLE, footprint_mask, visible_pixels
 from streamer.config import Config
 from streamer.pipeline import build_pipeline
 from streamer.sinks.keyframes_sink import KeyframesSink
@@ -117,10 +117,10 @@ def visible_parts(feed: LiveFeed, frames: int) -> tuple[np.ndarray, np.ndarray]:
     for seq in range(frames):
         m, _ = feed.view(seq / feed.fps)
         for part, mw in feed.parts:
-            placed, i = Placed(part, compose(m, mw)), REGIONS.index(part.name)
-            shares[seq, i] = visibility(placed, feed.fan)[0]
-            if shares[seq, i] > 0:
-                areas[seq, i] = shares[seq, i] * cv2.countNonZero(placed.footprint()[0]) / depth2
+            n, total, _ = visible_pixels(Placed(part, compose(m, mw)), feed.fan)
+            if n:
+                i = REGIONS.index(part.name)
+                shares[seq, i], areas[seq, i] = n / total, n / depth2
     return shares, areas
 
 

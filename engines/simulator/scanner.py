@@ -86,26 +86,33 @@ def to_half(size: tuple[int, int]) -> np.ndarray:
     return np.array([[hw / size[1], 0, 0], [0, hh / size[0], 0]])
 
 
-def visibility(p: Placed, fan: np.ndarray) -> tuple[float, tuple[float, float, float, float] | None]:
-    """Fraction of the part's footprint inside the fan, and the box of that visible part."""
+def visible_pixels(p: Placed, fan: np.ndarray) -> tuple[int, int, tuple[float, float, float, float] | None]:
+    """(pixels of the part's footprint inside the fan, pixels of its whole footprint, the box of
+    the visible ones); (0, 0, None) for a part wholly off the image."""
     x0, y0, x1, y1 = p.bounds()
     H, W = fan.shape
     if x1 < 0 or y1 < 0 or x0 >= W or y0 >= H:
-        return 0.0, None
+        return 0, 0, None
     mask, ox, oy = p.footprint()
     total = cv2.countNonZero(mask)
     if total == 0:
-        return 0.0, None
+        return 0, 0, None
     ax, ay = max(ox, 0), max(oy, 0)
     bx, by = min(ox + mask.shape[1], W), min(oy + mask.shape[0], H)
     if bx <= ax or by <= ay:
-        return 0.0, None
+        return 0, total, None
     vis = cv2.bitwise_and(mask[ay - oy:by - oy, ax - ox:bx - ox], fan[ay:by, ax:bx])
     n = cv2.countNonZero(vis)
     if n == 0:
-        return 0.0, None
+        return 0, total, None
     x, y, w, h = cv2.boundingRect(vis)
-    return n / total, (float(ax + x), float(ay + y), float(ax + x + w), float(ay + y + h))
+    return n, total, (float(ax + x), float(ay + y), float(ax + x + w), float(ay + y + h))
+
+
+def visibility(p: Placed, fan: np.ndarray) -> tuple[float, tuple[float, float, float, float] | None]:
+    """Fraction of the part's footprint inside the fan, and the box of that visible part."""
+    n, total, box = visible_pixels(p, fan)
+    return (n / total if n else 0.0), box
 
 
 def rotation_about(angle: float, x: float, y: float) -> np.ndarray:
