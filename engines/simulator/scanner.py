@@ -115,12 +115,6 @@ def visibility(p: Placed, fan: np.ndarray) -> tuple[float, tuple[float, float, f
     return (n / total if n else 0.0), box
 
 
-def rotation_about(angle: float, x: float, y: float) -> np.ndarray:
-    """2x3 affine: a turn by ``angle`` (radians) about the point (x, y)."""
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s, x - c * x + s * y], [s, c, y - s * x - c * y]])
-
-
 def footprint_mask(p: Placed, shape: tuple[int, int]) -> np.ndarray:
     """bool [H, W]: the pixels the part's primitives touch, clipped to the image."""
     H, W = shape
@@ -265,7 +259,8 @@ class ScannerSimulator:
         if slant > 0 and rng.random() < slant:
             turn = rng.uniform(0.2, 0.8) * rng.choice((-1.0, 1.0))
             r_mid = r_in + thick / 2
-            m = rotation_about(turn, cx + r_mid * np.sin(mid), cy + r_mid * np.cos(mid))
+            x, y = cx + r_mid * np.sin(mid), cy + r_mid * np.cos(mid)
+            m = compose(similarity(1.0, turn, x, y), similarity(1.0, 0.0, -x, -y))
         return Placed(part, m)
 
     @staticmethod
