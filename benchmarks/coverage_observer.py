@@ -73,7 +73,8 @@ def fit_threshold(shares: np.ndarray, areas: np.ndarray, rule: float = MIN_VISIB
     missed = np.concatenate([[0], np.cumsum(labelled)])
     false = (~labelled).sum() - np.concatenate([[0], np.cumsum(~labelled)])
     errors = missed + false
-    starts = np.concatenate([[True], a[1:] > a[:-1], [True]])  # a cut must not split equal areas
+    starts = np.ones(len(a) + 1, bool)  # a cut must not split equal areas
+    starts[1:len(a)] = a[1:] > a[:-1]
     k = int(np.flatnonzero(starts)[np.argmin(errors[starts])])
     return float(a[k]) if k < len(a) else float("inf")
 

@@ -61,6 +61,15 @@ def test_a_fitted_threshold_is_judged_as_it_will_be_applied():
     assert coverage_observer.fit_threshold(shares, areas) == 0.09
 
 
+def test_a_region_never_cut_by_the_fan_fits_no_area_threshold():
+    """Every frame shows all of the part or none of it: nothing to fit, and the observer calls it
+    in view exactly when it is whole inside."""
+    shares, areas = np.array([0.0, 1.0, 1.0, 0.0]), np.array([0.0, 0.1, 0.1, 0.0])
+    t = coverage_observer.fit_threshold(shares, areas)
+    assert t == float("inf")
+    assert coverage_observer.observer_calls(shares, areas, t).tolist() == [False, True, True, False]
+
+
 def test_a_part_whole_inside_is_in_view_whatever_its_area():
     shares, areas = np.array([1.0, 0.5, 0.0]), np.array([0.001, 0.001, 0.0])
     assert coverage_observer.observer_calls(shares, areas, threshold=0.5).tolist() == [True, False, False]
