@@ -139,22 +139,27 @@ def table(record: dict, bundled: dict) -> str:
     return "\n".join(lines)
 
 
-def _seeds(text: str) -> list[int]:
+def seed_list(text: str) -> list[int]:
+    """``1,2,3`` or ``4-40`` or both mixed; a ValueError names what is wrong."""
     out = []
     for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
+        lo, dash, hi = part.strip().partition("-")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if first < 0 or last < first:
+            raise ValueError(f"{part!r} is not a seed or a rising range of seeds")
+        out += list(range(first, last + 1))
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="1,2,3", help="the sweeps judged (coverage_check's)")
-    ap.add_argument("--fit-seeds", default="4-40", help="the sweeps the thresholds are fitted on")
+    ap.add_argument("--seeds", type=seed_list, default="1,2,3", help="the sweeps judged (coverage_check's)")
+    ap.add_argument("--fit-seeds", type=seed_list, default="4-40",
+                    help="the sweeps the thresholds are fitted on")
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    judged, fit = _seeds(args.seeds), _seeds(args.fit_seeds)
+    judged, fit = args.seeds, args.fit_seeds
     if set(judged) & set(fit):
         raise SystemExit(f"the judged sweeps {sorted(set(judged) & set(fit))} are also fitted on")
     arrays = {}

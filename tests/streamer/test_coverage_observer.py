@@ -93,8 +93,14 @@ def test_parts_of_two_sizes_cannot_both_be_counted_from_their_visible_area():
 
 
 def test_seed_lists_read_ranges():
-    assert coverage_observer._seeds("1,2,3") == [1, 2, 3]
-    assert coverage_observer._seeds("4-7,10") == [4, 5, 6, 7, 10]
+    assert coverage_observer.seed_list("1,2,3") == [1, 2, 3]
+    assert coverage_observer.seed_list("4-7,10") == [4, 5, 6, 7, 10]
+
+
+@pytest.mark.parametrize("bad", ["7-4", "a", "1,,2", "-3"])
+def test_a_bad_seed_list_is_refused(bad):
+    with pytest.raises(ValueError):
+        coverage_observer.seed_list(bad)
 
 
 def test_the_visible_area_is_the_share_of_the_whole_part_at_the_screens_scale():
